@@ -1,0 +1,64 @@
+/* GroupNorm: a stable C API over ahead-of-time compiled Halide kernels.
+ *
+ * Tensors cross the API as DLPack DLTensor (dlpack.h). x has shape (N, C, d1, ..., dk),
+ * k >= 0, either contiguous NC* (the spatial block dense) or channels-last N*C (the
+ * channel dimension dense); y has x's shape and dtype and a layout of the same kind.
+ * All functions are thread-safe; errors are returned, never raised or printed. */
+#ifndef GROUPNORM_GROUPNORM_H
+#define GROUPNORM_GROUPNORM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <dlpack/dlpack.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define GN_VERSION_MAJOR 0
+#define GN_VERSION_MINOR 1
+
+typedef enum gn_status {
+    GN_STATUS_SUCCESS = 0,
+    GN_STATUS_INVALID_ARGUMENT,    /* an argument breaks the operator's contract */
+    GN_STATUS_UNSUPPORTED,         /* valid, but no compiled variant serves it (dtype, strides) */
+    GN_STATUS_DEVICE_UNAVAILABLE,  /* the tensors' device has no usable driver or variant */
+    GN_STATUS_OUT_OF_MEMORY,
+    GN_STATUS_INTERNAL_ERROR
+} gn_status;
+
+/* Versioned options. Set struct_size = sizeof(gn_config) (GN_CONFIG_INIT does); fields
+ * added later go at the end, and the library reads only what struct_size covers.
+ * (The x86 ISA level is chosen once per process by the CPU, capped by the environment
+ * variable GN_CPU_ISA = sse41 | avx2 | avx512 | auto, read at the first call.) */
+typedef struct gn_config {
+    uint32_t struct_size;
+    uint32_t flags; /* reserved, must be 0 */
+} gn_config;
+
+#define GN_CONFIG_INIT {(uint32_t)sizeof(gn_config), 0u}
+
+/* y = (x - mean) / sqrt(var + eps) * gamma[c] + beta[c], statistics per (n, group).
+ * gamma, beta: shape (C,), dtype of x or float32; either may be NULL (then 1 and 0).
+ * mean, rstd: NULL, or float32 tensors of shape (N, num_groups) that receive the
+ * statistics (rstd = 1 / sqrt(var + eps)). y may be x itself (same data and strides).
+ * N = 0 or an empty spatial size returns GN_STATUS_SUCCESS and writes nothing. */
+gn_status gn_forward(const DLTensor *x, const DLTensor *gamma, const DLTensor *beta,
+                     int64_t num_groups, double eps, DLTensor *y, DLTensor *mean,
+                     DLTensor *rstd, const gn_config *config);
+
+/* A constant name for a status, e.g. "GN_STATUS_INVALID_ARGUMENT". */
+const char *gn_status_string(gn_status status);
+
+/* Detail of the last failed call on this thread, naming the argument; "" after success. */
+const char *gn_last_error_message(void);
+
+/* Worker threads for CPU kernels; 0 restores the default (one per core). */
+gn_status gn_set_num_threads(int num_threads);
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* GROUPNORM_GROUPNORM_H */

@@ -1,0 +1,64 @@
+// C++ API: a module mirroring torch.nn.GroupNorm over the C API, reporting errors as
+// groupnorm::Error exceptions.
+#pragma once
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "groupnorm/groupnorm.h"
+
+namespace groupnorm {
+
+class Error : public std::runtime_error {
+public:
+    Error(gn_status status, const std::string &message)
+        : std::runtime_error(std::string(gn_status_string(status)) + ": " + message),
+          status_(status) {}
+    gn_status status() const { return status_; }
+
+private:
+    gn_status status_;
+};
+
+// Throws Error for any status other than GN_STATUS_SUCCESS.
+inline void check(gn_status status) {
+    if (status != GN_STATUS_SUCCESS) throw Error(status, gn_last_error_message());
+}
+
+// torch.nn.GroupNorm(num_groups, num_channels, eps=1e-5, affine=True): weight starts at
+// ones and bias at zeros (float32, settable); forward(x, y) normalizes x of shape (N, C, *).
+class GroupNorm {
+public:
+    GroupNorm(int64_t num_groups, int64_t num_channels, double eps = 1e-5, bool affine = true);
+
+    int64_t num_groups() const { return num_groups_; }
+    int64_t num_channels() const { return num_channels_; }
+    double eps() const { return eps_; }
+    bool affine() const { return affine_; }
+
+    // Empty when affine is false.
+    const std::vector<float> &weight() const { return weight_; }
+    const std::vector<float> &bias() const { return bias_; }
+    void set_weight(std::vector<float> weight);  // size num_channels; requires affine
+    void set_bias(std::vector<float> bias);
+
+    // Options for every call (x86 ISA cap, ...).
+    gn_config &config() { return config_; }
+
+    void forward(const DLTensor &x, DLTensor &y) const;
+    // Also writes mean and rstd, float32 (N, num_groups) tensors, as a backward pass needs.
+    void forward(const DLTensor &x, DLTensor &y, DLTensor *mean, DLTensor *rstd) const;
+
+private:
+    void set_param(std::vector<float> &param, std::vector<float> value, const char *name);
+
+    int64_t num_groups_, num_channels_;
+    double eps_;
+    bool affine_;
+    std::vector<float> weight_, bias_;
+    gn_config config_ = GN_CONFIG_INIT;
+};
+
+}  // namespace groupnorm

@@ -1,0 +1,61 @@
+// The C entry points: validate -> canonicalise -> look up the registry -> call.
+#include <cstddef>
+
+#include "HalideRuntime.h"
+#include "canonicalise.h"
+#include "dispatch.h"
+#include "errors.h"
+#include "isa.h"
+#include "groupnorm/groupnorm.h"
+
+using namespace groupnorm::detail;
+
+namespace {
+
+// Reads the fields a caller's gn_config covers; the rest keep their defaults.
+gn_status read_config(const gn_config *config, gn_config *out) {
+    *out = GN_CONFIG_INIT;
+    if (!config) return GN_STATUS_SUCCESS;
+    if (config->struct_size < sizeof(uint32_t)) {
+        return fail(GN_STATUS_INVALID_ARGUMENT,
+                    "config->struct_size must be set to sizeof(gn_config), got %u",
+                    config->struct_size);
+    }
+    if (config->struct_size >= offsetof(gn_config, flags) + sizeof(uint32_t)) {
+        if (config->flags != 0) {
+            return fail(GN_STATUS_INVALID_ARGUMENT, "config->flags must be 0, got %u",
+                        config->flags);
+        }
+        out->flags = config->flags;
+    }
+    return GN_STATUS_SUCCESS;
+}
+
+}  // namespace
+
+extern "C" gn_status gn_forward(const DLTensor *x, const DLTensor *gamma, const DLTensor *beta,
+                                int64_t num_groups, double eps, DLTensor *y, DLTensor *mean,
+                                DLTensor *rstd, const gn_config *config) {
+    clear_error();
+    gn_config cfg;
+    if (gn_status st = read_config(config, &cfg)) return st;
+    ForwardProblem problem;
+    if (gn_status st = validate_forward(x, gamma, beta, num_groups, eps, y, mean, rstd, &problem)) {
+        return st;
+    }
+    if (problem.empty()) return GN_STATUS_SUCCESS;
+    const ForwardVariant *variant = find_forward_variant(problem);
+    if (!variant) return GN_STATUS_UNSUPPORTED;
+    install_halide_error_handler();
+    if (gn_status st = install_cpu_isa_cap()) return st;
+    return run_forward(*variant, problem, (float)eps);
+}
+
+extern "C" gn_status gn_set_num_threads(int num_threads) {
+    clear_error();
+    if (num_threads < 0) {
+        return fail(GN_STATUS_INVALID_ARGUMENT, "num_threads must be >= 0, got %d", num_threads);
+    }
+    halide_set_num_threads(num_threads);
+    return GN_STATUS_SUCCESS;
+}

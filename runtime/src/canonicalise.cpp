@@ -1,0 +1,315 @@
+#include "canonicalise.h"
+
+#include <climits>
+#include <cmath>
+#include <cstdio>
+#include <string>
+
+#include "errors.h"
+
+namespace groupnorm::detail {
+
+const char *dtype_name(gn_dtype t) {
+    switch (t) {
+    case GN_DTYPE_F32: return "float32";
+    case GN_DTYPE_F16: return "float16";
+    case GN_DTYPE_BF16: return "bfloat16";
+    }
+    return "?";
+}
+
+const char *layout_name(gn_layout l) { return l == GN_LAYOUT_NCHW ? "nchw" : "nhwc"; }
+
+namespace {
+
+constexpr int kMaxRank = 32;
+
+bool to_dtype(DLDataType t, gn_dtype *out) {
+    if (t.lanes != 1) return false;
+    if (t.code == kDLFloat && t.bits == 32) *out = GN_DTYPE_F32;
+    else if (t.code == kDLFloat && t.bits == 16) *out = GN_DTYPE_F16;
+    else if (t.code == kDLBfloat && t.bits == 16) *out = GN_DTYPE_BF16;
+    else return false;
+    return true;
+}
+
+std::string describe_dtype(DLDataType t) {
+    const char *code = t.code == kDLFloat ? "float" : t.code == kDLBfloat ? "bfloat"
+                       : t.code == kDLInt ? "int" : t.code == kDLUInt ? "uint" : "code";
+    char buf[64];
+    std::snprintf(buf, sizeof(buf), "%s%d%s", code, (int)t.bits,
+                  t.lanes == 1 ? "" : (" x" + std::to_string(t.lanes)).c_str());
+    return buf;
+}
+
+std::string describe_shape(const DLTensor *t) {
+    std::string s = "(";
+    for (int i = 0; i < t->ndim; i++) {
+        s += std::to_string(t->shape[i]);
+        if (i + 1 < t->ndim) s += ", ";
+    }
+    return s + (t->ndim == 1 ? ",)" : ")");
+}
+
+gn_status check_device(const DLTensor *t, const char *name) {
+    switch (t->device.device_type) {
+    case kDLCPU:
+    case kDLCUDAHost:
+        return GN_STATUS_SUCCESS;
+    case kDLCUDA:
+    case kDLCUDAManaged:
+        return fail(GN_STATUS_DEVICE_UNAVAILABLE,
+                    "%s is a CUDA tensor, but this build has no CUDA variants", name);
+    default:
+        return fail(GN_STATUS_DEVICE_UNAVAILABLE,
+                    "%s is on DLPack device type %d, which this build does not support", name,
+                    (int)t->device.device_type);
+    }
+}
+
+// Shape and strides in elements (compact row-major when strides is NULL), checked.
+gn_status read_geometry(const DLTensor *t, const char *name, int64_t *strides, int64_t *numel) {
+    if (t->ndim < 0 || t->ndim > kMaxRank || (t->ndim > 0 && !t->shape)) {
+        return fail(GN_STATUS_INVALID_ARGUMENT, "%s has an invalid rank %d", name, t->ndim);
+    }
+    int64_t count = 1;
+    for (int i = t->ndim - 1; i >= 0; i--) {
+        if (t->shape[i] < 0) {
+            return fail(GN_STATUS_INVALID_ARGUMENT, "%s has a negative extent in dimension %d",
+                        name, i);
+        }
+        strides[i] = t->strides ? t->strides[i] : count;
+        if (strides[i] < 0) {
+            return fail(GN_STATUS_UNSUPPORTED, "%s has a negative stride in dimension %d",
+                        name, i);
+        }
+        if (t->shape[i] != 0 && count > INT64_MAX / t->shape[i]) {
+            return fail(GN_STATUS_INVALID_ARGUMENT,
+                        "%s has more elements than 64-bit index math can hold", name);
+        }
+        count *= t->shape[i];
+    }
+    if (count > 0 && !t->data) {
+        return fail(GN_STATUS_INVALID_ARGUMENT, "%s->data is NULL", name);
+    }
+    *numel = count;
+    return GN_STATUS_SUCCESS;
+}
+
+bool fits_int32(int64_t v) { return v >= 0 && v <= INT32_MAX; }
+
+// The (s, c, n) view of an (N, C, *) tensor in the given layout, or UNSUPPORTED.
+// want_layout < 0 lets the tensor choose its own.
+gn_status make_view(const DLTensor *t, const char *name, int want_layout, View3 *view,
+                    gn_layout *layout) {
+    int64_t strides[kMaxRank], numel = 0;
+    if (gn_status st = read_geometry(t, name, strides, &numel)) return st;
+    const int64_t N = t->shape[0], C = t->shape[1];
+    int64_t S = 1;
+    // Collapse the spatial dims (extent-1 dims have meaningless strides) into one.
+    bool spatial_dense = true;
+    int64_t inner_stride = -1, next_stride = -1;
+    for (int i = t->ndim - 1; i >= 2; i--) {
+        S *= t->shape[i];
+        if (t->shape[i] == 1) continue;
+        if (inner_stride < 0) inner_stride = strides[i];
+        else if (strides[i] != next_stride) spatial_dense = false;
+        next_stride = strides[i] * t->shape[i];
+    }
+    const bool s_unit = S <= 1 || (spatial_dense && inner_stride == 1);
+    const bool c_unit = C <= 1 || strides[1] == 1;
+    const bool nchw_ok = s_unit;
+    const bool nhwc_ok = c_unit && spatial_dense;
+    gn_layout chosen;
+    if (want_layout >= 0) {
+        chosen = (gn_layout)want_layout;
+        if (!(chosen == GN_LAYOUT_NCHW ? nchw_ok : nhwc_ok)) {
+            return fail(GN_STATUS_UNSUPPORTED,
+                        "%s must have x's layout (%s: %s dense), but its strides differ", name,
+                        layout_name(chosen), chosen == GN_LAYOUT_NCHW ? "spatial" : "channel");
+        }
+    } else if (S <= 1 && nhwc_ok) {
+        chosen = GN_LAYOUT_NHWC;  // (N, C) data: vectorize over the dense channels
+    } else if (nchw_ok) {
+        chosen = GN_LAYOUT_NCHW;
+    } else if (nhwc_ok) {
+        chosen = GN_LAYOUT_NHWC;
+    } else {
+        return fail(GN_STATUS_UNSUPPORTED,
+                    "%s strides are neither contiguous NC* (spatial block dense) nor "
+                    "channels-last N*C (channels dense)",
+                    name);
+    }
+    view->data = static_cast<char *>(t->data) + t->byte_offset;
+    view->extent[0] = S;
+    view->extent[1] = C;
+    view->extent[2] = N;
+    view->stride[0] = chosen == GN_LAYOUT_NCHW ? 1 : (S > 1 ? inner_stride : C);
+    view->stride[1] = C > 1 ? strides[1] : (chosen == GN_LAYOUT_NCHW ? S : 1);
+    view->stride[2] = strides[0];
+    for (int i = 0; i < 3; i++) {
+        if (!fits_int32(view->extent[i]) || !fits_int32(view->stride[i])) {
+            return fail(GN_STATUS_UNSUPPORTED,
+                        "%s is too large: the kernels take 32-bit extents and strides", name);
+        }
+    }
+    *layout = chosen;
+    return GN_STATUS_SUCCESS;
+}
+
+// Byte range [begin, end) a view touches.
+void byte_range(const View3 &v, int elem_bytes, uintptr_t *begin, uintptr_t *end) {
+    int64_t last = 0;
+    for (int i = 0; i < 3; i++) last += (v.extent[i] - 1) * v.stride[i];
+    *begin = reinterpret_cast<uintptr_t>(v.data);
+    *end = *begin + (uintptr_t)((last + 1) * elem_bytes);
+}
+
+gn_status check_param(const DLTensor *p, const char *name, int64_t C, gn_dtype x_dtype,
+                      gn_dtype *dtype) {
+    int64_t strides[kMaxRank], numel = 0;
+    if (gn_status st = check_device(p, name)) return st;
+    if (p->ndim != 1) {
+        return fail(GN_STATUS_INVALID_ARGUMENT, "%s must have shape (C,) = (%lld,), got rank %d",
+                    name, (long long)C, p->ndim);
+    }
+    if (gn_status st = read_geometry(p, name, strides, &numel)) return st;
+    if (p->shape[0] != C) {
+        return fail(GN_STATUS_INVALID_ARGUMENT, "%s must have shape (C,) = (%lld,), got %s", name,
+                    (long long)C, describe_shape(p).c_str());
+    }
+    if (!to_dtype(p->dtype, dtype) || (*dtype != x_dtype && *dtype != GN_DTYPE_F32)) {
+        return fail(GN_STATUS_UNSUPPORTED, "%s has dtype %s; it must be x's dtype (%s) or float32",
+                    name, describe_dtype(p->dtype).c_str(), dtype_name(x_dtype));
+    }
+    if (C > 1 && strides[0] != 1) {
+        return fail(GN_STATUS_UNSUPPORTED, "%s must be contiguous (stride 1), got stride %lld",
+                    name, (long long)strides[0]);
+    }
+    return GN_STATUS_SUCCESS;
+}
+
+gn_status check_stat(const DLTensor *t, const char *name, int64_t N, int64_t G, float **data,
+                     int64_t *gn_strides) {
+    int64_t strides[kMaxRank], numel = 0;
+    if (gn_status st = check_device(t, name)) return st;
+    if (gn_status st = read_geometry(t, name, strides, &numel)) return st;
+    if (t->ndim != 2 || t->shape[0] != N || t->shape[1] != G) {
+        return fail(GN_STATUS_INVALID_ARGUMENT, "%s must have shape (N, num_groups) = (%lld, %lld), got %s",
+                    name, (long long)N, (long long)G, describe_shape(t).c_str());
+    }
+    if (t->dtype.code != kDLFloat || t->dtype.bits != 32 || t->dtype.lanes != 1) {
+        return fail(GN_STATUS_UNSUPPORTED, "%s must be float32, got %s", name,
+                    describe_dtype(t->dtype).c_str());
+    }
+    if (!fits_int32(strides[0]) || !fits_int32(strides[1])) {
+        return fail(GN_STATUS_UNSUPPORTED, "%s strides do not fit 32 bits", name);
+    }
+    *data = reinterpret_cast<float *>(static_cast<char *>(t->data) + t->byte_offset);
+    gn_strides[0] = strides[1];  // g
+    gn_strides[1] = strides[0];  // n
+    return GN_STATUS_SUCCESS;
+}
+
+}  // namespace
+
+gn_status validate_forward(const DLTensor *x, const DLTensor *gamma, const DLTensor *beta,
+                           int64_t num_groups, double eps, const DLTensor *y,
+                           const DLTensor *mean, const DLTensor *rstd, ForwardProblem *p) {
+    if (!x) return fail(GN_STATUS_INVALID_ARGUMENT, "x is NULL");
+    if (!y) return fail(GN_STATUS_INVALID_ARGUMENT, "y is NULL");
+    if (gn_status st = check_device(x, "x")) return st;
+    if (x->ndim < 2) {
+        return fail(GN_STATUS_INVALID_ARGUMENT, "x must have rank >= 2 (N, C, *), got rank %d",
+                    x->ndim);
+    }
+    if (!to_dtype(x->dtype, &p->dtype)) {
+        return fail(GN_STATUS_UNSUPPORTED,
+                    "x has dtype %s; supported: float32, float16, bfloat16",
+                    describe_dtype(x->dtype).c_str());
+    }
+    int64_t strides[kMaxRank], numel = 0;
+    if (gn_status st = read_geometry(x, "x", strides, &numel)) return st;
+    p->N = x->shape[0];
+    p->C = x->shape[1];
+    p->S = p->C > 0 ? numel / std::max<int64_t>(p->N * p->C, 1) : 0;
+    if (p->C == 0) return fail(GN_STATUS_INVALID_ARGUMENT, "x has C = 0 channels");
+    if (num_groups <= 0) {
+        return fail(GN_STATUS_INVALID_ARGUMENT, "num_groups must be positive, got %lld",
+                    (long long)num_groups);
+    }
+    if (p->C % num_groups != 0) {
+        return fail(GN_STATUS_INVALID_ARGUMENT,
+                    "num_groups (%lld) must divide the channel count C (%lld)",
+                    (long long)num_groups, (long long)p->C);
+    }
+    p->G = num_groups;
+    if (!std::isfinite(eps) || eps < 0) {
+        return fail(GN_STATUS_INVALID_ARGUMENT, "eps must be finite and >= 0, got %g", eps);
+    }
+    // S from the spatial extents directly (numel is 0 when N is 0).
+    p->S = 1;
+    for (int i = 2; i < x->ndim; i++) p->S *= x->shape[i];
+
+    if (gn_status st = check_device(y, "y")) return st;
+    if (y->ndim != x->ndim) {
+        return fail(GN_STATUS_INVALID_ARGUMENT, "y must have x's shape %s, got %s",
+                    describe_shape(x).c_str(), describe_shape(y).c_str());
+    }
+    for (int i = 0; i < x->ndim; i++) {
+        if (y->shape[i] != x->shape[i]) {
+            return fail(GN_STATUS_INVALID_ARGUMENT, "y must have x's shape %s, got %s",
+                        describe_shape(x).c_str(), describe_shape(y).c_str());
+        }
+    }
+    gn_dtype y_dtype;
+    if (!to_dtype(y->dtype, &y_dtype) || y_dtype != p->dtype) {
+        return fail(GN_STATUS_INVALID_ARGUMENT, "y must have x's dtype %s, got %s",
+                    dtype_name(p->dtype), describe_dtype(y->dtype).c_str());
+    }
+
+    gn_dtype gamma_dtype = GN_DTYPE_F32, beta_dtype = GN_DTYPE_F32;
+    if (gamma) {
+        if (gn_status st = check_param(gamma, "gamma", p->C, p->dtype, &gamma_dtype)) return st;
+    }
+    if (beta) {
+        if (gn_status st = check_param(beta, "beta", p->C, p->dtype, &beta_dtype)) return st;
+    }
+    if (gamma && beta && gamma_dtype != beta_dtype) {
+        return fail(GN_STATUS_INVALID_ARGUMENT, "gamma (%s) and beta (%s) must have one dtype",
+                    dtype_name(gamma_dtype), dtype_name(beta_dtype));
+    }
+    p->param_dtype = gamma ? gamma_dtype : beta_dtype;
+    p->gamma = gamma ? static_cast<const char *>(gamma->data) + gamma->byte_offset : nullptr;
+    p->beta = beta ? static_cast<const char *>(beta->data) + beta->byte_offset : nullptr;
+
+    if (mean) {
+        if (gn_status st = check_stat(mean, "mean", p->N, p->G, &p->mean, p->mean_stride)) return st;
+    }
+    if (rstd) {
+        if (gn_status st = check_stat(rstd, "rstd", p->N, p->G, &p->rstd, p->rstd_stride)) return st;
+    }
+
+    if (p->empty()) return GN_STATUS_SUCCESS;  // nothing will be read or written
+
+    gn_layout y_layout;
+    if (gn_status st = make_view(x, "x", -1, &p->x, &p->layout)) return st;
+    if (gn_status st = make_view(y, "y", p->layout, &p->y, &y_layout)) return st;
+    for (int i = 0; i < 3; i++) {
+        if (p->y.extent[i] > 1 && p->y.stride[i] == 0) {
+            return fail(GN_STATUS_INVALID_ARGUMENT, "y has a zero stride: its elements overlap");
+        }
+    }
+    const int elem = x->dtype.bits / 8;
+    uintptr_t xb, xe, yb, ye;
+    byte_range(p->x, elem, &xb, &xe);
+    byte_range(p->y, elem, &yb, &ye);
+    const bool in_place = xb == yb && p->x.stride[0] == p->y.stride[0] &&
+                          p->x.stride[1] == p->y.stride[1] && p->x.stride[2] == p->y.stride[2];
+    if (yb < xe && xb < ye && !in_place) {
+        return fail(GN_STATUS_INVALID_ARGUMENT, "y overlaps x without being x itself");
+    }
+    return GN_STATUS_SUCCESS;
+}
+
+}  // namespace groupnorm::detail

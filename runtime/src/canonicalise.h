@@ -1,0 +1,45 @@
+// Validation of gn_forward's arguments and the canonical 3-D view (s, c, n) of any
+// (N, C, *) tensor: contiguous NC* -> s dense; channels-last N*C -> c dense.
+#pragma once
+
+#include <cstdint>
+
+#include "groupnorm/groupnorm.h"
+
+namespace groupnorm::detail {
+
+enum gn_dtype { GN_DTYPE_F32, GN_DTYPE_F16, GN_DTYPE_BF16 };
+enum gn_layout { GN_LAYOUT_NCHW, GN_LAYOUT_NHWC };
+enum gn_device { GN_DEVICE_CPU };
+
+const char *dtype_name(gn_dtype t);
+const char *layout_name(gn_layout l);
+
+// A tensor as the kernels see it: extents and element strides of (s, c, n).
+struct View3 {
+    void *data = nullptr;
+    int64_t extent[3] = {0, 0, 0};  // S, C, N
+    int64_t stride[3] = {0, 0, 0};
+};
+
+// Everything dispatch needs, produced once by validate_forward().
+struct ForwardProblem {
+    gn_device device = GN_DEVICE_CPU;
+    gn_dtype dtype = GN_DTYPE_F32;
+    gn_dtype param_dtype = GN_DTYPE_F32;  // of gamma/beta (float32 when neither is given)
+    gn_layout layout = GN_LAYOUT_NCHW;
+    int64_t N = 0, C = 0, S = 0, G = 0;
+    View3 x, y;
+    const void *gamma = nullptr, *beta = nullptr;  // contiguous (C,), or null
+    float *mean = nullptr, *rstd = nullptr;        // (N, G), or null
+    int64_t mean_stride[2] = {0, 0}, rstd_stride[2] = {0, 0};  // (g, n) element strides
+    bool empty() const { return N == 0 || S == 0; }
+};
+
+// Checks every argument; on success fills `problem`. On failure returns the status and
+// sets the thread's error message (naming the argument).
+gn_status validate_forward(const DLTensor *x, const DLTensor *gamma, const DLTensor *beta,
+                           int64_t num_groups, double eps, const DLTensor *y,
+                           const DLTensor *mean, const DLTensor *rstd, ForwardProblem *problem);
+
+}  // namespace groupnorm::detail

@@ -1,0 +1,101 @@
+#include "dispatch.h"
+
+#include <cstdint>
+#include <vector>
+
+#include "errors.h"
+#include "gn_variant_headers.h"  // generated: the AOT functions' declarations
+
+namespace groupnorm::detail {
+namespace {
+
+bool any_shape(const ForwardProblem &) { return true; }
+
+#define GN_FORWARD_VARIANT(fn_name, device, dtype, layout, param_dtype, family) \
+    {#fn_name, device, dtype, layout, param_dtype, family, fn_name, any_shape},
+const ForwardVariant kForwardVariants[] = {
+#include "gn_variants.inc"  // generated: one row per variant
+};
+#undef GN_FORWARD_VARIANT
+
+halide_type_t halide_type_of(gn_dtype t) {
+    switch (t) {
+    case GN_DTYPE_F16: return halide_type_t(halide_type_float, 16);
+    case GN_DTYPE_BF16: return halide_type_t(halide_type_bfloat, 16);
+    default: return halide_type_t(halide_type_float, 32);
+    }
+}
+
+struct Buffer {
+    halide_buffer_t buf{};
+    halide_dimension_t dim[3]{};
+    Buffer(const void *data, halide_type_t type, int dims, const int64_t *extent,
+           const int64_t *stride) {
+        buf.host = static_cast<uint8_t *>(const_cast<void *>(data));
+        buf.type = type;
+        buf.dimensions = dims;
+        buf.dim = dim;
+        for (int i = 0; i < dims; i++) {
+            dim[i] = halide_dimension_t(0, (int32_t)extent[i], (int32_t)stride[i]);
+        }
+    }
+};
+
+// Per-thread scratch: the neutral gamma/beta when omitted, and unrequested statistics.
+const void *constant_params(gn_dtype type, int64_t C, bool one) {
+    thread_local std::vector<uint32_t> f32[2];
+    thread_local std::vector<uint16_t> f16[2], bf16[2];
+    switch (type) {
+    case GN_DTYPE_F16: f16[one].assign(C, one ? 0x3C00 : 0); return f16[one].data();
+    case GN_DTYPE_BF16: bf16[one].assign(C, one ? 0x3F80 : 0); return bf16[one].data();
+    default: f32[one].assign(C, one ? 0x3F800000u : 0); return f32[one].data();
+    }
+}
+
+float *scratch_stats(int which, int64_t count) {
+    thread_local std::vector<float> stats[2];
+    stats[which].resize(count);
+    return stats[which].data();
+}
+
+}  // namespace
+
+const ForwardVariant *forward_variants(size_t *count) {
+    *count = sizeof(kForwardVariants) / sizeof(kForwardVariants[0]);
+    return kForwardVariants;
+}
+
+const ForwardVariant *find_forward_variant(const ForwardProblem &p) {
+    for (const ForwardVariant &v : kForwardVariants) {
+        if (v.device == p.device && v.dtype == p.dtype && v.layout == p.layout &&
+            v.param_dtype == p.param_dtype && v.serves(p)) {
+            return &v;
+        }
+    }
+    fail(GN_STATUS_UNSUPPORTED, "no compiled variant for x %s %s with gamma/beta %s",
+         dtype_name(p.dtype), layout_name(p.layout), dtype_name(p.param_dtype));
+    return nullptr;
+}
+
+gn_status run_forward(const ForwardVariant &v, const ForwardProblem &p, float eps) {
+    const halide_type_t type = halide_type_of(p.dtype), ptype = halide_type_of(p.param_dtype);
+    const int64_t param_extent[1] = {p.C}, unit_stride[1] = {1};
+    Buffer x(p.x.data, type, 3, p.x.extent, p.x.stride);
+    Buffer y(p.y.data, type, 3, p.y.extent, p.y.stride);
+    Buffer gamma(p.gamma ? p.gamma : constant_params(p.param_dtype, p.C, true), ptype, 1,
+                 param_extent, unit_stride);
+    Buffer beta(p.beta ? p.beta : constant_params(p.param_dtype, p.C, false), ptype, 1,
+                param_extent, unit_stride);
+    const int64_t stat_extent[2] = {p.G, p.N}, dense_stride[2] = {1, p.G};
+    const halide_type_t f32 = halide_type_of(GN_DTYPE_F32);
+    Buffer mean(p.mean ? p.mean : scratch_stats(0, p.N * p.G), f32, 2, stat_extent,
+                 p.mean ? p.mean_stride : dense_stride);
+    Buffer rstd(p.rstd ? p.rstd : scratch_stats(1, p.N * p.G), f32, 2, stat_extent,
+                p.rstd ? p.rstd_stride : dense_stride);
+
+    int code = v.fn(&x.buf, &gamma.buf, &beta.buf, (int32_t)p.G, eps, &y.buf, &mean.buf,
+                    &rstd.buf);
+    return code == 0 ? GN_STATUS_SUCCESS : from_halide_error(code, v.name);
+}
+
+}  // namespace groupnorm::detail

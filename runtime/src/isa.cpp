@@ -1,0 +1,81 @@
+#include "isa.h"
+
+#include <atomic>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+
+#include "HalideRuntime.h"
+#include "errors.h"
+
+namespace groupnorm::detail {
+namespace {
+
+std::atomic<int> cap{CPU_ISA_AUTO};
+std::atomic<int> selected{CPU_ISA_NONE};
+gn_status cap_status = GN_STATUS_SUCCESS;
+
+bool has_feature(int count, const uint64_t *features, halide_target_feature_t f) {
+    const int word = f / 64;
+    return word < count && ((features[word] >> (f % 64)) & 1);
+}
+
+CpuIsa level_of(int count, const uint64_t *features) {
+    if (has_feature(count, features, halide_target_feature_avx512) ||
+        has_feature(count, features, halide_target_feature_avx512_skylake)) {
+        return CPU_ISA_AVX512;
+    }
+    return has_feature(count, features, halide_target_feature_avx2) ? CPU_ISA_AVX2 : CPU_ISA_SSE41;
+}
+
+int capped_can_use_target_features(int count, const uint64_t *features) {
+    const CpuIsa level = level_of(count, features);
+    if (level > cap.load() && cap.load() != CPU_ISA_AUTO) return 0;
+    if (!halide_default_can_use_target_features(count, features)) return 0;
+    // Wrappers ask from the best level down and stop at the first yes.
+    int prev = selected.load();
+    while (prev < level && !selected.compare_exchange_weak(prev, level)) {
+    }
+    return 1;
+}
+
+}  // namespace
+
+const char *cpu_isa_name(CpuIsa isa) {
+    switch (isa) {
+    case CPU_ISA_SSE41: return "sse41";
+    case CPU_ISA_AVX2: return "avx2";
+    case CPU_ISA_AVX512: return "avx512";
+    case CPU_ISA_AUTO: return "auto";
+    default: return "none";
+    }
+}
+
+gn_status install_cpu_isa_cap() {
+    static std::once_flag once;
+    std::call_once(once, [] {
+        const char *env = std::getenv("GN_CPU_ISA");
+        if (env && *env) {
+            bool known = false;
+            for (CpuIsa isa : {CPU_ISA_SSE41, CPU_ISA_AVX2, CPU_ISA_AVX512, CPU_ISA_AUTO}) {
+                if (std::strcmp(env, cpu_isa_name(isa)) == 0) {
+                    cap = isa;
+                    known = true;
+                }
+            }
+            if (!known) cap_status = GN_STATUS_INVALID_ARGUMENT;
+        }
+        halide_set_custom_can_use_target_features(capped_can_use_target_features);
+    });
+    if (cap_status != GN_STATUS_SUCCESS) {
+        return fail(cap_status, "environment variable GN_CPU_ISA=%s is not one of sse41, avx2, "
+                    "avx512, auto", std::getenv("GN_CPU_ISA") ? std::getenv("GN_CPU_ISA") : "");
+    }
+    return GN_STATUS_SUCCESS;
+}
+
+CpuIsa cpu_isa_cap() { return (CpuIsa)cap.load(); }
+CpuIsa selected_cpu_isa() { return (CpuIsa)selected.load(); }
+
+}  // namespace groupnorm::detail

@@ -1,0 +1,23 @@
+// The x86 ISA level of the multi-target variants. Halide's wrapper asks
+// halide_can_use_target_features once, at a variant's first call, and keeps the answer;
+// our hook answers it: it refuses levels above the process-wide cap (environment variable
+// GN_CPU_ISA = sse41 | avx2 | avx512 | auto) and otherwise defers to Halide's CPU check.
+#pragma once
+
+#include "groupnorm/groupnorm.h"
+
+namespace groupnorm::detail {
+
+enum CpuIsa { CPU_ISA_NONE = -1, CPU_ISA_SSE41 = 0, CPU_ISA_AVX2 = 1, CPU_ISA_AVX512 = 2,
+              CPU_ISA_AUTO = 3 };
+
+// Reads GN_CPU_ISA and installs the hook, once; INVALID_ARGUMENT for a bad value.
+gn_status install_cpu_isa_cap();
+
+// The cap in force (CPU_ISA_AUTO when unset), and the highest level the wrappers chose
+// so far (CPU_ISA_NONE before any variant ran). Names: "sse41", "avx2", "avx512", "auto".
+CpuIsa cpu_isa_cap();
+CpuIsa selected_cpu_isa();
+const char *cpu_isa_name(CpuIsa isa);
+
+}  // namespace groupnorm::detail

@@ -1,0 +1,72 @@
+#include <cmath>
+#include <utility>
+
+#include "groupnorm/groupnorm.hpp"
+
+namespace groupnorm {
+namespace {
+
+DLTensor param_tensor(const std::vector<float> &v, int64_t *shape) {
+    DLTensor t{};
+    t.data = const_cast<float *>(v.data());
+    t.device = {kDLCPU, 0};
+    t.ndim = 1;
+    t.dtype = {kDLFloat, 32, 1};
+    t.shape = shape;
+    return t;
+}
+
+}  // namespace
+
+GroupNorm::GroupNorm(int64_t num_groups, int64_t num_channels, double eps, bool affine)
+    : num_groups_(num_groups), num_channels_(num_channels), eps_(eps), affine_(affine) {
+    if (num_groups <= 0) {
+        throw Error(GN_STATUS_INVALID_ARGUMENT,
+                    "num_groups must be positive, got " + std::to_string(num_groups));
+    }
+    if (num_channels <= 0 || num_channels % num_groups != 0) {
+        throw Error(GN_STATUS_INVALID_ARGUMENT,
+                    "num_channels (" + std::to_string(num_channels) +
+                        ") must be a positive multiple of num_groups (" +
+                        std::to_string(num_groups) + ")");
+    }
+    if (!std::isfinite(eps) || eps < 0) {
+        throw Error(GN_STATUS_INVALID_ARGUMENT, "eps must be finite and >= 0");
+    }
+    if (affine) {
+        weight_.assign(num_channels, 1.0f);
+        bias_.assign(num_channels, 0.0f);
+    }
+}
+
+void GroupNorm::set_param(std::vector<float> &param, std::vector<float> value, const char *name) {
+    if (!affine_) {
+        throw Error(GN_STATUS_INVALID_ARGUMENT, std::string(name) + " set on a module with affine = false");
+    }
+    if ((int64_t)value.size() != num_channels_) {
+        throw Error(GN_STATUS_INVALID_ARGUMENT,
+                    std::string(name) + " must have num_channels = " +
+                        std::to_string(num_channels_) + " elements, got " +
+                        std::to_string(value.size()));
+    }
+    param = std::move(value);
+}
+
+void GroupNorm::set_weight(std::vector<float> weight) { set_param(weight_, std::move(weight), "weight"); }
+void GroupNorm::set_bias(std::vector<float> bias) { set_param(bias_, std::move(bias), "bias"); }
+
+void GroupNorm::forward(const DLTensor &x, DLTensor &y) const { forward(x, y, nullptr, nullptr); }
+
+void GroupNorm::forward(const DLTensor &x, DLTensor &y, DLTensor *mean, DLTensor *rstd) const {
+    if (x.ndim >= 2 && x.shape && x.shape[1] != num_channels_) {
+        throw Error(GN_STATUS_INVALID_ARGUMENT,
+                    "x has " + std::to_string(x.shape[1]) + " channels; the module expects " +
+                        std::to_string(num_channels_));
+    }
+    int64_t shape[1] = {num_channels_};
+    DLTensor w = param_tensor(weight_, shape), b = param_tensor(bias_, shape);
+    check(gn_forward(&x, affine_ ? &w : nullptr, affine_ ? &b : nullptr, num_groups_, eps_, &y,
+                     mean, rstd, &config_));
+}
+
+}  // namespace groupnorm
