@@ -62,8 +62,10 @@ public:
                                     st.group_sums(g, n)[1] + cs[1]);
 
         Expr shifted_mean = st.group_sums(g, n)[0] / M;
-        // Centred second moment of shifted data; the clamp only removes rounding below 0.
-        Expr var = max(st.group_sums(g, n)[1] / M - shifted_mean * shifted_mean, 0.0f);
+        // Centred second moment of shifted data. abs() folds rounding below 0 (only when
+        // var ~ 0, so the error is the same as a clamp's) and, unlike max(v, 0), keeps a
+        // NaN from Inf - Inf, so non-finite inputs reach their whole group as in PyTorch.
+        Expr var = abs(st.group_sums(g, n)[1] / M - shifted_mean * shifted_mean);
         st.stats(g, n) = Tuple(shifted_mean, 1.0f / sqrt(var + eps));
 
         Expr a = st.stats(c / D, n)[1] * cast<float>(gamma(c));

@@ -28,7 +28,8 @@ inline void schedule_cpu_nchw(ForwardStages &st, const Halide::Target &t) {
         out.fuse(st.g, st.n, gn).parallel(gn).compute_with(st.y, gn);
     }
 
-    for (Func f : {st.stats, st.group_sums, st.chan_sums, st.chan_affine}) {
+    // The pivot is stored before the group is written: y may be x itself (in place).
+    for (Func f : {st.pivot, st.stats, st.group_sums, st.chan_sums, st.chan_affine}) {
         f.compute_at(st.y, gn);
     }
     Func row_lanes = st.chan_sums.update()

@@ -29,14 +29,22 @@ CpuIsa level_of(int count, const uint64_t *features) {
     return has_feature(count, features, halide_target_feature_avx2) ? CPU_ISA_AVX2 : CPU_ISA_SSE41;
 }
 
-int capped_can_use_target_features(int count, const uint64_t *features) {
-    const CpuIsa level = level_of(count, features);
-    if (level > cap.load() && cap.load() != CPU_ISA_AUTO) return 0;
-    if (!halide_default_can_use_target_features(count, features)) return 0;
-    // Wrappers ask from the best level down and stop at the first yes.
+void note_selected(CpuIsa level) {
     int prev = selected.load();
     while (prev < level && !selected.compare_exchange_weak(prev, level)) {
     }
+}
+
+// Wrappers ask from the best level down, stop at the first yes, and take the baseline
+// without asking when AVX2 (the level above it) is refused.
+int capped_can_use_target_features(int count, const uint64_t *features) {
+    const CpuIsa level = level_of(count, features);
+    const bool capped = cap.load() != CPU_ISA_AUTO && level > cap.load();
+    if (capped || !halide_default_can_use_target_features(count, features)) {
+        if (level == CPU_ISA_AVX2) note_selected(CPU_ISA_SSE41);
+        return 0;
+    }
+    note_selected(level);
     return 1;
 }
 

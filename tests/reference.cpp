@@ -1,0 +1,134 @@
+#include "reference.h"
+
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <sstream>
+
+namespace gntest {
+
+Param::Param(std::vector<double> values, DType dtype)
+    : values_(std::move(values)), dtype_(dtype), storage_(values_.size() * bytes(dtype) + 4) {
+    for (size_t i = 0; i < values_.size(); i++) {
+        values_[i] = round_to(dtype, values_[i]);
+        if (dtype == DType::F32) {
+            float f = (float)values_[i];
+            std::memcpy(&storage_[i * 4], &f, 4);
+        } else {
+            uint16_t b = dtype == DType::F16 ? to_f16_bits(values_[i]) : to_bf16_bits(values_[i]);
+            std::memcpy(&storage_[i * 2], &b, 2);
+        }
+    }
+    shape_[0] = (int64_t)values_.size();
+    dl_.data = storage_.data();
+    dl_.device = {kDLCPU, 0};
+    dl_.ndim = 1;
+    dl_.dtype = dl_type(dtype);
+    dl_.shape = shape_;
+}
+
+const DLTensor *Param::dl() const {
+    dl_.data = const_cast<uint8_t *>(storage_.data());
+    dl_.shape = const_cast<int64_t *>(shape_);
+    return &dl_;
+}
+
+Param random_param(int64_t C, DType dtype, std::mt19937_64 &rng, double mean, double stddev) {
+    std::normal_distribution<double> dist(mean, stddev);
+    std::vector<double> v(C);
+    for (double &e : v) e = dist(rng);
+    return Param(std::move(v), dtype);
+}
+
+Reference reference_group_norm(const Tensor &x, const Param *gamma, const Param *beta,
+                               int64_t G, double eps) {
+    const int64_t N = x.N(), C = x.C(), S = x.S(), D = C / G;
+    Reference r;
+    r.y.resize(N * C * S);
+    r.mean.resize(N * G);
+    r.rstd.resize(N * G);
+    r.stddev.resize(N * G);
+    for (int64_t n = 0; n < N; n++) {
+        for (int64_t g = 0; g < G; g++) {
+            double sum = 0;
+            for (int64_t c = g * D; c < (g + 1) * D; c++)
+                for (int64_t s = 0; s < S; s++) sum += x.get(n, c, s);
+            const double mean = sum / double(D * S);
+            double sq = 0;
+            for (int64_t c = g * D; c < (g + 1) * D; c++)
+                for (int64_t s = 0; s < S; s++) sq += (x.get(n, c, s) - mean) * (x.get(n, c, s) - mean);
+            const double var = sq / double(D * S);
+            const double rstd = 1.0 / std::sqrt(var + eps);
+            r.mean[n * G + g] = mean;
+            r.rstd[n * G + g] = rstd;
+            r.stddev[n * G + g] = std::sqrt(var);
+            for (int64_t c = g * D; c < (g + 1) * D; c++) {
+                const double w = gamma ? (*gamma)[c] : 1.0, b = beta ? (*beta)[c] : 0.0;
+                for (int64_t s = 0; s < S; s++) {
+                    r.y[(n * C + c) * S + s] = (x.get(n, c, s) - mean) * rstd * w + b;
+                }
+            }
+        }
+    }
+    return r;
+}
+
+::testing::AssertionResult matches_reference(const Tensor &y, const Reference &ref,
+                                             const Tensor *mean, const Tensor *rstd) {
+    const int64_t N = y.N(), C = y.C(), S = y.S();
+    int64_t bad = 0;
+    std::ostringstream first;
+    for (int64_t n = 0; n < N; n++) {
+        for (int64_t c = 0; c < C; c++) {
+            for (int64_t s = 0; s < S; s++) {
+                const double want = ref.y[(n * C + c) * S + s], got = y.get(n, c, s);
+                bool ok;
+                if (y.dtype() == DType::F32) {
+                    ok = std::fabs(got - want) <= 1e-5 * (std::fabs(want) + 1.0) ||
+                         (std::isnan(want) && std::isnan(got));
+                } else {
+                    // 1 ulp of the output type; near zero, where an ulp of float16 is
+                    // finer than float32 arithmetic on O(1) terms can resolve, the float32
+                    // bound above applies instead.
+                    ok = ulp_distance(y.dtype(), got, round_to(y.dtype(), want)) <= 1 ||
+                         std::fabs(got - want) <= 1e-5 * (std::fabs(want) + 1.0);
+                }
+                if (!ok && bad++ == 0) {
+                    first << "y[n=" << n << ", c=" << c << ", s=" << s << "] = " << got
+                          << ", reference " << want;
+                }
+            }
+        }
+    }
+    const int64_t G = ref.mean.size() / std::max<int64_t>(N, 1);
+    for (int64_t n = 0; n < N && (mean || rstd); n++) {
+        for (int64_t g = 0; g < G; g++) {
+            const double m = ref.mean[n * G + g], r = ref.rstd[n * G + g];
+            const double sd = ref.stddev[n * G + g];
+            if (mean) {
+                const double got = mean->get(n, g, 0);
+                if (!(std::fabs(got - m) <= 1e-5 * sd + 1.2e-7 * std::fabs(m)) &&
+                    !(std::isnan(m) && std::isnan(got)) && bad++ == 0) {
+                    first << "mean[" << n << ", " << g << "] = " << got << ", reference " << m;
+                }
+            }
+            if (rstd) {
+                const double got = rstd->get(n, g, 0);
+                if (!(std::fabs(got - r) <= 1e-5 * r) && !(std::isnan(r) && std::isnan(got)) &&
+                    bad++ == 0) {
+                    first << "rstd[" << n << ", " << g << "] = " << got << ", reference " << r;
+                }
+            }
+        }
+    }
+    if (bad == 0) return ::testing::AssertionSuccess();
+    return ::testing::AssertionFailure() << bad << " values outside the contract; first: "
+                                         << first.str();
+}
+
+uint64_t fresh_seed() {
+    if (const char *env = std::getenv("GN_TEST_SEED")) return std::strtoull(env, nullptr, 10);
+    return std::random_device{}() * 0x9E3779B97F4A7C15ull ^ std::random_device{}();
+}
+
+}  // namespace gntest

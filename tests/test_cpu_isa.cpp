@@ -1,0 +1,58 @@
+// Each ISA level of the x86 multi-target variants runs: ctest starts this suite once per
+// level with GN_CPU_ISA set; this test checks that the level asked for is the one chosen.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <string>
+
+#include "groupnorm/groupnorm.h"
+#include "isa.h"
+#include "reference.h"
+
+using namespace gntest;
+using groupnorm::detail::CpuIsa;
+
+namespace {
+
+bool cpu_has(CpuIsa isa, std::string *missing) {
+    __builtin_cpu_init();
+    if (isa == CpuIsa::CPU_ISA_AVX512 &&
+        !(__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+          __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") &&
+          __builtin_cpu_supports("avx512cd"))) {
+        *missing = "AVX-512 (F, CD, BW, DQ, VL)";
+        return false;
+    }
+    if (isa >= CpuIsa::CPU_ISA_AVX2 &&
+        !(__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+          __builtin_cpu_supports("f16c"))) {
+        *missing = "AVX2 + FMA + F16C";
+        return false;
+    }
+    return __builtin_cpu_supports("sse4.1") || (*missing = "SSE4.1", false);
+}
+
+TEST(CpuIsa, TheRequestedLevelRuns) {
+    const char *env = std::getenv("GN_CPU_ISA");
+    if (!env) GTEST_SKIP() << "GN_CPU_ISA not set: ctest runs this suite once per level";
+    CpuIsa want = CpuIsa::CPU_ISA_AUTO;
+    for (CpuIsa isa : {CpuIsa::CPU_ISA_SSE41, CpuIsa::CPU_ISA_AVX2, CpuIsa::CPU_ISA_AVX512}) {
+        if (std::string(env) == groupnorm::detail::cpu_isa_name(isa)) want = isa;
+    }
+    ASSERT_NE(want, CpuIsa::CPU_ISA_AUTO) << "GN_CPU_ISA=" << env;
+    std::string missing;
+    if (!cpu_has(want, &missing)) GTEST_SKIP() << "this CPU lacks " << missing;
+
+    std::mt19937_64 rng(fresh_seed());
+    Tensor x({2, 8, 6, 6}, DType::F32), y({2, 8, 6, 6}, DType::F32);
+    x.fill_normal(rng, 1.0, 1.0);
+    y.poison();
+    ASSERT_EQ(gn_forward(x.dl(), nullptr, nullptr, 4, 1e-5, y.dl(), nullptr, nullptr, nullptr),
+              GN_STATUS_SUCCESS);
+    EXPECT_TRUE(matches_reference(y, reference_group_norm(x, nullptr, nullptr, 4, 1e-5)));
+    EXPECT_EQ(groupnorm::detail::cpu_isa_cap(), want);
+    EXPECT_EQ(groupnorm::detail::selected_cpu_isa(), want)
+        << "chosen: " << groupnorm::detail::cpu_isa_name(groupnorm::detail::selected_cpu_isa());
+}
+
+}  // namespace

@@ -1,0 +1,100 @@
+// The C++ module mirrors torch.nn.GroupNorm; its documented examples are reproduced.
+#include <gtest/gtest.h>
+
+#include "groupnorm/groupnorm.hpp"
+#include "reference.h"
+
+using namespace gntest;
+
+namespace {
+
+// torch.nn.GroupNorm docs: input = torch.randn(20, 6, 10, 10); separate 6 channels into 3
+// groups, into 6 groups (InstanceNorm), and put all 6 into one group (LayerNorm).
+TEST(Module, TorchDocumentedExamples) {
+    std::mt19937_64 rng(fresh_seed());
+    for (int64_t groups : {3, 6, 1}) {
+        SCOPED_TRACE("num_groups " + std::to_string(groups));
+        Tensor x({20, 6, 10, 10}, DType::F32), y({20, 6, 10, 10}, DType::F32);
+        x.fill_normal(rng, 0.7, 1.0);
+        y.poison();
+        groupnorm::GroupNorm m(groups, 6);
+        EXPECT_EQ(m.eps(), 1e-5);
+        EXPECT_TRUE(m.affine());
+        EXPECT_EQ(m.weight(), std::vector<float>(6, 1.0f));
+        EXPECT_EQ(m.bias(), std::vector<float>(6, 0.0f));
+        m.forward(*x.dl(), *y.dl());
+        EXPECT_TRUE(matches_reference(y, reference_group_norm(x, nullptr, nullptr, groups, 1e-5)));
+    }
+}
+
+TEST(Module, WeightBiasStatsAndEps) {
+    std::mt19937_64 rng(fresh_seed());
+    Tensor x({3, 8, 5, 5}, DType::BF16, Layout::ChannelsLast), y({3, 8, 5, 5}, DType::BF16, Layout::ChannelsLast);
+    x.fill_normal(rng, -2.0, 3.0);
+    y.poison();
+    Param w = random_param(8, DType::F32, rng, 1, 0.5), b = random_param(8, DType::F32, rng, 0, 1);
+    groupnorm::GroupNorm m(2, 8, 1e-3);
+    std::vector<float> wv(8), bv(8);
+    for (int i = 0; i < 8; i++) {
+        wv[i] = (float)w[i];
+        bv[i] = (float)b[i];
+    }
+    m.set_weight(wv);
+    m.set_bias(bv);
+    Tensor mean({3, 2}, DType::F32), rstd({3, 2}, DType::F32);
+    m.forward(*x.dl(), *y.dl(), mean.dl(), rstd.dl());
+    EXPECT_TRUE(matches_reference(y, reference_group_norm(x, &w, &b, 2, 1e-3), &mean, &rstd));
+}
+
+TEST(Module, NoAffine) {
+    std::mt19937_64 rng(fresh_seed());
+    Tensor x({2, 4, 7}, DType::F16), y({2, 4, 7}, DType::F16);
+    x.fill_normal(rng, 5.0, 2.0);
+    y.poison();
+    groupnorm::GroupNorm m(2, 4, 1e-5, /*affine=*/false);
+    EXPECT_TRUE(m.weight().empty());
+    m.forward(*x.dl(), *y.dl());
+    EXPECT_TRUE(matches_reference(y, reference_group_norm(x, nullptr, nullptr, 2, 1e-5)));
+    EXPECT_THROW(m.set_weight(std::vector<float>(4, 1.0f)), groupnorm::Error);
+}
+
+gn_status status_of(void (*fn)()) {
+    try {
+        fn();
+    } catch (const groupnorm::Error &e) {
+        return e.status();
+    }
+    return GN_STATUS_SUCCESS;
+}
+
+TEST(Module, InvalidConstructionThrows) {
+    EXPECT_EQ(status_of([] { groupnorm::GroupNorm(3, 8); }), GN_STATUS_INVALID_ARGUMENT);
+    EXPECT_EQ(status_of([] { groupnorm::GroupNorm(0, 8); }), GN_STATUS_INVALID_ARGUMENT);
+    EXPECT_EQ(status_of([] { groupnorm::GroupNorm(-1, 8); }), GN_STATUS_INVALID_ARGUMENT);
+    EXPECT_EQ(status_of([] { groupnorm::GroupNorm(2, 0); }), GN_STATUS_INVALID_ARGUMENT);
+    EXPECT_EQ(status_of([] { groupnorm::GroupNorm(2, 8, -1.0); }), GN_STATUS_INVALID_ARGUMENT);
+    EXPECT_EQ(status_of([] { groupnorm::GroupNorm(2, 8).set_bias(std::vector<float>(7)); }),
+              GN_STATUS_INVALID_ARGUMENT);
+}
+
+TEST(Module, ForwardErrorsThrowWithStatus) {
+    groupnorm::GroupNorm m(2, 8);
+    Tensor x({2, 6, 3}, DType::F32), y({2, 6, 3}, DType::F32);
+    try {
+        m.forward(*x.dl(), *y.dl());
+        FAIL() << "channel mismatch not reported";
+    } catch (const groupnorm::Error &e) {
+        EXPECT_EQ(e.status(), GN_STATUS_INVALID_ARGUMENT);
+        EXPECT_NE(std::string(e.what()).find("expects 8"), std::string::npos) << e.what();
+    }
+    Tensor x8({2, 8, 3}, DType::F32), y8({2, 8, 4}, DType::F32);
+    try {
+        m.forward(*x8.dl(), *y8.dl());
+        FAIL() << "shape mismatch not reported";
+    } catch (const groupnorm::Error &e) {
+        EXPECT_EQ(e.status(), GN_STATUS_INVALID_ARGUMENT);
+        EXPECT_NE(std::string(e.what()).find("y must have x's shape"), std::string::npos);
+    }
+}
+
+}  // namespace

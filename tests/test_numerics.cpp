@@ -1,0 +1,100 @@
+// The numerics contract's hard cases (DESIGN.md section 1).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+
+#include "groupnorm/groupnorm.h"
+#include "reference.h"
+
+using namespace gntest;
+
+namespace {
+
+void expect_contract(Tensor &x, int64_t G, double eps, const Param *gamma, const Param *beta) {
+    Tensor y(x.shape(), x.dtype(), x.layout()), mean({x.N(), G}, DType::F32), rstd({x.N(), G}, DType::F32);
+    y.poison();
+    mean.poison();
+    rstd.poison();
+    ASSERT_EQ(gn_forward(x.dl(), gamma ? gamma->dl() : nullptr, beta ? beta->dl() : nullptr, G,
+                         eps, y.dl(), mean.dl(), rstd.dl(), nullptr),
+              GN_STATUS_SUCCESS)
+        << gn_last_error_message();
+    EXPECT_TRUE(matches_reference(y, reference_group_norm(x, gamma, beta, G, eps), &mean, &rstd));
+}
+
+TEST(Numerics, LargeMeanSmallStdFloat32) {
+    // |mean| = 1e4 * std: raw sum / sum-of-squares or x*scale + (beta - mean*scale) fail here.
+    std::mt19937_64 rng(fresh_seed());
+    for (Layout layout : {Layout::Contiguous, Layout::ChannelsLast}) {
+        for (double mean : {1e4, -1e4}) {
+            SCOPED_TRACE(std::string(name(layout)) + " mean " + std::to_string(mean));
+            Tensor x({2, 32, 24, 24}, DType::F32, layout);
+            x.fill_normal(rng, mean, 1.0);
+            Param gamma = random_param(32, DType::F32, rng, 1, 0.5);
+            Param beta = random_param(32, DType::F32, rng, 0, 1);
+            expect_contract(x, 8, 1e-5, &gamma, &beta);
+        }
+    }
+}
+
+TEST(Numerics, HalfInputsAboveSquareOverflow) {
+    // |x| > 256: x^2 overflows float16; statistics must be float32.
+    std::mt19937_64 rng(fresh_seed());
+    for (Layout layout : {Layout::Contiguous, Layout::ChannelsLast}) {
+        Tensor x({2, 16, 12, 12}, DType::F16, layout);
+        x.fill_normal(rng, 300.0, 40.0);
+        expect_contract(x, 4, 1e-5, nullptr, nullptr);
+        Tensor b({2, 16, 12, 12}, DType::BF16, layout);
+        b.fill_normal(rng, 1e4, 300.0);
+        expect_contract(b, 4, 1e-5, nullptr, nullptr);
+    }
+}
+
+TEST(Numerics, EpsIsUsedAsGiven) {
+    // A constant group has var = 0, so rstd = 1 / sqrt(eps) and y = beta exactly.
+    for (double eps : {0.1, 1e-5, 3.0}) {
+        Tensor x({1, 4, 3, 3}, DType::F32);
+        for (int64_t c = 0; c < 4; c++)
+            for (int64_t s = 0; s < 9; s++) x.set(0, c, s, 2.5);
+        Param beta({0.5, -1, 2, 0}, DType::F32);
+        Tensor y({1, 4, 3, 3}, DType::F32), rstd({1, 2}, DType::F32);
+        y.poison();
+        ASSERT_EQ(gn_forward(x.dl(), nullptr, beta.dl(), 2, eps, y.dl(), nullptr, rstd.dl(), nullptr),
+                  GN_STATUS_SUCCESS);
+        EXPECT_NEAR(rstd.get(0, 0, 0), 1.0 / std::sqrt(eps), 1e-6 / std::sqrt(eps));
+        EXPECT_EQ(y.get(0, 2, 4), 2.0);
+    }
+}
+
+TEST(Numerics, NonFinitePropagatesToItsGroupOnly) {
+    std::mt19937_64 rng(fresh_seed());
+    for (Layout layout : {Layout::Contiguous, Layout::ChannelsLast}) {
+        for (double bad : {std::numeric_limits<double>::quiet_NaN(),
+                           std::numeric_limits<double>::infinity()}) {
+            SCOPED_TRACE(std::string(name(layout)) + " " + std::to_string(bad));
+            Tensor x({2, 8, 5, 5}, DType::F32, layout), y({2, 8, 5, 5}, DType::F32, layout);
+            x.fill_normal(rng, 1.0, 1.0);
+            x.set(1, 5, 7, bad);  // sample 1, group 2 of 4
+            Reference ref = reference_group_norm(x, nullptr, nullptr, 4, 1e-5);
+            y.poison();
+            ASSERT_EQ(gn_forward(x.dl(), nullptr, nullptr, 4, 1e-5, y.dl(), nullptr, nullptr, nullptr),
+                      GN_STATUS_SUCCESS);
+            for (int64_t n = 0; n < 2; n++) {
+                for (int64_t c = 0; c < 8; c++) {
+                    const bool hit = n == 1 && c / 2 == 2;
+                    for (int64_t s = 0; s < 25; s++) {
+                        const double got = y.get(n, c, s), want = ref.y[(n * 8 + c) * 25 + s];
+                        if (hit) {
+                            EXPECT_TRUE(std::isnan(got)) << n << "," << c << "," << s;
+                        } else {
+                            EXPECT_NEAR(got, want, 1e-5 * (std::fabs(want) + 1));
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+}  // namespace

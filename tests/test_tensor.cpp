@@ -1,0 +1,242 @@
+#include "test_tensor.h"
+
+#include <cmath>
+#include <cstring>
+
+namespace gntest {
+
+const char *name(DType t) {
+    return t == DType::F32 ? "f32" : t == DType::F16 ? "f16" : "bf16";
+}
+
+DLDataType dl_type(DType t) {
+    if (t == DType::F32) return {kDLFloat, 32, 1};
+    if (t == DType::F16) return {kDLFloat, 16, 1};
+    return {kDLBfloat, 16, 1};
+}
+
+int bytes(DType t) { return t == DType::F32 ? 4 : 2; }
+
+const char *name(Layout l) {
+    switch (l) {
+    case Layout::Contiguous: return "contiguous";
+    case Layout::ChannelsLast: return "channels_last";
+    case Layout::ChannelSlice: return "channel_slice";
+    case Layout::PaddedBatchNhwc: return "padded_batch_nhwc";
+    }
+    return "?";
+}
+
+uint16_t to_f16_bits(double v) {
+    _Float16 h = (_Float16)v;  // correctly rounded (libgcc)
+    uint16_t b;
+    std::memcpy(&b, &h, 2);
+    return b;
+}
+
+double from_f16_bits(uint16_t b) {
+    _Float16 h;
+    std::memcpy(&h, &b, 2);
+    return (double)h;
+}
+
+uint16_t to_bf16_bits(double v) {
+    float f = (float)v;  // double rounding is within the 1-ulp contract
+    uint32_t u;
+    std::memcpy(&u, &f, 4);
+    if (std::isnan(f)) return 0x7FC0;
+    u += 0x7FFF + ((u >> 16) & 1);  // round to nearest even
+    return (uint16_t)(u >> 16);
+}
+
+double from_bf16_bits(uint16_t b) {
+    uint32_t u = (uint32_t)b << 16;
+    float f;
+    std::memcpy(&f, &u, 4);
+    return f;
+}
+
+double round_to(DType t, double a) {
+    if (t == DType::F32) return (float)a;
+    if (t == DType::F16) return from_f16_bits(to_f16_bits(a));
+    return from_bf16_bits(to_bf16_bits(a));
+}
+
+namespace {
+
+// Sign-magnitude bits -> a monotonic integer line.
+int64_t ordered(int64_t bits, int sign_bit) {
+    const int64_t sign = int64_t(1) << sign_bit;
+    return (bits & sign) ? -(bits & (sign - 1)) : bits;
+}
+
+}  // namespace
+
+int64_t ulp_distance(DType t, double a, double b) {
+    if (std::isnan(a) || std::isnan(b)) return (std::isnan(a) && std::isnan(b)) ? 0 : INT64_MAX;
+    int64_t ia, ib;
+    if (t == DType::F32) {
+        float fa = (float)a, fb = (float)b;
+        uint32_t ua, ub;
+        std::memcpy(&ua, &fa, 4);
+        std::memcpy(&ub, &fb, 4);
+        ia = ordered(ua, 31);
+        ib = ordered(ub, 31);
+    } else if (t == DType::F16) {
+        ia = ordered(to_f16_bits(a), 15);
+        ib = ordered(to_f16_bits(b), 15);
+    } else {
+        ia = ordered(to_bf16_bits(a), 15);
+        ib = ordered(to_bf16_bits(b), 15);
+    }
+    return ia > ib ? ia - ib : ib - ia;
+}
+
+std::string to_string(const std::vector<int64_t> &shape) {
+    std::string s = "(";
+    for (size_t i = 0; i < shape.size(); i++) {
+        s += std::to_string(shape[i]) + (i + 1 < shape.size() ? ", " : "");
+    }
+    return s + ")";
+}
+
+Tensor::Tensor(std::vector<int64_t> shape, DType dtype, Layout layout)
+    : shape_(std::move(shape)), strides_(shape_.size()), dtype_(dtype), layout_(layout) {
+    const int rank = (int)shape_.size();
+    const int64_t N = shape_[0], C = shape_[1], S = this->S();
+    int64_t size = 0;
+    switch (layout) {
+    case Layout::Contiguous:
+    case Layout::ChannelSlice: {
+        const int64_t c_alloc = layout == Layout::ChannelSlice ? C + 3 : C;
+        int64_t st = 1;
+        for (int i = rank - 1; i >= 2; i--) {
+            strides_[i] = st;
+            st *= shape_[i];
+        }
+        strides_[1] = S;
+        strides_[0] = c_alloc * S;
+        size = N * c_alloc * S;
+        break;
+    }
+    case Layout::ChannelsLast:
+    case Layout::PaddedBatchNhwc: {
+        const int64_t pad = layout == Layout::PaddedBatchNhwc ? 5 : 0;
+        strides_[1] = 1;
+        int64_t st = C;
+        for (int i = rank - 1; i >= 2; i--) {
+            strides_[i] = st;
+            st *= shape_[i];
+        }
+        strides_[0] = S * C + pad;
+        size = N * (S * C + pad);
+        break;
+    }
+    }
+    storage_.assign(std::max<int64_t>(size, 1) * bytes(dtype_), 0);
+    // A channel slice starts one channel into its allocation, like x[:, 1:1+C].
+    const int64_t start = layout == Layout::ChannelSlice ? S : 0;
+    dl_.data = storage_.data();
+    dl_.byte_offset = start * bytes(dtype_);
+    dl_.device = {kDLCPU, 0};
+    dl_.ndim = rank;
+    dl_.dtype = dl_type(dtype_);
+    dl_.shape = shape_.data();
+    dl_.strides = strides_.data();
+}
+
+int64_t Tensor::S() const {
+    int64_t s = 1;
+    for (size_t i = 2; i < shape_.size(); i++) s *= shape_[i];
+    return s;
+}
+
+int64_t Tensor::offset(int64_t n, int64_t c, int64_t s) const {
+    int64_t off = (int64_t)(dl_.byte_offset / bytes(dtype_)) + n * strides_[0] + c * strides_[1];
+    for (int i = (int)shape_.size() - 1; i >= 2; i--) {
+        off += (s % shape_[i]) * strides_[i];
+        s /= shape_[i];
+    }
+    return off;
+}
+
+double Tensor::get(int64_t n, int64_t c, int64_t s) const {
+    const int64_t i = offset(n, c, s);
+    if (dtype_ == DType::F32) {
+        float f;
+        std::memcpy(&f, &storage_[i * 4], 4);
+        return f;
+    }
+    uint16_t b;
+    std::memcpy(&b, &storage_[i * 2], 2);
+    return dtype_ == DType::F16 ? from_f16_bits(b) : from_bf16_bits(b);
+}
+
+void Tensor::set(int64_t n, int64_t c, int64_t s, double v) {
+    const int64_t i = offset(n, c, s);
+    if (dtype_ == DType::F32) {
+        float f = (float)v;
+        std::memcpy(&storage_[i * 4], &f, 4);
+        return;
+    }
+    uint16_t b = dtype_ == DType::F16 ? to_f16_bits(v) : to_bf16_bits(v);
+    std::memcpy(&storage_[i * 2], &b, 2);
+}
+
+void Tensor::fill_normal(std::mt19937_64 &rng, double mean, double stddev) {
+    std::normal_distribution<double> dist(mean, stddev);
+    for (int64_t n = 0; n < N(); n++)
+        for (int64_t c = 0; c < C(); c++)
+            for (int64_t s = 0; s < S(); s++) set(n, c, s, dist(rng));
+}
+
+namespace {
+constexpr uint32_t kPoison32 = 0x7FC0DEADu;
+constexpr uint16_t kPoison16 = 0x7E5Au;  // a NaN in both float16 and bfloat16
+}  // namespace
+
+uint32_t Tensor::raw(int64_t i) const {
+    if (dtype_ == DType::F32) {
+        uint32_t u;
+        std::memcpy(&u, &storage_[i * 4], 4);
+        return u;
+    }
+    uint16_t u;
+    std::memcpy(&u, &storage_[i * 2], 2);
+    return u;
+}
+
+void Tensor::poison() {
+    const int64_t count = (int64_t)storage_.size() / bytes(dtype_);
+    for (int64_t i = 0; i < count; i++) {
+        if (dtype_ == DType::F32) std::memcpy(&storage_[i * 4], &kPoison32, 4);
+        else std::memcpy(&storage_[i * 2], &kPoison16, 2);
+    }
+}
+
+std::vector<bool> Tensor::in_view_mask() const {
+    std::vector<bool> mask(storage_.size() / bytes(dtype_), false);
+    for (int64_t n = 0; n < N(); n++)
+        for (int64_t c = 0; c < C(); c++)
+            for (int64_t s = 0; s < S(); s++) mask[offset(n, c, s)] = true;
+    return mask;
+}
+
+bool Tensor::gaps_untouched() const {
+    const uint32_t poison = dtype_ == DType::F32 ? kPoison32 : kPoison16;
+    const std::vector<bool> mask = in_view_mask();
+    for (size_t i = 0; i < mask.size(); i++) {
+        if (!mask[i] && raw((int64_t)i) != poison) return false;
+    }
+    return true;
+}
+
+bool Tensor::all_poison() const {
+    const uint32_t poison = dtype_ == DType::F32 ? kPoison32 : kPoison16;
+    for (int64_t i = 0; i < (int64_t)storage_.size() / bytes(dtype_); i++) {
+        if (raw(i) != poison) return false;
+    }
+    return true;
+}
+
+}  // namespace gntest

@@ -1,0 +1,78 @@
+// Test tensors: owned storage in float32 / float16 / bfloat16, any (N, C, *) shape and
+// memory layout, exposed as a DLTensor; logical access by (n, c, s) in float64.
+#pragma once
+
+#include <cstdint>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <dlpack/dlpack.h>
+
+namespace gntest {
+
+enum class DType { F32, F16, BF16 };
+const char *name(DType t);
+DLDataType dl_type(DType t);
+int bytes(DType t);
+
+// Float conversions of the element types (round to nearest even).
+uint16_t to_f16_bits(double v);
+uint16_t to_bf16_bits(double v);
+double from_f16_bits(uint16_t b);
+double from_bf16_bits(uint16_t b);
+// Ordered distance in units in the last place between two values of type t.
+int64_t ulp_distance(DType t, double a, double b);
+// a rounded to type t, back in float64.
+double round_to(DType t, double a);
+
+// Memory layouts the tests build. Padded layouts leave gaps that must stay untouched.
+enum class Layout {
+    Contiguous,      // NC* row-major
+    ChannelsLast,    // N*C row-major
+    ChannelSlice,    // NC*, a slice of 3 extra channels: c stride S, n stride (C+3)*S
+    PaddedBatchNhwc  // N*C with 5 spare elements after each sample
+};
+const char *name(Layout l);
+
+class Tensor {
+public:
+    Tensor(std::vector<int64_t> shape, DType dtype, Layout layout = Layout::Contiguous);
+    Tensor(const Tensor &) = delete;  // dl_ points into this object
+    Tensor &operator=(const Tensor &) = delete;
+
+    DLTensor *dl() { return &dl_; }
+    const std::vector<int64_t> &shape() const { return shape_; }
+    DType dtype() const { return dtype_; }
+    Layout layout() const { return layout_; }
+    int64_t N() const { return shape_[0]; }
+    int64_t C() const { return shape_[1]; }
+    int64_t S() const;  // product of spatial extents
+
+    double get(int64_t n, int64_t c, int64_t s) const;
+    void set(int64_t n, int64_t c, int64_t s, double v);
+
+    // Fills every element (logical) with mean + stddev * randn (rounded to the dtype).
+    void fill_normal(std::mt19937_64 &rng, double mean, double stddev);
+    // Writes NaN bit patterns over the whole storage, gaps included.
+    void poison();
+    // True when every storage element outside the logical view still holds the poison.
+    bool gaps_untouched() const;
+    bool all_poison() const;  // nothing at all was written
+
+private:
+    int64_t offset(int64_t n, int64_t c, int64_t s) const;
+    std::vector<bool> in_view_mask() const;
+    uint32_t raw(int64_t i) const;
+
+    std::vector<int64_t> shape_, strides_;
+    DType dtype_;
+    Layout layout_;
+    std::vector<uint8_t> storage_;
+    DLTensor dl_{};
+};
+
+// Shape printer for traces: "(2, 6, 4, 4)".
+std::string to_string(const std::vector<int64_t> &shape);
+
+}  // namespace gntest
