@@ -13,30 +13,40 @@ namespace groupnorm_gen {
 inline void schedule_cpu_nchw(ForwardStages &st, const Halide::Target &t) {
     using namespace Halide;
     const int vec = t.natural_vector_size<float>();
-    // Four independent vector accumulators per sum hide the add latency; they are also
-    // the first level of the cascaded sum (each lane sums S / lanes values of a row).
+    // Cascaded sums: `lanes` vector accumulators (4 independent chains hide the add
+    // latency) each sum 64 values of a block, blocks sum into the channel's total. No
+    // float32 accumulator ever takes more than ~1000 terms, whatever S is.
     const int lanes = 4 * vec;
-    Var d{"d"}, gn{"gn"}, lane{"lane"};
-    RVar rso{"rso"}, rsi{"rsi"};
+    // A row shorter than a block gets one block of its own length (in whole vectors),
+    // so no fully masked vector iterations run.
+    Expr block = min(64 * lanes, (st.S + lanes - 1) / lanes * lanes);
+    Var d{"d"}, lane{"lane"}, ub{"ub"};
+    RVar rb{"rb"}, rbi{"rbi"}, rso{"rso"}, rsi{"rsi"};
 
+    // g and n stay separate loops (both parallel): a fused (g, n) loop would make the
+    // mean/rstd outputs, computed with y, infer all groups' bounds at every iteration.
     st.y.split(st.c, st.g, d, st.D, TailStrategy::RoundUp)
         .reorder(st.s, d, st.g, st.n)
-        .fuse(st.g, st.n, gn)
-        .parallel(gn)
+        .parallel(st.n)
+        .parallel(st.g)
         .vectorize(st.s, vec, TailStrategy::GuardWithIf);
     for (Func out : {st.mean, st.rstd}) {
-        out.fuse(st.g, st.n, gn).parallel(gn).compute_with(st.y, gn);
+        out.parallel(st.n).parallel(st.g).compute_with(st.y, st.g);
     }
 
     // The pivot is stored before the group is written: y may be x itself (in place).
     for (Func f : {st.pivot, st.stats, st.group_sums, st.chan_sums, st.chan_affine}) {
-        f.compute_at(st.y, gn);
+        f.compute_at(st.y, st.g);
     }
-    Func row_lanes = st.chan_sums.update()
-                         .split(st.rs.x, rso, rsi, lanes, TailStrategy::GuardWithIf)
+    Func block_sums = st.chan_sums.update()
+                          .split(st.rs.x, rb, rbi, block, TailStrategy::GuardWithIf)
+                          .rfactor(rb, ub);
+    Func lane_sums = block_sums.update()
+                         .split(rbi, rso, rsi, lanes, TailStrategy::GuardWithIf)
                          .rfactor(rsi, lane);
-    row_lanes.compute_at(st.chan_sums, st.c).vectorize(lane);
-    row_lanes.update().vectorize(lane);
+    block_sums.compute_at(st.chan_sums, rb);
+    lane_sums.compute_at(st.chan_sums, rb).vectorize(lane);
+    lane_sums.update().vectorize(lane);
 }
 
 }  // namespace groupnorm_gen

@@ -16,7 +16,7 @@ inline void schedule_cpu_nhwc(ForwardStages &st, const Halide::Target &t) {
     using namespace Halide;
     const int vec = t.natural_vector_size<float>();
     const int rows_per_task = 32;    // normalize pass: spatial rows per parallel task
-    const int rows_per_chunk = 128;  // stats pass: rows summed per partial (cascade level 1)
+    const int rows_per_chunk = 512;  // stats pass: rows summed per partial (cascade level 1)
     Var so{"so"}, si{"si"}, chunk{"chunk"};
     RVar rso{"rso"}, rsi{"rsi"};
 

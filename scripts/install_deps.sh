@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs what the build needs and is missing, non-interactively:
+#   Debian packages with apt-get; Halide 21, CMake >= 3.28 and ninja from PyPI into the
+#   git-ignored .venv (Debian has Halide 14 and CMake 3.25, both too old).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(
+  g++ libgtest-dev libbenchmark-dev       # toolchain, tests, bench
+  libdlpack-dev                           # DLTensor, the API's tensor type
+  libcli11-dev libxtensor-dev xtl-dev     # the groupnorm CLI (.npy I/O)
+)
+
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+# The venv's Python must have its headers (Halide's CMake config looks for them).
+if ! python3 -c 'import os, sysconfig, sys; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))'; then
+  missing+=(python3-dev)
+fi
+python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
+if ((${#missing[@]})); then
+  echo "install_deps: apt-get install ${missing[*]}"
+  sudo=""; [[ $(id -u) -eq 0 ]] || sudo=sudo
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! .venv/bin/python -c 'import halide, numpy' 2>/dev/null || [[ ! -x .venv/bin/cmake || ! -x .venv/bin/ninja ]]; then
+  echo "install_deps: creating .venv with Halide 21, CMake, ninja"
+  python3 -m venv .venv
+  .venv/bin/pip install -q --disable-pip-version-check "halide==21.*" "cmake>=3.28,<5" ninja numpy
+fi

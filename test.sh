@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds, and runs every test (ctest).
+set -euo pipefail
+cd "$(dirname "$0")"
+scripts/install_deps.sh
+scripts/build.sh
+.venv/bin/ctest --test-dir build --output-on-failure -j "$(nproc)"

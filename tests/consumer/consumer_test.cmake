@@ -1,0 +1,16 @@
+# Install.ConsumerProject: installs this build into a prefix inside the build tree, then
+# configures, builds and runs tests/consumer against that prefix alone, with the same
+# CMake, generator and compiler (included from tests/CMakeLists.txt).
+add_test(NAME Install.ConsumerProject
+         COMMAND ${CMAKE_COMMAND}
+                 "-DBUILD_DIR=${CMAKE_BINARY_DIR}"
+                 "-DCONSUMER_DIR=${CMAKE_CURRENT_LIST_DIR}"
+                 "-DWORK_DIR=${CMAKE_BINARY_DIR}/install_test"
+                 "-DCONFIG=$<CONFIG>"
+                 "-DGENERATOR=${CMAKE_GENERATOR}"
+                 "-DMAKE_PROGRAM=${CMAKE_MAKE_PROGRAM}"
+                 "-DCXX_COMPILER=${CMAKE_CXX_COMPILER}"
+                 "-DNM=${CMAKE_NM}"
+                 "-DEXPECT_CLI=$<TARGET_EXISTS:groupnorm_cli>"
+                 -P ${CMAKE_CURRENT_LIST_DIR}/run_consumer_test.cmake)
+set_tests_properties(Install.ConsumerProject PROPERTIES TIMEOUT 600 LABELS install)

@@ -1,0 +1,56 @@
+// The `groupnorm` subcommands: their options and entry points (main.cpp parses).
+#pragma once
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <dlpack/dlpack.h>
+
+namespace groupnorm::tools {
+
+// A user-facing failure: main prints "groupnorm: error: <what>" on one line, exits 2.
+struct CliError : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+struct RunOptions {
+    int64_t groups = 0;
+    double eps = 1e-5;
+    bool channels_last = false;
+    std::string input, output, weight, bias, mean, rstd;
+};
+
+struct BenchOptions {
+    int threads = 0;  // 0: one per core
+    std::string shapes = "default", dtype = "f32";
+    bool channels_last = false;
+    int reps = 10;
+};
+
+struct InfoOptions {
+    std::vector<int64_t> shape;  // (N, C, spatial...); empty: no shape query
+    int64_t groups = 0;
+    std::string dtype = "f32";
+    bool channels_last = false;
+};
+
+int run_command(const RunOptions &opts);
+int bench_command(const BenchOptions &opts);
+int info_command(const InfoOptions &opts);
+
+// "f32" | "f16" | "bf16" -> DLPack dtype.
+DLDataType parse_dtype(const std::string &name);
+
+// A DLTensor over caller-owned CPU memory of logical shape (N, C, *). Channels-last
+// means the memory order is (N, *, C), expressed through strides (no copy).
+struct TensorView {
+    std::vector<int64_t> shape, strides;
+    DLTensor dl{};
+    TensorView(void *data, DLDataType dtype, std::vector<int64_t> nc_shape, bool channels_last);
+    TensorView(const TensorView &) = delete;  // dl points into shape/strides
+    TensorView &operator=(const TensorView &) = delete;
+};
+
+}  // namespace groupnorm::tools

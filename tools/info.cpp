@@ -1,0 +1,114 @@
+// `groupnorm info`: CPU features, the ISA cap, the compiled variants, and which variant
+// (and which x86 level of it) serves a given problem.
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "canonicalise.h"
+#include "commands.h"
+#include "dispatch.h"
+#include "groupnorm/groupnorm.h"
+#include "isa.h"
+
+namespace groupnorm::tools {
+namespace {
+
+using namespace groupnorm::detail;
+
+void print_cpu_features() {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_cpu_init();
+    struct Feature { const char *name; bool on; };
+    const Feature features[] = {
+        {"sse4.1", (bool)__builtin_cpu_supports("sse4.1")},
+        {"avx2", (bool)__builtin_cpu_supports("avx2")},
+        {"fma", (bool)__builtin_cpu_supports("fma")},
+        {"f16c", (bool)__builtin_cpu_supports("f16c")},
+        {"avx512f", (bool)__builtin_cpu_supports("avx512f")},
+        {"avx512bw", (bool)__builtin_cpu_supports("avx512bw")},
+        {"avx512dq", (bool)__builtin_cpu_supports("avx512dq")},
+        {"avx512vl", (bool)__builtin_cpu_supports("avx512vl")},
+    };
+    std::printf("CPU features:");
+    for (const Feature &f : features) std::printf(" %s%s", f.on ? "+" : "-", f.name);
+    std::printf("\n");
+#else
+    std::printf("CPU features: (reported for x86 only)\n");
+#endif
+}
+
+void print_variants() {
+    size_t count = 0;
+    const ForwardVariant *variants = forward_variants(&count);
+    std::printf("compiled forward variants (%zu, in lookup order):\n", count);
+    std::printf("  %-28s %-9s %-6s %-9s %s\n", "name", "dtype", "layout", "gamma", "family");
+    for (size_t i = 0; i < count; i++) {
+        const ForwardVariant &v = variants[i];
+        std::printf("  %-28s %-9s %-6s %-9s %s\n", v.name, dtype_name(v.dtype),
+                    layout_name(v.layout), dtype_name(v.param_dtype), v.family);
+    }
+}
+
+CliError library_error(gn_status st) {
+    return CliError(std::string(gn_status_string(st)) + ": " + gn_last_error_message());
+}
+
+// Which variant serves the shape, then one run on scratch data (in place, y = x) to see
+// which ISA level the multi-target wrapper picked.
+void query_shape(const InfoOptions &opts) {
+    const DLDataType dtype = parse_dtype(opts.dtype);
+    uint64_t bytes = dtype.bits / 8;
+    for (int64_t d : opts.shape) {
+        if (d < 0 || __builtin_mul_overflow(bytes, (uint64_t)d, &bytes)) {
+            throw CliError("--shape: extents must be non-negative and fit in memory");
+        }
+    }
+    std::vector<uint8_t> scratch(bytes);
+    TensorView x(scratch.data(), dtype, opts.shape, opts.channels_last);
+
+    std::printf("problem: shape (");
+    for (size_t i = 0; i < opts.shape.size(); i++) {
+        std::printf("%s%lld", i ? ", " : "", (long long)opts.shape[i]);
+    }
+    std::printf("), groups %lld, %s, %s, no gamma/beta (float32 params)\n", (long long)opts.groups,
+                opts.dtype.c_str(), opts.channels_last ? "channels-last" : "contiguous");
+
+    ForwardProblem problem;
+    if (gn_status st = validate_forward(&x.dl, nullptr, nullptr, opts.groups, 1e-5, &x.dl,
+                                        nullptr, nullptr, &problem)) {
+        throw library_error(st);
+    }
+    if (problem.empty()) {
+        std::printf("  empty tensor: gn_forward returns at once, no variant runs\n");
+        return;
+    }
+    const ForwardVariant *v = find_forward_variant(problem);
+    if (!v) throw library_error(GN_STATUS_UNSUPPORTED);
+    std::printf("  served by: %s (canonical view: S %lld, C %lld, N %lld, %s)\n", v->name,
+                (long long)problem.S, (long long)problem.C, (long long)problem.N,
+                layout_name(problem.layout));
+
+    if (gn_status st = gn_forward(&x.dl, nullptr, nullptr, opts.groups, 1e-5, &x.dl, nullptr,
+                                  nullptr, nullptr)) {
+        throw library_error(st);
+    }
+    std::printf("  ISA level the multi-target dispatch selected: %s\n",
+                cpu_isa_name(selected_cpu_isa()));
+}
+
+}  // namespace
+
+int info_command(const InfoOptions &opts) {
+    std::printf("groupnorm %d.%d\n", GN_VERSION_MAJOR, GN_VERSION_MINOR);
+    print_cpu_features();
+    const char *env = std::getenv("GN_CPU_ISA");
+    if (gn_status st = install_cpu_isa_cap()) throw library_error(st);
+    std::printf("GN_CPU_ISA: %s (cap in force: %s)\n", env ? env : "unset",
+                cpu_isa_name(cpu_isa_cap()));
+    print_variants();
+    if (!opts.shape.empty()) query_shape(opts);
+    return 0;
+}
+
+}  // namespace groupnorm::tools

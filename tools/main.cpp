@@ -1,0 +1,78 @@
+// groupnorm: run GroupNorm on .npy files, benchmark the shape suite, report the build.
+#include <cstdio>
+#include <new>
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+#include "commands.h"
+
+using namespace groupnorm::tools;
+
+namespace {
+
+// Library messages may carry Halide's multi-line reports; the CLI promises one line.
+std::string one_line(std::string s) {
+    for (char &c : s) {
+        if (c == '\n' || c == '\r') c = ' ';
+    }
+    while (!s.empty() && s.back() == ' ') s.pop_back();
+    return s;
+}
+
+}  // namespace
+
+int main(int argc, char **argv) {
+    CLI::App app{"GroupNorm kernels (Halide, AOT): run on .npy files, benchmark, inspect"};
+    app.require_subcommand(1);
+
+    RunOptions run;
+    CLI::App *run_cmd = app.add_subcommand("run", "GroupNorm of an .npy array (float32/float16)");
+    run_cmd->add_option("--groups", run.groups, "number of groups G (C % G == 0)")->required();
+    run_cmd->add_option("--eps", run.eps, "added to the variance")->capture_default_str();
+    run_cmd->add_flag("--channels-last", run.channels_last,
+                      "the array is (N, *, C) instead of (N, C, *)");
+    run_cmd->add_option("--weight", run.weight, "gamma, shape (C,), float32 or x's dtype");
+    run_cmd->add_option("--bias", run.bias, "beta, shape (C,), float32 or x's dtype");
+    run_cmd->add_option("--input", run.input, "x, .npy")->required();
+    run_cmd->add_option("--output", run.output, "y, .npy (x's shape and dtype)")->required();
+    run_cmd->add_option("--mean", run.mean, "write the group means, float32 (N, G)");
+    run_cmd->add_option("--rstd", run.rstd, "write 1/sqrt(var + eps), float32 (N, G)");
+
+    BenchOptions bench;
+    CLI::App *bench_cmd = app.add_subcommand("bench", "time gn_forward against a memory roofline");
+    bench_cmd->add_option("--threads", bench.threads, "worker threads (0: one per core)");
+    bench_cmd->add_option("--shapes", bench.shapes, "shape set")
+        ->check(CLI::IsMember({"default", "small"}))->capture_default_str();
+    bench_cmd->add_option("--dtype", bench.dtype)
+        ->check(CLI::IsMember({"f32", "f16", "bf16"}))->capture_default_str();
+    bench_cmd->add_flag("--channels-last", bench.channels_last, "NHWC-style strides");
+    bench_cmd->add_option("--reps", bench.reps, "timed repetitions (median)")
+        ->check(CLI::PositiveNumber)->capture_default_str();
+
+    InfoOptions info;
+    CLI::App *info_cmd = app.add_subcommand("info", "CPU features, compiled variants, dispatch");
+    CLI::Option *shape_opt = info_cmd->add_option("--shape", info.shape, "N,C,spatial...")
+                                 ->delimiter(',');
+    info_cmd->add_option("--groups", info.groups, "number of groups")->needs(shape_opt);
+    info_cmd->add_option("--dtype", info.dtype)
+        ->check(CLI::IsMember({"f32", "f16", "bf16"}))->capture_default_str();
+    info_cmd->add_flag("--channels-last", info.channels_last, "channels-last strides");
+
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError &e) {
+        return app.exit(e) == 0 ? 0 : 2;  // --help is 0; usage errors are bad input too
+    }
+    try {
+        if (*run_cmd) return run_command(run);
+        if (*bench_cmd) return bench_command(bench);
+        return info_command(info);
+    } catch (const std::bad_alloc &) {
+        std::fprintf(stderr, "groupnorm: error: out of memory\n");
+        return 2;
+    } catch (const std::exception &e) {  // CliError, library errors
+        std::fprintf(stderr, "groupnorm: error: %s\n", one_line(e.what()).c_str());
+        return 2;
+    }
+}

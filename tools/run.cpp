@@ -1,0 +1,82 @@
+// `groupnorm run`: GroupNorm of one .npy file through the C API.
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "commands.h"
+#include "groupnorm/groupnorm.h"
+#include "npy.h"
+
+namespace groupnorm::tools {
+namespace {
+
+DLDataType dtype_of(const NpyArray &a) {
+    return {kDLFloat, (uint8_t)(a.item_size() * 8), 1};
+}
+
+// weight/bias: an optional (C,) array, float32 or x's dtype (gn_forward checks both).
+struct Param {
+    NpyArray array;
+    std::unique_ptr<TensorView> view;
+    Param(const std::string &path, const char *what) {
+        if (path.empty()) return;
+        array = read_npy(path, what);
+        view = std::make_unique<TensorView>(array.data.data(), dtype_of(array), array.shape,
+                                            false);
+    }
+    const DLTensor *tensor() const { return view ? &view->dl : nullptr; }
+};
+
+}  // namespace
+
+int run_command(const RunOptions &opts) {
+    NpyArray x = read_npy(opts.input, "--input");
+    const Param weight(opts.weight, "--weight"), bias(opts.bias, "--bias");
+
+    // With --channels-last the file holds (N, *, C); the library sees (N, C, *).
+    std::vector<int64_t> nc_shape = x.shape;
+    if (opts.channels_last && nc_shape.size() > 2) {
+        nc_shape.insert(nc_shape.begin() + 1, nc_shape.back());
+        nc_shape.pop_back();
+    }
+    std::vector<uint8_t> y_data(x.data.size());
+    TensorView xv(x.data.data(), dtype_of(x), nc_shape, opts.channels_last);
+    TensorView yv(y_data.data(), dtype_of(x), nc_shape, opts.channels_last);
+
+    // Statistics (N, G) in float32, only when asked for. They are sized for N * G only
+    // when G can be valid (G <= C), so a bad --groups cannot allocate wildly before
+    // gn_forward rejects it; one spare element keeps data non-null.
+    const bool want_stats = !opts.mean.empty() || !opts.rstd.empty();
+    const int64_t N = nc_shape.size() >= 2 ? nc_shape[0] : 0;
+    const int64_t C = nc_shape.size() >= 2 ? nc_shape[1] : 0;
+    const int64_t G = opts.groups;
+    std::vector<float> mean, rstd;
+    std::unique_ptr<TensorView> mv, rv;
+    if (want_stats) {
+        const int64_t count = (G > 0 && G <= C) ? N * G : 0;
+        mean.resize(count + 1);
+        rstd.resize(count + 1);
+        const DLDataType f32{kDLFloat, 32, 1};
+        mv = std::make_unique<TensorView>(mean.data(), f32, std::vector<int64_t>{N, G}, false);
+        rv = std::make_unique<TensorView>(rstd.data(), f32, std::vector<int64_t>{N, G}, false);
+    }
+
+    gn_config config = GN_CONFIG_INIT;
+    const gn_status st =
+        gn_forward(&xv.dl, weight.tensor(), bias.tensor(), opts.groups, opts.eps, &yv.dl,
+                   mv ? &mv->dl : nullptr, rv ? &rv->dl : nullptr, &config);
+    if (st != GN_STATUS_SUCCESS) {
+        throw CliError(std::string(gn_status_string(st)) + ": " + gn_last_error_message());
+    }
+
+    // Only after success: y in the file's own shape, then the statistics.
+    StagedOutputs out;
+    out.write(opts.output, x.descr, x.shape, y_data.data(), y_data.size());
+    const size_t stat_bytes = size_t(N * G) * sizeof(float);
+    if (!opts.mean.empty()) out.write(opts.mean, "<f4", {N, G}, mean.data(), stat_bytes);
+    if (!opts.rstd.empty()) out.write(opts.rstd, "<f4", {N, G}, rstd.data(), stat_bytes);
+    out.commit();
+    return 0;
+}
+
+}  // namespace groupnorm::tools

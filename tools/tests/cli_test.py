@@ -1,0 +1,223 @@
+"""CLI.* tests: `groupnorm run` on small .npy files against a float64 numpy reference.
+
+Usage: cli_test.py CLI_EXE WORK_DIR CASE. Prints "SKIPPED: ..." (ctest's skip marker)
+when numpy is missing.
+"""
+import os
+import subprocess
+import sys
+
+try:
+    import numpy as np
+except ImportError:
+    print(f"SKIPPED: numpy is not installed for {sys.executable}")
+    sys.exit(0)
+
+rng = np.random.default_rng(1234)
+
+
+def data(shape, dtype=np.float32):
+    """Random data with a non-zero mean (GroupNorm must not rely on mean ~ 0)."""
+    return (rng.standard_normal(shape) * 2.0 + 3.0).astype(dtype)
+
+
+def reference(x, groups, eps=1e-5, weight=None, bias=None, channels_last=False):
+    """float64 GroupNorm of x (N, C, *) or, channels-last, (N, *, C): y, mean, rstd."""
+    x = np.asarray(x, np.float64)
+    if channels_last:
+        x = np.moveaxis(x, -1, 1)
+    n, c = x.shape[:2]
+    xg = x.reshape(n, groups, -1)
+    mean = xg.mean(axis=2)
+    rstd = 1.0 / np.sqrt(((xg - mean[..., None]) ** 2).mean(axis=2) + eps)
+    y = ((xg - mean[..., None]) * rstd[..., None]).reshape(x.shape)
+    bshape = (1, c) + (1,) * (x.ndim - 2)
+    if weight is not None:
+        y = y * np.asarray(weight, np.float64).reshape(bshape)
+    if bias is not None:
+        y = y + np.asarray(bias, np.float64).reshape(bshape)
+    if channels_last:
+        y = np.moveaxis(y, 1, -1)
+    return y, mean, rstd
+
+
+def check_close(name, got, ref, dtype):
+    """float32: |got - ref| <= 1e-5 (|ref| + 1); float16: within 1 ulp of round(ref)."""
+    assert got.shape == ref.shape, f"{name}: shape {got.shape} != {ref.shape}"
+    assert got.dtype == dtype, f"{name}: dtype {got.dtype} != {dtype}"
+    got64 = got.astype(np.float64)
+    if dtype == np.float16:
+        rounded = ref.astype(np.float16)
+        bound = np.abs(np.spacing(rounded)).astype(np.float64)
+        err = np.abs(got64 - rounded.astype(np.float64))
+    else:
+        bound = 1e-5 * (np.abs(ref) + 1)
+        err = np.abs(got64 - ref)
+    worst = np.argmax(err - bound)
+    assert np.all(err <= bound), (
+        f"{name}: error {err.flat[worst]:.3g} > {bound.flat[worst]:.3g} at {worst}")
+
+
+class Case:
+    def __init__(self, cli, work):
+        self.cli, self.work = cli, work
+
+    def path(self, name):
+        return os.path.join(self.work, name)
+
+    def save(self, name, array):
+        np.save(self.path(name), array)
+        return self.path(name)
+
+    def run(self, *args):
+        return subprocess.run([self.cli, "run", *map(str, args)], capture_output=True, text=True)
+
+    def ok(self, *args):
+        r = self.run(*args)
+        assert r.returncode == 0, f"exit {r.returncode}: {r.stderr}"
+        assert r.stderr == "", f"unexpected stderr: {r.stderr}"
+
+    def forward(self, x, groups, weight=None, bias=None, channels_last=False, stats=False,
+                ref_dtype=None):
+        """Runs the CLI on x and checks y (and mean/rstd) against the reference."""
+        args = ["--groups", groups, "--input", self.save("x.npy", x),
+                "--output", self.path("y.npy")]
+        if weight is not None:
+            args += ["--weight", self.save("w.npy", weight)]
+        if bias is not None:
+            args += ["--bias", self.save("b.npy", bias)]
+        if channels_last:
+            args.append("--channels-last")
+        if stats:
+            args += ["--mean", self.path("mean.npy"), "--rstd", self.path("rstd.npy")]
+        self.ok(*args)
+        y, mean, rstd = reference(x, groups, weight=weight, bias=bias, channels_last=channels_last)
+        check_close("y", np.load(self.path("y.npy")), y, x.dtype)
+        if stats:
+            check_close("mean", np.load(self.path("mean.npy")), mean, np.float32)
+            check_close("rstd", np.load(self.path("rstd.npy")), rstd, np.float32)
+
+    def fails(self, *args):
+        """Bad input: exit code 2, one line on stderr, no outputs and no temporaries."""
+        before = set(os.listdir(self.work))
+        outs = [self.path(n) for n in ("y.npy", "mean.npy", "rstd.npy")]
+        r = self.run(*args, "--output", outs[0], "--mean", outs[1], "--rstd", outs[2])
+        assert r.returncode == 2, f"exit {r.returncode}, stderr {r.stderr!r}"
+        lines = r.stderr.splitlines()
+        assert len(lines) == 1 and lines[0].strip(), f"stderr is not one line: {r.stderr!r}"
+        assert r.stdout == "", f"unexpected stdout: {r.stdout!r}"
+        created = set(os.listdir(self.work)) - before
+        assert not created, f"files written on failure: {sorted(created)}"
+        print("rejected as expected:", lines[0])
+        return lines[0]
+
+
+# Passing cases: (N, C, *) float32 and float16, layouts, affine combinations, statistics.
+def f32_affine(t):
+    t.forward(data((2, 8, 5, 3)), 4, weight=data(8), bias=data(8))
+
+
+def f32_no_affine(t):
+    t.forward(data((3, 6, 7)), 3)
+
+
+def f32_rank2(t):
+    t.forward(data((4, 6)), 2, weight=data(6), bias=data(6))
+
+
+def f32_weight_only(t):
+    t.forward(data((2, 4, 9)), 2, weight=data(4))
+
+
+def f32_bias_only(t):
+    t.forward(data((2, 4, 9)), 2, bias=data(4))
+
+
+def f32_channels_last(t):
+    t.forward(data((2, 5, 3, 8)), 4, weight=data(8), bias=data(8), channels_last=True)
+
+
+def f32_channels_last_5d(t):
+    t.forward(data((1, 3, 4, 5, 12)), 3, channels_last=True, stats=True)
+
+
+def f32_mean_rstd(t):
+    t.forward(data((2, 8, 6, 6)), 4, weight=data(8), bias=data(8), stats=True)
+
+
+def f16(t):
+    t.forward(data((2, 8, 7, 5), np.float16), 2, weight=data(8, np.float16),
+              bias=data(8, np.float16))
+
+
+def f16_f32_params(t):
+    t.forward(data((2, 8, 7, 5), np.float16), 4, weight=data(8), bias=data(8), stats=True)
+
+
+def f16_channels_last(t):
+    t.forward(data((2, 6, 6, 16), np.float16), 8, weight=data(16, np.float16),
+              channels_last=True)
+
+
+# Bad input: each must exit 2 with a one-line message naming the problem.
+def bad_missing_file(t):
+    msg = t.fails("--groups", 2, "--input", t.path("absent.npy"))
+    assert "absent.npy" in msg
+
+
+def bad_not_npy(t):
+    with open(t.path("junk.npy"), "wb") as f:
+        f.write(b"this is not an npy file at all")
+    assert "junk.npy" in t.fails("--groups", 2, "--input", t.path("junk.npy"))
+
+
+def bad_truncated(t):
+    x = t.save("x.npy", data((2, 4, 8)))
+    with open(x, "r+b") as f:
+        f.truncate(os.path.getsize(x) - 10)
+    assert "truncated" in t.fails("--groups", 2, "--input", x)
+
+
+def bad_dtype(t):
+    x = t.save("x.npy", data((2, 4, 8), np.float64))
+    assert "<f8" in t.fails("--groups", 2, "--input", x)
+
+
+def bad_fortran(t):
+    x = t.save("x.npy", np.asfortranarray(data((2, 4, 8))))
+    assert "Fortran" in t.fails("--groups", 2, "--input", x)
+
+
+def bad_rank(t):
+    x = t.save("x.npy", data((8,)))
+    assert "rank" in t.fails("--groups", 2, "--input", x)
+
+
+def bad_groups(t):
+    x = t.save("x.npy", data((2, 6, 8)))
+    assert "num_groups" in t.fails("--groups", 4, "--input", x)
+
+
+def bad_weight_length(t):
+    x, w = t.save("x.npy", data((2, 6, 8))), t.save("w.npy", data(7))
+    assert "gamma" in t.fails("--groups", 3, "--input", x, "--weight", w)
+
+
+def bad_weight_dtype(t):
+    x, w = t.save("x.npy", data((2, 6, 8))), t.save("w.npy", data(6, np.float16))
+    assert "gamma" in t.fails("--groups", 3, "--input", x, "--weight", w)
+
+
+CASES = {f.__name__: f for f in [
+    f32_affine, f32_no_affine, f32_rank2, f32_weight_only, f32_bias_only, f32_channels_last,
+    f32_channels_last_5d, f32_mean_rstd, f16, f16_f32_params, f16_channels_last,
+    bad_missing_file, bad_not_npy, bad_truncated, bad_dtype, bad_fortran, bad_rank,
+    bad_groups, bad_weight_length, bad_weight_dtype]}
+
+if __name__ == "__main__":
+    cli, work, name = sys.argv[1:4]
+    os.makedirs(work, exist_ok=True)
+    for f in os.listdir(work):
+        os.remove(os.path.join(work, f))
+    CASES[name](Case(cli, work))
+    print(f"{name}: passed")
