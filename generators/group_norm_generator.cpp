@@ -4,10 +4,15 @@
 //   x(s, c, n) with s the flattened spatial index, c the channel, n the sample.
 // Groups: c = g * D + d with D = C / groups.
 //
-// Numerics (DESIGN.md section 1): statistics accumulate in float32 on values shifted by
-// a pivot (the group's first element), so |mean| >> std does not cancel; the shift stays
-// in the normalize step, y = (x - pivot) * a + b with b = beta - (mean - pivot) * a.
-// Sums are cascaded by the schedules (vector lanes / spatial chunks, then channels).
+// Numerics (DESIGN.md section 1), all in float32:
+// - values are shifted by a pivot (the group's first element), so |mean| >> std loses
+//   nothing in x - pivot, and the shift stays in the normalize step:
+//   y = (x - pivot) * a + b with b = beta - (mean - pivot) * a;
+// - each block of B spatial positions of a channel gets its exact centred second moment
+//   (a second pass over the block, which the schedules keep in cache), and blocks combine
+//   by Chan's formula: M2 = sum M2_b + n_b (mean_b - mean)^2. All terms are >= 0, so no
+//   cancellation, however far the pivot is from the mean; no float32 accumulator takes
+//   more than a few thousand terms.
 //
 // Which schedule runs is chosen from the target and the `layout` GeneratorParam; each
 // schedule lives in its own file under schedules/.
@@ -50,22 +55,36 @@ public:
         st.chan_pivot(c, n) = st.pivot(c / D, n);
         st.centered(s, c, n) = cast<float>(x(s, c, n)) - st.chan_pivot(c, n);
 
-        st.rs = RDom(0, st.S, "rs");
-        Expr v = st.centered(st.rs, c, n);
-        st.chan_sums(c, n) = Tuple(0.0f, 0.0f);
-        st.chan_sums(c, n) = Tuple(st.chan_sums(c, n)[0] + v, st.chan_sums(c, n)[1] + v * v);
+        Var b = st.b;
+        st.B = min(spatial_block(), st.S);
+        st.NB = (st.S + st.B - 1) / st.B;
+        st.ri = RDom(0, st.B, "ri");
+        // Block b covers s in [b*B, min(b*B + B, S)). The last block is shifted inward to
+        // end at S and its overlap with the previous block masked out: every load stays in
+        // the row and no RDom predicate blocks vectorization.
+        Expr block_start = b * st.B;
+        Expr s_at = min(block_start, st.S - st.B) + st.ri;
+        Expr in_block = s_at >= block_start;
+        Expr block_count = cast<float>(min(st.B, st.S - block_start));
+        Expr v = st.centered(s_at, c, n);
+        st.blk_sum(b, c, n) = 0.0f;
+        st.blk_sum(b, c, n) += select(in_block, v, 0.0f);
+        Expr dev = v - st.blk_sum(b, c, n) / block_count;
+        st.blk_m2(b, c, n) = 0.0f;
+        st.blk_m2(b, c, n) += select(in_block, dev * dev, 0.0f);
+        st.blk_stats(b, c, n) = Tuple(st.blk_sum(b, c, n), st.blk_m2(b, c, n));
 
-        st.rd = RDom(0, D, "rd");
-        Tuple cs = st.chan_sums(g * D + st.rd, n);
-        st.group_sums(g, n) = Tuple(0.0f, 0.0f);
-        st.group_sums(g, n) = Tuple(st.group_sums(g, n)[0] + cs[0],
-                                    st.group_sums(g, n)[1] + cs[1]);
+        st.rbd = RDom(0, st.NB, 0, D, "rbd");
+        Expr rb = st.rbd.x, rc = g * D + st.rbd.y;
+        st.grp_sum(g, n) = 0.0f;
+        st.grp_sum(g, n) += st.blk_stats(rb, rc, n)[0];
+        Expr shifted_mean = st.grp_sum(g, n) / M;
+        Expr rb_count = cast<float>(min(st.B, st.S - rb * st.B));
+        Expr rb_offset = st.blk_stats(rb, rc, n)[0] / rb_count - shifted_mean;
+        st.grp_m2(g, n) = 0.0f;
+        st.grp_m2(g, n) += st.blk_stats(rb, rc, n)[1] + rb_count * rb_offset * rb_offset;
 
-        Expr shifted_mean = st.group_sums(g, n)[0] / M;
-        // Centred second moment of shifted data. abs() folds rounding below 0 (only when
-        // var ~ 0, so the error is the same as a clamp's) and, unlike max(v, 0), keeps a
-        // NaN from Inf - Inf, so non-finite inputs reach their whole group as in PyTorch.
-        Expr var = abs(st.group_sums(g, n)[1] / M - shifted_mean * shifted_mean);
+        Expr var = st.grp_m2(g, n) / M;
         st.stats(g, n) = Tuple(shifted_mean, 1.0f / sqrt(var + eps));
 
         Expr a = st.stats(c / D, n)[1] * cast<float>(gamma(c));
@@ -108,6 +127,12 @@ private:
             x.dim(1).set_stride(1);
             y.dim(1).set_stride(1);
         }
+    }
+
+    // The block length along s for the per-block centred moments: the schedule's choice.
+    int spatial_block() const {
+        return layout == Layout::NCHW ? cpu_nchw_spatial_block(get_target())
+                                      : cpu_nhwc_spatial_block(get_target());
     }
 
     void schedule(ForwardStages &st) {

@@ -12,20 +12,25 @@ namespace groupnorm_gen {
 enum class Layout { NCHW, NHWC };
 
 struct ForwardStages {
-    // Coordinates: s spatial (flattened), c channel, n sample, g group.
-    Halide::Var s{"s"}, c{"c"}, n{"n"}, g{"g"};
-    // Extents of the canonical view and derived sizes (runtime values).
-    Halide::Expr S, C, D;
-    // Reduction domains: rs over one channel's spatial positions, rd over a group's channels.
-    Halide::RDom rs, rd;
+    // Coordinates: s spatial (flattened), c channel, n sample, g group, b spatial block.
+    Halide::Var s{"s"}, c{"c"}, n{"n"}, g{"g"}, b{"b"};
+    // Extents of the canonical view and derived sizes (runtime values): B is the block
+    // length along s (the schedule's choice, at most S), NB the number of blocks.
+    Halide::Expr S, C, D, B, NB;
+    // Reduction domains: ri over one block of one channel, rbd over a group's blocks and
+    // channels.
+    Halide::RDom ri, rbd;
 
-    Halide::Func pivot;        // (g, n)  first element of the group: the shift of all sums
-    Halide::Func chan_pivot;   // (c, n)  pivot of c's group, so a vector of channels can load it
-    Halide::Func centered;     // (s, c, n) x - pivot, in float32
-    Halide::Func chan_sums;    // (c, n)  {sum centered, sum centered^2} over s
-    Halide::Func group_sums;   // (g, n)  {sum, sum of squares} over the group's channels
-    Halide::Func stats;        // (g, n)  {mean - pivot, rstd}
-    Halide::Func chan_affine;  // (c, n)  {a, b}: y = centered * a + b
+    Halide::Func pivot;       // (g, n)  first element of the group: the shift of all sums
+    Halide::Func chan_pivot;  // (c, n)  pivot of c's group, so a vector of channels can load it
+    Halide::Func centered;    // (s, c, n) x - pivot, in float32
+    Halide::Func blk_sum;     // (b, c, n) sum of centered over the block
+    Halide::Func blk_m2;      // (b, c, n) sum of squares about the block's own mean
+    Halide::Func blk_stats;   // (b, c, n) {blk_sum, blk_m2}: what the group reduction reads
+    Halide::Func grp_sum;     // (g, n)  sum of centered over the group
+    Halide::Func grp_m2;      // (g, n)  the group's centred second moment (Chan's combination)
+    Halide::Func stats;       // (g, n)  {mean - pivot, rstd}
+    Halide::Func chan_affine; // (c, n)  {a, b}: y = centered * a + b
     Halide::Func y, mean, rstd;  // the pipeline's outputs
 };
 

@@ -1,24 +1,26 @@
 // CPU schedule, channels-last N*C layout (c dense). x86 and ARM share it; the vector
 // width comes from the target.
 //
-// Per sample: one parallel pass accumulates per-channel sums over spatial chunks (a
-// vector of channels at a time, every load a full row of C channels), the chunks and then
-// the group's channels are summed (the cascade), and a second parallel pass over spatial
-// rows normalizes. A group's channels are strided in this layout, so per-group tasks as
-// in NCHW would touch each cache line G times.
+// Per sample: blocks of spatial rows are processed in parallel, a vector of channels at a
+// time (every load part of a full row of C channels): each block is summed, then re-read
+// from L2 for its centred second moment; the blocks' moments combine per group; a second
+// parallel pass over rows normalizes. A group's channels are strided in this layout, so
+// per-group tasks as in NCHW would touch every cache line G times.
 #pragma once
 
 #include "../group_norm_stages.h"
 
 namespace groupnorm_gen {
 
+// Block length along s, in rows: 512 rows of C <= 320 float channels fit L2.
+inline int cpu_nhwc_spatial_block(const Halide::Target &) { return 512; }
+
 inline void schedule_cpu_nhwc(ForwardStages &st, const Halide::Target &t) {
     using namespace Halide;
     const int vec = t.natural_vector_size<float>();
-    const int rows_per_task = 32;    // normalize pass: spatial rows per parallel task
-    const int rows_per_chunk = 512;  // stats pass: rows summed per partial (cascade level 1)
-    Var so{"so"}, si{"si"}, chunk{"chunk"};
-    RVar rso{"rso"}, rsi{"rsi"};
+    const int rows_per_task = 32;   // normalize pass: spatial rows per parallel task
+    const int rows_per_chain = 64;  // stats: rows one accumulator sums
+    Var so{"so"}, si{"si"};
 
     st.y.reorder(st.c, st.s, st.n)
         .split(st.s, so, si, rows_per_task, TailStrategy::GuardWithIf)
@@ -28,19 +30,33 @@ inline void schedule_cpu_nhwc(ForwardStages &st, const Halide::Target &t) {
         out.compute_with(st.y, st.n);
     }
 
-    for (Func f : {st.chan_pivot, st.stats, st.group_sums, st.chan_affine}) {
+    for (Func f : {st.chan_pivot, st.stats, st.grp_sum, st.grp_m2, st.chan_affine}) {
         f.compute_at(st.y, st.n);
     }
-    Func chunk_sums = st.chan_sums.update()
-                          .split(st.rs.x, rso, rsi, rows_per_chunk, TailStrategy::GuardWithIf)
-                          .rfactor(rso, chunk);
-    chunk_sums.compute_at(st.y, st.n).vectorize(st.c, vec, TailStrategy::GuardWithIf);
-    chunk_sums.update()
-        .reorder(st.c, rsi, chunk)
-        .parallel(chunk)
+    st.blk_stats.compute_at(st.y, st.n)
+        .reorder(st.c, st.b)
+        .parallel(st.b)
         .vectorize(st.c, vec, TailStrategy::GuardWithIf);
-    st.chan_sums.compute_at(st.y, st.n).vectorize(st.c, vec, TailStrategy::GuardWithIf);
-    st.chan_sums.update().reorder(st.c, rso).vectorize(st.c, vec, TailStrategy::GuardWithIf);
+    // Within a block, each channel sums `rows_per_chain` rows per accumulator, then the
+    // chains are added: the float32 cascade (the pivot may sit a few std from the mean,
+    // and a long chain's rounding grows with its length).
+    for (Func f : {st.blk_sum, st.blk_m2}) {
+        f.compute_at(st.blk_stats, st.b)
+            .reorder(st.c, st.b)
+            .vectorize(st.c, vec, TailStrategy::GuardWithIf);
+        RVar rio{"rio"}, rii{"rii"};
+        Var chain{"chain"};
+        Func chains = f.update()
+                          .split(st.ri.x, rio, rii, rows_per_chain, TailStrategy::GuardWithIf)
+                          .rfactor(rio, chain);
+        f.update().reorder(st.c, rio, st.b).vectorize(st.c, vec, TailStrategy::GuardWithIf);
+        chains.compute_at(st.blk_stats, st.b)
+            .reorder(st.c, chain)
+            .vectorize(st.c, vec, TailStrategy::GuardWithIf);
+        chains.update()
+            .reorder(st.c, rii, chain)
+            .vectorize(st.c, vec, TailStrategy::GuardWithIf);
+    }
 }
 
 }  // namespace groupnorm_gen
