@@ -64,7 +64,8 @@ public:
         // the row and no RDom predicate blocks vectorization.
         Expr block_start = b * st.B;
         Expr s_at = min(block_start, st.S - st.B) + st.ri;
-        Expr in_block = s_at >= block_start;
+        // likely(): loop partitioning drops the mask from all but the last block's loop.
+        Expr in_block = likely(s_at >= block_start);
         Expr block_count = cast<float>(min(st.B, st.S - block_start));
         Expr v = st.centered(s_at, c, n);
         st.blk_sum(b, c, n) = 0.0f;
