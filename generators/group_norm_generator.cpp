@@ -21,6 +21,8 @@
 #include "group_norm_stages.h"
 #include "schedules/cpu_nchw.h"
 #include "schedules/cpu_nhwc.h"
+#include "schedules/arm.h"
+#include "schedules/gpu.h"
 
 namespace groupnorm_gen {
 
@@ -30,6 +32,9 @@ class GroupNormForward : public Generator<GroupNormForward> {
 public:
     GeneratorParam<Layout> layout{"layout", Layout::NCHW,
                                   {{"nchw", Layout::NCHW}, {"nhwc", Layout::NHWC}}};
+    // GPU targets only: the shape class the variant serves (schedules/gpu.h).
+    GeneratorParam<GpuShape> gpu_shape{"gpu_shape", GpuShape::Split,
+                                       {{"split", GpuShape::Split}, {"group", GpuShape::Group}}};
 
     // Types are set per variant by the build: x.type, y.type (same), gamma.type, beta.type.
     Input<Buffer<void, 3>> x{"x"};
@@ -63,10 +68,11 @@ public:
         // end at S and its overlap with the previous block masked out: every load stays in
         // the row and no RDom predicate blocks vectorization.
         Expr block_start = b * st.B;
-        Expr s_at = min(block_start, st.S - st.B) + st.ri;
-        // likely(): loop partitioning drops the mask from all but the last block's loop.
-        Expr in_block = likely(s_at >= block_start);
-        Expr block_count = cast<float>(min(st.B, st.S - block_start));
+        Expr overlap = max(block_start + st.B - st.S, 0);  // > 0 only in the last block
+        Expr s_at = min(block_start, st.S - st.B) + st.ri;  // = start - overlap, in bounds form
+        // likely(): loop partitioning drops the mask from the steady-state loop.
+        Expr in_block = likely(st.ri >= overlap);
+        Expr block_count = cast<float>(st.B - overlap);
         Expr v = st.centered(s_at, c, n);
         st.blk_sum(b, c, n) = 0.0f;
         st.blk_sum(b, c, n) += select(in_block, v, 0.0f);
@@ -132,6 +138,8 @@ private:
 
     // The block length along s for the per-block centred moments: the schedule's choice.
     int spatial_block() const {
+        if (get_target().has_gpu_feature()) return gpu_spatial_block(layout, gpu_shape);
+        if (get_target().arch == Target::ARM) return arm_spatial_block(layout);
         return layout == Layout::NCHW ? cpu_nchw_spatial_block(get_target())
                                       : cpu_nhwc_spatial_block(get_target());
     }
@@ -139,9 +147,10 @@ private:
     void schedule(ForwardStages &st) {
         const Target t = get_target();
         if (t.has_gpu_feature()) {
-            throw CompileError("no GPU schedule is registered in this generator yet");
-        }
-        if (layout == Layout::NCHW) {
+            schedule_gpu(st, layout, gpu_shape);
+        } else if (t.arch == Target::ARM) {
+            layout == Layout::NCHW ? schedule_arm_nchw(st) : schedule_arm_nhwc(st);
+        } else if (layout == Layout::NCHW) {
             schedule_cpu_nchw(st, t);
         } else {
             schedule_cpu_nhwc(st, t);
