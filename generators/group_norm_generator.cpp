@@ -19,9 +19,9 @@
 
 #include "Halide.h"
 #include "group_norm_stages.h"
+#include "schedules/arm.h"
 #include "schedules/cpu_nchw.h"
 #include "schedules/cpu_nhwc.h"
-#include "schedules/arm.h"
 #include "schedules/gpu.h"
 
 namespace groupnorm_gen {
@@ -139,21 +139,24 @@ private:
     // The block length along s for the per-block centred moments: the schedule's choice.
     int spatial_block() const {
         if (get_target().has_gpu_feature()) return gpu_spatial_block(layout, gpu_shape);
-        if (get_target().arch == Target::ARM) return arm_spatial_block(layout);
-        return layout == Layout::NCHW ? cpu_nchw_spatial_block(get_target())
-                                      : cpu_nhwc_spatial_block(get_target());
+        return layout == Layout::NCHW ? nchw_spatial_block(nchw_tuning())
+                                      : nhwc_tuning().block_rows;
+    }
+
+    NchwTuning nchw_tuning() const {
+        return get_target().arch == Target::ARM ? arm_nchw_tuning() : x86_nchw_tuning(get_target());
+    }
+    NhwcTuning nhwc_tuning() const {
+        return get_target().arch == Target::ARM ? arm_nhwc_tuning() : x86_nhwc_tuning(get_target());
     }
 
     void schedule(ForwardStages &st) {
-        const Target t = get_target();
-        if (t.has_gpu_feature()) {
+        if (get_target().has_gpu_feature()) {
             schedule_gpu(st, layout, gpu_shape);
-        } else if (t.arch == Target::ARM) {
-            layout == Layout::NCHW ? schedule_arm_nchw(st) : schedule_arm_nhwc(st);
         } else if (layout == Layout::NCHW) {
-            schedule_cpu_nchw(st, t);
+            schedule_cpu_nchw(st, nchw_tuning());
         } else {
-            schedule_cpu_nhwc(st, t);
+            schedule_cpu_nhwc(st, nhwc_tuning());
         }
     }
 };

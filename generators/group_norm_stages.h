@@ -21,16 +21,17 @@ struct ForwardStages {
     // channels.
     Halide::RDom ri, rbd;
 
-    Halide::Func pivot;       // (g, n)  first element of the group: the shift of all sums
-    Halide::Func chan_pivot;  // (c, n)  pivot of c's group, so a vector of channels can load it
-    Halide::Func centered;    // (s, c, n) x - pivot, in float32
-    Halide::Func blk_sum;     // (b, c, n) sum of centered over the block
-    Halide::Func blk_m2;      // (b, c, n) sum of squares about the block's own mean
-    Halide::Func blk_stats;   // (b, c, n) {blk_sum, blk_m2}: what the group reduction reads
-    Halide::Func grp_sum;     // (g, n)  sum of centered over the group
-    Halide::Func grp_m2;      // (g, n)  the group's centred second moment (Chan's combination)
-    Halide::Func stats;       // (g, n)  {mean - pivot, rstd}
-    Halide::Func chan_affine; // (c, n)  {a, b}: y = centered * a + b
+    // Named, so stmt files, kernels and profiles say which stage they are.
+    Halide::Func pivot{"pivot"};              // (g, n)  first element of the group: the shift of all sums
+    Halide::Func chan_pivot{"chan_pivot"};    // (c, n)  pivot of c's group, so a vector of channels can load it
+    Halide::Func centered{"centered"};        // (s, c, n) x - pivot, in float32
+    Halide::Func blk_sum{"blk_sum"};          // (b, c, n) sum of centered over the block
+    Halide::Func blk_m2{"blk_m2"};            // (b, c, n) sum of squares about the block's own mean
+    Halide::Func blk_stats{"blk_stats"};      // (b, c, n) {blk_sum, blk_m2}: what the group reduction reads
+    Halide::Func grp_sum{"grp_sum"};          // (g, n)  sum of centered over the group
+    Halide::Func grp_m2{"grp_m2"};            // (g, n)  the group's centred second moment (Chan's combination)
+    Halide::Func stats{"stats"};              // (g, n)  {mean - pivot, rstd}
+    Halide::Func chan_affine{"chan_affine"};  // (c, n)  {a, b}: y = centered * a + b
     Halide::Func y, mean, rstd;  // the pipeline's outputs
 };
 

@@ -9,6 +9,8 @@ APT_PACKAGES=(
   g++ libgtest-dev libbenchmark-dev       # toolchain, tests, bench
   libdlpack-dev                           # DLTensor, the API's tensor type
   libcli11-dev libxtensor-dev xtl-dev     # the groupnorm CLI (.npy I/O)
+  pocl-opencl-icd ocl-icd-opencl-dev      # GPU schedules run through OpenCL on PoCL (tests)
+  g++-aarch64-linux-gnu qemu-user-static  # ARM64 tree: cross compiler, tests under qemu
 )
 
 missing=()

@@ -8,24 +8,11 @@
 #include "dispatch.h"
 #include "groupnorm/groupnorm.h"
 #include "reference.h"
+#include "test_shapes.h"
 
 using namespace gntest;
 
 namespace {
-
-struct Shape {
-    std::vector<int64_t> dims;
-    int64_t G;
-};
-
-// Odd shapes of the issue: G = 1, G = C, C/G = 1, S = 1, S not a multiple of any vector
-// width, 7x7, 33x17, N = 1, 1-D / 2-D / 3-D spatial, rank 2, more lanes than one row.
-const std::vector<Shape> kShapes = {
-    {{2, 6, 4, 4}, 3},    {{1, 32, 8, 8}, 4},    {{3, 8, 7, 7}, 1},   {{2, 8, 33, 17}, 8},
-    {{2, 16, 5}, 16},     {{4, 12}, 3},          {{1, 4, 1}, 2},      {{2, 64, 3, 5, 7}, 8},
-    {{1, 64, 130}, 32},   {{2, 20, 1000}, 5},    {{1, 24, 1, 1}, 6},  {{1, 320, 9, 9}, 32},
-    {{1, 3, 67}, 1},      {{2, 48, 16, 16}, 16}, {{1, 4, 65, 65}, 2},  {{1, 16, 1100}, 4},
-};
 
 struct VariantCase {
     DType dtype;
@@ -75,7 +62,7 @@ TEST_P(ForwardVariant, MatchesFloat64Reference) {
     const uint64_t seed = fresh_seed();
     SCOPED_TRACE("GN_TEST_SEED=" + std::to_string(seed));
     std::mt19937_64 rng(seed);
-    for (const Shape &shape : kShapes) {
+    for (const Shape &shape : core_shapes()) {
         for (bool affine : {true, false}) {
             if (!affine && vc.param != vc.dtype && vc.dtype != DType::F32) continue;
             SCOPED_TRACE(to_string(shape.dims) + " G=" + std::to_string(shape.G) +
@@ -84,6 +71,12 @@ TEST_P(ForwardVariant, MatchesFloat64Reference) {
         }
     }
 }
+
+#if defined(__aarch64__)
+const char *const kFamilySuffix = "_arm";
+#else
+const char *const kFamilySuffix = "_x86";
+#endif
 
 // The registry serves this case with the variant of the matching name, so every compiled
 // variant is the one under test in exactly one of these cases.
@@ -101,7 +94,7 @@ TEST_P(ForwardVariant, DispatchesToItsVariant) {
     const bool nhwc = vc.layout == Layout::ChannelsLast || vc.layout == Layout::PaddedBatchNhwc;
     std::string expected = std::string("gn_fwd_") + name(vc.dtype) +
                            (vc.param != vc.dtype ? std::string("_g") + name(vc.param) : "") +
-                           (nhwc ? "_nhwc" : "_nchw") + "_x86";
+                           (nhwc ? "_nhwc" : "_nchw") + kFamilySuffix;
     EXPECT_EQ(variant->name, expected);
 }
 
@@ -119,11 +112,12 @@ std::vector<VariantCase> all_cases() {
 
 INSTANTIATE_TEST_SUITE_P(AllVariants, ForwardVariant, ::testing::ValuesIn(all_cases()), case_name);
 
-TEST(Forward, EveryRegisteredVariantIsCovered) {
-    size_t count = 0;
-    groupnorm::detail::forward_variants(&count);
+TEST(Forward, EveryCpuVariantIsCovered) {
+    size_t count = 0, cpu = 0;
+    const auto *variants = groupnorm::detail::forward_variants(&count);
+    for (size_t i = 0; i < count; i++) cpu += variants[i].device == groupnorm::detail::GN_DEVICE_CPU;
     // 3 dtypes x 2 layouts, plus float32 gamma for the two half types.
-    EXPECT_EQ(count, 10u) << "a variant was added: extend all_cases()";
+    EXPECT_EQ(cpu, 10u) << "a CPU variant was added: extend all_cases()";
 }
 
 TEST(Forward, HugeGroup) {

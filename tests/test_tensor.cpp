@@ -27,15 +27,21 @@ const char *name(Layout l) {
     return "?";
 }
 
+#if defined(__aarch64__)
+using f16_t = __fp16;  // g++ 12 has no C++ _Float16 here; FCVT h, d rounds once
+#else
+using f16_t = _Float16;
+#endif
+
 uint16_t to_f16_bits(double v) {
-    _Float16 h = (_Float16)v;  // correctly rounded (libgcc)
+    f16_t h = (f16_t)v;  // correctly rounded (libgcc)
     uint16_t b;
     std::memcpy(&b, &h, 2);
     return b;
 }
 
 double from_f16_bits(uint16_t b) {
-    _Float16 h;
+    f16_t h;
     std::memcpy(&h, &b, 2);
     return (double)h;
 }

@@ -1,27 +1,34 @@
-// CPU schedule, contiguous NC* layout (s dense). x86 and ARM share it; the vector width
-// comes from the target.
+// CPU schedule, contiguous NC* layout (s dense), parameterised by a per-family tuning
+// (x86 below, ARM in arm.h).
 //
 // One parallel task per (sample, group): its statistics are computed right before it is
 // normalized, so the group's D*S elements come from DRAM once and are re-read from cache
-// (HALIDE_NOTES.md: 3-4.7x faster than two root passes). Each block (<= 16 KiB of one
-// channel row) is summed, then re-read from L1 for its centred second moment.
+// (HALIDE_NOTES.md: 3-4.7x faster than two root passes). Each block (64 values per
+// accumulator lane, <= 16 KiB of one channel row) is summed, then re-read from L1 for its
+// centred second moment.
 #pragma once
 
-#include "../group_norm_stages.h"
+#include "cpu_common.h"
 
 namespace groupnorm_gen {
 
-// Block length along s: 64 values per vector-lane accumulator (see `lanes` below).
-inline int cpu_nchw_spatial_block(const Halide::Target &t) {
-    return 64 * 2 * t.natural_vector_size<float>();
+struct NchwTuning {
+    int out_vector;  // y values per iteration
+    int lanes;       // vector-lane accumulators per block sum (several independent chains)
+};
+
+// x86: two vectors of accumulators keep enough adds in flight for DRAM and L1 speeds, and
+// rows of >= 2 vectors still take the vector horizontal sum below.
+inline NchwTuning x86_nchw_tuning(const Halide::Target &t) {
+    const int vec = t.natural_vector_size<float>();
+    return {vec, 2 * vec};
 }
 
-inline void schedule_cpu_nchw(ForwardStages &st, const Halide::Target &t) {
+inline int nchw_spatial_block(const NchwTuning &tune) { return 64 * tune.lanes; }
+
+inline void schedule_cpu_nchw(ForwardStages &st, const NchwTuning &tune) {
     using namespace Halide;
-    const int vec = t.natural_vector_size<float>();
-    // Two independent vector accumulators per sum: enough adds in flight for DRAM and
-    // L1 speeds, and short rows (S >= 2 vectors) still take the vector path below.
-    const int lanes = 2 * vec;
+    const int lanes = tune.lanes;
     Var d{"d"};
 
     // g and n stay separate loops (both parallel): a fused (g, n) loop would make the
@@ -30,7 +37,7 @@ inline void schedule_cpu_nchw(ForwardStages &st, const Halide::Target &t) {
         .reorder(st.s, d, st.g, st.n)
         .parallel(st.n)
         .parallel(st.g)
-        .vectorize(st.s, vec, TailStrategy::GuardWithIf);
+        .vectorize(st.s, tune.out_vector, TailStrategy::GuardWithIf);
     for (Func out : {st.mean, st.rstd}) {
         out.parallel(st.n).parallel(st.g).compute_with(st.y, st.g);
     }
@@ -39,6 +46,7 @@ inline void schedule_cpu_nchw(ForwardStages &st, const Halide::Target &t) {
     for (Func f : {st.pivot, st.stats, st.grp_sum, st.grp_m2, st.blk_stats, st.chan_affine}) {
         f.compute_at(st.y, st.g);
     }
+    cascade_group_sums(st, LoopLevel(st.y, st.g));
     for (Func f : {st.blk_sum, st.blk_m2}) {
         f.compute_at(st.blk_stats, st.b);
         RVar rio{"rio"}, rii{"rii"};

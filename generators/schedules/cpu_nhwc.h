@@ -1,5 +1,5 @@
-// CPU schedule, channels-last N*C layout (c dense). x86 and ARM share it; the vector
-// width comes from the target.
+// CPU schedule, channels-last N*C layout (c dense), parameterised by a per-family tuning
+// (x86 below, ARM in arm.h).
 //
 // Per sample: blocks of spatial rows are processed in parallel, a vector of channels at a
 // time (every load part of a full row of C channels): each block is summed, then re-read
@@ -8,24 +8,33 @@
 // per-group tasks as in NCHW would touch every cache line G times.
 #pragma once
 
-#include "../group_norm_stages.h"
+#include "cpu_common.h"
 
 namespace groupnorm_gen {
 
-// Block length along s, in rows: 512 rows of C <= 320 float channels fit L2.
-inline int cpu_nhwc_spatial_block(const Halide::Target &) { return 512; }
+struct NhwcTuning {
+    int out_vector;      // y channels per iteration
+    int stat_vector;     // channels per accumulator vector in the block sums
+    int block_rows;      // spatial rows per block (the unit of the centred moments)
+    int rows_per_chain;  // rows one accumulator sums before the chains are added
+    int rows_per_task;   // normalize pass: spatial rows per parallel task
+};
 
-inline void schedule_cpu_nhwc(ForwardStages &st, const Halide::Target &t) {
-    using namespace Halide;
+// x86: 512 rows of C <= 320 float channels fit L2.
+inline NhwcTuning x86_nhwc_tuning(const Halide::Target &t) {
     const int vec = t.natural_vector_size<float>();
-    const int rows_per_task = 32;   // normalize pass: spatial rows per parallel task
-    const int rows_per_chain = 64;  // stats: rows one accumulator sums
+    return {vec, vec, 512, 64, 32};
+}
+
+inline void schedule_cpu_nhwc(ForwardStages &st, const NhwcTuning &tune) {
+    using namespace Halide;
+    const int vec = tune.stat_vector;
     Var so{"so"}, si{"si"};
 
     st.y.reorder(st.c, st.s, st.n)
-        .split(st.s, so, si, rows_per_task, TailStrategy::GuardWithIf)
+        .split(st.s, so, si, tune.rows_per_task, TailStrategy::GuardWithIf)
         .parallel(so)
-        .vectorize(st.c, vec, TailStrategy::GuardWithIf);
+        .vectorize(st.c, tune.out_vector, TailStrategy::GuardWithIf);
     for (Func out : {st.mean, st.rstd}) {
         out.compute_with(st.y, st.n);
     }
@@ -33,13 +42,13 @@ inline void schedule_cpu_nhwc(ForwardStages &st, const Halide::Target &t) {
     for (Func f : {st.chan_pivot, st.stats, st.grp_sum, st.grp_m2, st.chan_affine}) {
         f.compute_at(st.y, st.n);
     }
+    cascade_group_sums(st, LoopLevel(st.y, st.n));
     st.blk_stats.compute_at(st.y, st.n)
         .reorder(st.c, st.b)
         .parallel(st.b)
         .vectorize(st.c, vec, TailStrategy::GuardWithIf);
     // Within a block, each channel sums `rows_per_chain` rows per accumulator, then the
-    // chains are added: the float32 cascade (the pivot may sit a few std from the mean,
-    // and a long chain's rounding grows with its length).
+    // chains are added: the float32 cascade (a long chain's rounding grows with its length).
     for (Func f : {st.blk_sum, st.blk_m2}) {
         f.compute_at(st.blk_stats, st.b)
             .reorder(st.c, st.b)
@@ -47,7 +56,7 @@ inline void schedule_cpu_nhwc(ForwardStages &st, const Halide::Target &t) {
         RVar rio{"rio"}, rii{"rii"};
         Var chain{"chain"};
         Func chains = f.update()
-                          .split(st.ri.x, rio, rii, rows_per_chain, TailStrategy::GuardWithIf)
+                          .split(st.ri.x, rio, rii, tune.rows_per_chain, TailStrategy::GuardWithIf)
                           .rfactor(rio, chain);
         f.update().reorder(st.c, rio, st.b).vectorize(st.c, vec, TailStrategy::GuardWithIf);
         chains.compute_at(st.blk_stats, st.b)

@@ -28,6 +28,10 @@ gn_status read_config(const gn_config *config, gn_config *out) {
         }
         out->flags = config->flags;
     }
+    if (config->struct_size >= offsetof(gn_config, cuda_stream) + sizeof(void *)) {
+        out->cuda_context = config->cuda_context;
+        out->cuda_stream = config->cuda_stream;
+    }
     return GN_STATUS_SUCCESS;
 }
 
@@ -48,7 +52,7 @@ extern "C" gn_status gn_forward(const DLTensor *x, const DLTensor *gamma, const 
     if (!variant) return GN_STATUS_UNSUPPORTED;
     install_halide_error_handler();
     if (gn_status st = install_cpu_isa_cap()) return st;
-    return run_forward(*variant, problem, (float)eps);
+    return run_forward(*variant, problem, (float)eps, &cfg);
 }
 
 extern "C" gn_status gn_set_num_threads(int num_threads) {

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "errors.h"
+#include "cuda_interop.h"
 
 namespace groupnorm::detail {
 
@@ -19,6 +20,10 @@ const char *dtype_name(gn_dtype t) {
 }
 
 const char *layout_name(gn_layout l) { return l == GN_LAYOUT_NCHW ? "nchw" : "nhwc"; }
+
+const char *device_name(gn_device d) {
+    return d == GN_DEVICE_CUDA ? "CUDA" : d == GN_DEVICE_OPENCL ? "OpenCL" : "CPU";
+}
 
 namespace {
 
@@ -51,20 +56,45 @@ std::string describe_shape(const DLTensor *t) {
     return s + (t->ndim == 1 ? ",)" : ")");
 }
 
-gn_status check_device(const DLTensor *t, const char *name) {
+// The device a tensor lives on: host memory (pinned CUDA host memory included) or a CUDA
+// device (managed memory is used as device memory).
+gn_status device_of(const DLTensor *t, const char *name, gn_device *device, int *id) {
     switch (t->device.device_type) {
     case kDLCPU:
     case kDLCUDAHost:
+        *device = GN_DEVICE_CPU;
+        *id = 0;
         return GN_STATUS_SUCCESS;
     case kDLCUDA:
-    case kDLCUDAManaged:
-        return fail(GN_STATUS_DEVICE_UNAVAILABLE,
-                    "%s is a CUDA tensor, but this build has no CUDA variants", name);
+    case kDLCUDAManaged: {
+        // An unusable device is reported before any mixing of devices: it is the root cause.
+        const char *why = cuda_unavailable_reason(t->device.device_id);
+        if (why) {
+            return fail(GN_STATUS_DEVICE_UNAVAILABLE, "%s is a CUDA tensor, but %s", name, why);
+        }
+        *device = GN_DEVICE_CUDA;
+        *id = t->device.device_id;
+        return GN_STATUS_SUCCESS;
+    }
     default:
         return fail(GN_STATUS_DEVICE_UNAVAILABLE,
                     "%s is on DLPack device type %d, which this build does not support", name,
                     (int)t->device.device_type);
     }
+}
+
+// Every tensor must be on x's device (recorded in p by validate_forward).
+gn_status check_device(const DLTensor *t, const char *name, const ForwardProblem &p) {
+    gn_device device = GN_DEVICE_CPU;
+    int id = 0;
+    if (gn_status st = device_of(t, name, &device, &id)) return st;
+    if (device != p.device || id != p.device_id) {
+        return fail(GN_STATUS_INVALID_ARGUMENT,
+                    "%s is on %s device %d but x is on %s device %d: all tensors must be on "
+                    "x's device",
+                    name, device_name(device), id, device_name(p.device), p.device_id);
+    }
+    return GN_STATUS_SUCCESS;
 }
 
 // Shape and strides in elements (compact row-major when strides is NULL), checked.
@@ -166,9 +196,9 @@ void byte_range(const View3 &v, int elem_bytes, uintptr_t *begin, uintptr_t *end
 }
 
 gn_status check_param(const DLTensor *p, const char *name, int64_t C, gn_dtype x_dtype,
-                      gn_dtype *dtype) {
+                      gn_dtype *dtype, const ForwardProblem &problem) {
     int64_t strides[kMaxRank], numel = 0;
-    if (gn_status st = check_device(p, name)) return st;
+    if (gn_status st = check_device(p, name, problem)) return st;
     if (p->ndim != 1) {
         return fail(GN_STATUS_INVALID_ARGUMENT, "%s must have shape (C,) = (%lld,), got rank %d",
                     name, (long long)C, p->ndim);
@@ -190,9 +220,9 @@ gn_status check_param(const DLTensor *p, const char *name, int64_t C, gn_dtype x
 }
 
 gn_status check_stat(const DLTensor *t, const char *name, int64_t N, int64_t G, float **data,
-                     int64_t *gn_strides) {
+                     int64_t *gn_strides, const ForwardProblem &problem) {
     int64_t strides[kMaxRank], numel = 0;
-    if (gn_status st = check_device(t, name)) return st;
+    if (gn_status st = check_device(t, name, problem)) return st;
     if (gn_status st = read_geometry(t, name, strides, &numel)) return st;
     if (t->ndim != 2 || t->shape[0] != N || t->shape[1] != G) {
         return fail(GN_STATUS_INVALID_ARGUMENT, "%s must have shape (N, num_groups) = (%lld, %lld), got %s",
@@ -218,7 +248,7 @@ gn_status validate_forward(const DLTensor *x, const DLTensor *gamma, const DLTen
                            const DLTensor *mean, const DLTensor *rstd, ForwardProblem *p) {
     if (!x) return fail(GN_STATUS_INVALID_ARGUMENT, "x is NULL");
     if (!y) return fail(GN_STATUS_INVALID_ARGUMENT, "y is NULL");
-    if (gn_status st = check_device(x, "x")) return st;
+    if (gn_status st = device_of(x, "x", &p->device, &p->device_id)) return st;
     if (x->ndim < 2) {
         return fail(GN_STATUS_INVALID_ARGUMENT, "x must have rank >= 2 (N, C, *), got rank %d",
                     x->ndim);
@@ -251,7 +281,7 @@ gn_status validate_forward(const DLTensor *x, const DLTensor *gamma, const DLTen
     p->S = 1;
     for (int i = 2; i < x->ndim; i++) p->S *= x->shape[i];
 
-    if (gn_status st = check_device(y, "y")) return st;
+    if (gn_status st = check_device(y, "y", *p)) return st;
     if (y->ndim != x->ndim) {
         return fail(GN_STATUS_INVALID_ARGUMENT, "y must have x's shape %s, got %s",
                     describe_shape(x).c_str(), describe_shape(y).c_str());
@@ -270,10 +300,10 @@ gn_status validate_forward(const DLTensor *x, const DLTensor *gamma, const DLTen
 
     gn_dtype gamma_dtype = GN_DTYPE_F32, beta_dtype = GN_DTYPE_F32;
     if (gamma) {
-        if (gn_status st = check_param(gamma, "gamma", p->C, p->dtype, &gamma_dtype)) return st;
+        if (gn_status st = check_param(gamma, "gamma", p->C, p->dtype, &gamma_dtype, *p)) return st;
     }
     if (beta) {
-        if (gn_status st = check_param(beta, "beta", p->C, p->dtype, &beta_dtype)) return st;
+        if (gn_status st = check_param(beta, "beta", p->C, p->dtype, &beta_dtype, *p)) return st;
     }
     if (gamma && beta && gamma_dtype != beta_dtype) {
         return fail(GN_STATUS_INVALID_ARGUMENT, "gamma (%s) and beta (%s) must have one dtype",
@@ -284,10 +314,10 @@ gn_status validate_forward(const DLTensor *x, const DLTensor *gamma, const DLTen
     p->beta = beta ? static_cast<const char *>(beta->data) + beta->byte_offset : nullptr;
 
     if (mean) {
-        if (gn_status st = check_stat(mean, "mean", p->N, p->G, &p->mean, p->mean_stride)) return st;
+        if (gn_status st = check_stat(mean, "mean", p->N, p->G, &p->mean, p->mean_stride, *p)) return st;
     }
     if (rstd) {
-        if (gn_status st = check_stat(rstd, "rstd", p->N, p->G, &p->rstd, p->rstd_stride)) return st;
+        if (gn_status st = check_stat(rstd, "rstd", p->N, p->G, &p->rstd, p->rstd_stride, *p)) return st;
     }
 
     if (p->empty()) return GN_STATUS_SUCCESS;  // nothing will be read or written

@@ -10,7 +10,10 @@ namespace groupnorm::detail {
 
 enum gn_dtype { GN_DTYPE_F32, GN_DTYPE_F16, GN_DTYPE_BF16 };
 enum gn_layout { GN_LAYOUT_NCHW, GN_LAYOUT_NHWC };
-enum gn_device { GN_DEVICE_CPU };
+// OPENCL: variants only tests call (host buffers; schedules/gpu.h run on PoCL); no DLPack
+// device maps to it.
+enum gn_device { GN_DEVICE_CPU, GN_DEVICE_CUDA, GN_DEVICE_OPENCL };
+const char *device_name(gn_device d);
 
 const char *dtype_name(gn_dtype t);
 const char *layout_name(gn_layout l);
@@ -25,6 +28,7 @@ struct View3 {
 // Everything dispatch needs, produced once by validate_forward().
 struct ForwardProblem {
     gn_device device = GN_DEVICE_CPU;
+    int device_id = 0;  // DLPack device_id (CUDA ordinal)
     gn_dtype dtype = GN_DTYPE_F32;
     gn_dtype param_dtype = GN_DTYPE_F32;  // of gamma/beta (float32 when neither is given)
     gn_layout layout = GN_LAYOUT_NCHW;

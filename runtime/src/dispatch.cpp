@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "cuda_interop.h"
 #include "errors.h"
 #include "gn_variant_headers.h"  // generated: the AOT functions' declarations
 
@@ -11,12 +12,33 @@ namespace {
 
 bool any_shape(const ForwardProblem &) { return true; }
 
+// GPU shape classes (generators/schedules/gpu.h). Launch grids put n (and c) in the
+// y/z grid dimensions, at most 65535.
+bool gpu_grid_fits(const ForwardProblem &p) { return p.N <= 65535 && p.C <= 65535; }
+// group: the group's ceil(S / 32) * D block moments (8 bytes each) in 16 KiB of shared
+// memory.
+bool gpu_group_fits(const ForwardProblem &p) {
+    return gpu_grid_fits(p) && (p.S + 31) / 32 * (p.C / p.G) <= 2048;
+}
+// One block per (n, g) fills the GPU when there are a few blocks per SM (132 SMs on an
+// H100); below that the spatial reduction is split across blocks. To be tuned on a GPU.
+constexpr int64_t kGpuGroupMinBlocks = 512;
+bool gpu_serves_group(const ForwardProblem &p) {
+    return gpu_group_fits(p) && p.N * p.G >= kGpuGroupMinBlocks;
+}
+bool gpu_serves_split(const ForwardProblem &p) { return gpu_grid_fits(p) && !gpu_serves_group(p); }
+
 #define GN_FORWARD_VARIANT(fn_name, device, dtype, layout, param_dtype, family) \
-    {#fn_name, device, dtype, layout, param_dtype, family, fn_name, any_shape},
+    {#fn_name, device, dtype, layout, param_dtype, family, fn_name, nullptr, any_shape, any_shape},
+#define GN_FORWARD_GPU_VARIANT(fn_name, device, dtype, layout, param_dtype, family, shape) \
+    {#fn_name, device, dtype, layout, param_dtype, family, nullptr, fn_name,               \
+     gpu_serves_##shape, shape == 0 ? gpu_grid_fits : gpu_group_fits},
+constexpr int split = 0, group = 1;
 const ForwardVariant kForwardVariants[] = {
 #include "gn_variants.inc"  // generated: one row per variant
 };
 #undef GN_FORWARD_VARIANT
+#undef GN_FORWARD_GPU_VARIANT
 
 halide_type_t halide_type_of(gn_dtype t) {
     switch (t) {
@@ -77,7 +99,8 @@ const ForwardVariant *find_forward_variant(const ForwardProblem &p) {
     return nullptr;
 }
 
-gn_status run_forward(const ForwardVariant &v, const ForwardProblem &p, float eps) {
+gn_status run_forward(const ForwardVariant &v, const ForwardProblem &p, float eps,
+                      const gn_config *config) {
     const halide_type_t type = halide_type_of(p.dtype), ptype = halide_type_of(p.param_dtype);
     const int64_t param_extent[1] = {p.C}, unit_stride[1] = {1};
     Buffer x(p.x.data, type, 3, p.x.extent, p.x.stride);
@@ -93,6 +116,14 @@ gn_status run_forward(const ForwardVariant &v, const ForwardProblem &p, float ep
     Buffer rstd(p.rstd ? p.rstd : scratch_stats(1, p.N * p.G), f32, 2, stat_extent,
                 p.rstd ? p.rstd_stride : dense_stride);
 
+    if (v.device != GN_DEVICE_CPU) {
+        const gn_config defaults = GN_CONFIG_INIT;
+        return run_gpu_forward(v,
+                               {&x.buf, &gamma.buf, &beta.buf, &y.buf, &mean.buf, &rstd.buf,
+                                p.gamma != nullptr, p.beta != nullptr, p.mean != nullptr,
+                                p.rstd != nullptr},
+                               p, eps, config ? *config : defaults);
+    }
     int code = v.fn(&x.buf, &gamma.buf, &beta.buf, (int32_t)p.G, eps, &y.buf, &mean.buf,
                     &rstd.buf);
     return code == 0 ? GN_STATUS_SUCCESS : from_halide_error(code, v.name);

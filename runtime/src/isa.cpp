@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
+#include <string>
 
 #include "HalideRuntime.h"
 #include "errors.h"
@@ -21,6 +22,14 @@ bool has_feature(int count, const uint64_t *features, halide_target_feature_t f)
     return word < count && ((features[word] >> (f % 64)) & 1);
 }
 
+#if defined(__aarch64__)
+const CpuIsa kLevels[] = {CPU_ISA_ARMV8, CPU_ISA_ARM_FP16};
+CpuIsa level_of(int count, const uint64_t *features) {
+    return has_feature(count, features, halide_target_feature_arm_fp16) ? CPU_ISA_ARM_FP16
+                                                                        : CPU_ISA_ARMV8;
+}
+#else
+const CpuIsa kLevels[] = {CPU_ISA_SSE41, CPU_ISA_AVX2, CPU_ISA_AVX512};
 CpuIsa level_of(int count, const uint64_t *features) {
     if (has_feature(count, features, halide_target_feature_avx512) ||
         has_feature(count, features, halide_target_feature_avx512_skylake)) {
@@ -28,6 +37,7 @@ CpuIsa level_of(int count, const uint64_t *features) {
     }
     return has_feature(count, features, halide_target_feature_avx2) ? CPU_ISA_AVX2 : CPU_ISA_SSE41;
 }
+#endif
 
 void note_selected(CpuIsa level) {
     int prev = selected.load();
@@ -36,12 +46,12 @@ void note_selected(CpuIsa level) {
 }
 
 // Wrappers ask from the best level down, stop at the first yes, and take the baseline
-// without asking when AVX2 (the level above it) is refused.
+// without asking when the level above it is refused.
 int capped_can_use_target_features(int count, const uint64_t *features) {
     const CpuIsa level = level_of(count, features);
-    const bool capped = cap.load() != CPU_ISA_AUTO && level > cap.load();
+    const bool capped = level > cap.load();
     if (capped || !halide_default_can_use_target_features(count, features)) {
-        if (level == CPU_ISA_AVX2) note_selected(CPU_ISA_SSE41);
+        if (level == kLevels[1]) note_selected(kLevels[0]);
         return 0;
     }
     note_selected(level);
@@ -55,6 +65,8 @@ const char *cpu_isa_name(CpuIsa isa) {
     case CPU_ISA_SSE41: return "sse41";
     case CPU_ISA_AVX2: return "avx2";
     case CPU_ISA_AVX512: return "avx512";
+    case CPU_ISA_ARMV8: return "armv8";
+    case CPU_ISA_ARM_FP16: return "arm_fp16";
     case CPU_ISA_AUTO: return "auto";
     default: return "none";
     }
@@ -65,8 +77,8 @@ gn_status install_cpu_isa_cap() {
     std::call_once(once, [] {
         const char *env = std::getenv("GN_CPU_ISA");
         if (env && *env) {
-            bool known = false;
-            for (CpuIsa isa : {CPU_ISA_SSE41, CPU_ISA_AVX2, CPU_ISA_AVX512, CPU_ISA_AUTO}) {
+            bool known = std::strcmp(env, cpu_isa_name(CPU_ISA_AUTO)) == 0;
+            for (CpuIsa isa : kLevels) {
                 if (std::strcmp(env, cpu_isa_name(isa)) == 0) {
                     cap = isa;
                     known = true;
@@ -77,10 +89,17 @@ gn_status install_cpu_isa_cap() {
         halide_set_custom_can_use_target_features(capped_can_use_target_features);
     });
     if (cap_status != GN_STATUS_SUCCESS) {
-        return fail(cap_status, "environment variable GN_CPU_ISA=%s is not one of sse41, avx2, "
-                    "avx512, auto", std::getenv("GN_CPU_ISA") ? std::getenv("GN_CPU_ISA") : "");
+        std::string levels;
+        for (CpuIsa isa : kLevels) levels += std::string(cpu_isa_name(isa)) + ", ";
+        return fail(cap_status, "environment variable GN_CPU_ISA=%s is not one of %sauto",
+                    std::getenv("GN_CPU_ISA") ? std::getenv("GN_CPU_ISA") : "", levels.c_str());
     }
     return GN_STATUS_SUCCESS;
+}
+
+const CpuIsa *cpu_isa_levels(int *count) {
+    *count = sizeof(kLevels) / sizeof(kLevels[0]);
+    return kLevels;
 }
 
 CpuIsa cpu_isa_cap() { return (CpuIsa)cap.load(); }

@@ -12,5 +12,9 @@ add_test(NAME Install.ConsumerProject
                  "-DCXX_COMPILER=${CMAKE_CXX_COMPILER}"
                  "-DNM=${CMAKE_NM}"
                  "-DEXPECT_CLI=$<TARGET_EXISTS:groupnorm_cli>"
+                 # Cross builds: same toolchain, the consumer runs under the emulator.
+                 "-DTOOLCHAIN=${CMAKE_TOOLCHAIN_FILE}"
+                 "-DDLPACK_DIR=$<$<BOOL:${CMAKE_CROSSCOMPILING}>:${dlpack_DIR}>"
+                 "-DEMULATOR=$<JOIN:${CMAKE_CROSSCOMPILING_EMULATOR},|>"
                  -P ${CMAKE_CURRENT_LIST_DIR}/run_consumer_test.cmake)
 set_tests_properties(Install.ConsumerProject PROPERTIES TIMEOUT 600 LABELS install)

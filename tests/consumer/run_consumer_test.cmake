@@ -50,13 +50,22 @@ if (NM)
   message(STATUS "libgroupnorm.a: no undefined halide_ symbols (${n} defined)")
 endif ()
 
+set(cross_args "")
+if (TOOLCHAIN)
+  # A cross toolchain searches its sysroot only: name the package prefixes themselves.
+  file(GLOB_RECURSE config "${prefix}/*/GroupNormConfig.cmake")
+  cmake_path(GET config PARENT_PATH config_dir)
+  set(cross_args --toolchain "${TOOLCHAIN}" "-DGroupNorm_DIR=${config_dir}"
+      "-Ddlpack_DIR=${DLPACK_DIR}")
+endif ()
 run("configure consumer" ${CMAKE_COMMAND} -S "${CONSUMER_DIR}" -B "${WORK_DIR}/build"
     -G "${GENERATOR}" "-DCMAKE_MAKE_PROGRAM=${MAKE_PROGRAM}"
     "-DCMAKE_CXX_COMPILER=${CXX_COMPILER}" "-DCMAKE_BUILD_TYPE=${CONFIG}"
-    "-DCMAKE_PREFIX_PATH=${prefix}")
+    "-DCMAKE_PREFIX_PATH=${prefix}" ${cross_args})
 run("build consumer" ${CMAKE_COMMAND} --build "${WORK_DIR}/build" --config "${CONFIG}")
 set(consumer "${WORK_DIR}/build/consumer")
 if (NOT EXISTS "${consumer}")  # multi-config generators
   set(consumer "${WORK_DIR}/build/${CONFIG}/consumer")
 endif ()
-run("consumer" "${consumer}")
+string(REPLACE "|" ";" emulator "${EMULATOR}")
+run("consumer" ${emulator} "${consumer}")

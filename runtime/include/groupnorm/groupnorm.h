@@ -1,6 +1,8 @@
 /* GroupNorm: a stable C API over ahead-of-time compiled Halide kernels.
  *
- * Tensors cross the API as DLPack DLTensor (dlpack.h). x has shape (N, C, d1, ..., dk),
+ * Tensors cross the API as DLPack DLTensor (dlpack.h), all on one device: CPU memory
+ * (kDLCPU, kDLCUDAHost) or one CUDA device (kDLCUDA, kDLCUDAManaged; device pointers are
+ * used in place, never copied). x has shape (N, C, d1, ..., dk),
  * k >= 0, either contiguous NC* (the spatial block dense) or channels-last N*C (the
  * channel dimension dense); y has x's shape and dtype and a layout of the same kind.
  * All functions are thread-safe; errors are returned, never raised or printed. */
@@ -30,14 +32,21 @@ typedef enum gn_status {
 
 /* Versioned options. Set struct_size = sizeof(gn_config) (GN_CONFIG_INIT does); fields
  * added later go at the end, and the library reads only what struct_size covers.
- * (The x86 ISA level is chosen once per process by the CPU, capped by the environment
- * variable GN_CPU_ISA = sse41 | avx2 | avx512 | auto, read at the first call.) */
+ * (The CPU ISA level is chosen once per process by the CPU, capped by the environment
+ * variable GN_CPU_ISA = sse41 | avx2 | avx512 | auto on x86-64, armv8 | arm_fp16 | auto
+ * on ARM64, read at the first call.) */
 typedef struct gn_config {
     uint32_t struct_size;
     uint32_t flags; /* reserved, must be 0 */
+    /* CUDA tensors only (kDLCUDA / kDLCUDAManaged): the CUcontext and CUstream to run on.
+     * NULL context: the context current on the calling thread, else the device's primary
+     * context (what the CUDA runtime and PyTorch use). NULL stream: the legacy default
+     * stream. The call is asynchronous on that stream: results are ready when it is. */
+    void *cuda_context;
+    void *cuda_stream;
 } gn_config;
 
-#define GN_CONFIG_INIT {(uint32_t)sizeof(gn_config), 0u}
+#define GN_CONFIG_INIT {(uint32_t)sizeof(gn_config), 0u, NULL, NULL}
 
 /* y = (x - mean) / sqrt(var + eps) * gamma[c] + beta[c], statistics per (n, group).
  * gamma, beta: shape (C,), dtype of x or float32; either may be NULL (then 1 and 0).

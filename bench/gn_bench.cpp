@@ -1,0 +1,251 @@
+// gn_bench: every shape of groupnorm::bench::suite() through gn_forward (f32 NCHW and
+// NHWC, f16 and bf16 NCHW), each next to a streaming roofline of the same bytes and, when
+// built with libtorch, PyTorch CPU's group_norm; plus the dispatch overhead on the tiny
+// shape. Names: <family>/<variant>/<shape>/threads:<n>, so --benchmark_filter can pick.
+#include <algorithm>
+#include <cstdio>
+#include <fstream>
+#include <random>
+#include <thread>
+
+#include <benchmark/benchmark.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
+#include "HalideRuntime.h"
+#include "bench_util.h"
+#include "dispatch.h"
+#include "groupnorm/groupnorm.h"
+
+namespace groupnorm::bench {
+
+#ifdef GN_BENCH_HAVE_TORCH
+void register_torch(const SuiteShape &s, int threads);
+void add_torch_context();
+#endif
+
+const float *master_input(const SuiteShape &s) {
+    static std::string name;
+    static std::unique_ptr<AlignedBuffer> buf;
+    if (name != s.name || !buf) {
+        const int64_t n = numel(s);
+        buf = std::make_unique<AlignedBuffer>(n * sizeof(float));
+        float *p = static_cast<float *>(buf->data);
+        std::mt19937_64 rng(0x9e3779b97f4a7c15ull ^ std::hash<std::string>()(s.name));
+        std::normal_distribution<float> randn;
+        for (int64_t i = 0; i < n; i++) p[i] = 3.0f + randn(rng);
+        name = s.name;
+    }
+    return static_cast<const float *>(buf->data);
+}
+
+namespace {
+
+constexpr double kEps = 1e-5;
+
+struct Variant {
+    const char *name;  // as in the benchmark name
+    DLDataType dtype;
+    bool channels_last;
+};
+
+const Variant kVariants[] = {
+    {"f32_nchw", {kDLFloat, 32, 1}, false},
+    {"f32_nhwc", {kDLFloat, 32, 1}, true},
+    {"f16_nchw", {kDLFloat, 16, 1}, false},
+    {"bf16_nchw", {kDLBfloat, 16, 1}, false},
+};
+
+// n floats from `src` in the variant's dtype.
+void convert(const float *src, int64_t n, DLDataType dt, void *dst) {
+    if (dt.bits == 32) {
+        std::memcpy(dst, src, n * sizeof(float));
+        return;
+    }
+    uint16_t *d = static_cast<uint16_t *>(dst);
+    for (int64_t i = 0; i < n; i++) d[i] = dt.code == kDLBfloat ? to_bf16(src[i]) : to_f16(src[i]);
+}
+
+void set_counters(benchmark::State &state, int64_t n, int64_t elem_bytes) {
+    state.SetItemsProcessed(state.iterations() * n);
+    state.SetBytesProcessed(state.iterations() * n * elem_bytes * 2);  // x read + y written
+}
+
+void BM_gn(benchmark::State &state, const SuiteShape &s, const Variant &v, int threads) {
+    gn_set_num_threads(threads);
+    const int64_t n = numel(s), C = s.shape[1], esize = v.dtype.bits / 8;
+    const float *master = master_input(s);
+    AlignedBuffer x(n * esize), y(n * esize), gamma(C * esize), beta(C * esize);
+    convert(master, n, v.dtype, x.data);
+    std::vector<float> g(C), b(C);
+    for (int64_t c = 0; c < C; c++) g[c] = 0.5f + float(c % 7) / 7, b[c] = float(c % 5) / 5 - 0.4f;
+    convert(g.data(), C, v.dtype, gamma.data);
+    convert(b.data(), C, v.dtype, beta.data);
+    std::memset(y.data, 0xff, n * esize);  // NaN: an element the kernel skips fails the check
+
+    DLView xv(x.data, v.dtype, s.shape, v.channels_last), yv(y.data, v.dtype, s.shape, v.channels_last);
+    DLView gv(gamma.data, v.dtype, {C}, false), bv(beta.data, v.dtype, {C}, false);
+    auto run = [&] {
+        return gn_forward(&xv.t, &gv.t, &bv.t, s.groups, kEps, &yv.t, nullptr, nullptr, nullptr);
+    };
+    if (gn_status st = run()) {
+        state.SkipWithError((std::string(gn_status_string(st)) + ": " + gn_last_error_message()).c_str());
+        return;
+    }
+    if (!all_finite(y.data, n, v.dtype.bits, v.dtype.code == kDLBfloat)) {
+        state.SkipWithError("output is not finite");
+        return;
+    }
+    for (auto _ : state) {
+        benchmark::DoNotOptimize(run());
+        benchmark::ClobberMemory();
+    }
+    set_counters(state, n, esize);
+}
+
+void BM_roofline(benchmark::State &state, const SuiteShape &s, int esize, int threads) {
+    const int64_t n = numel(s);
+    const size_t bytes = size_t(n) * esize;
+    const float *x = master_input(s);  // holds at least `bytes`
+    AlignedBuffer y(bytes);
+    stream_copy(x, y.data, bytes, threads);  // first touch outside the timing
+    for (auto _ : state) {
+        stream_copy(x, y.data, bytes, threads);
+        benchmark::ClobberMemory();
+    }
+    set_counters(state, n, esize);
+}
+
+// gn_forward against the generated function it dispatches to, called with buffers built
+// here once: the difference is validation, canonicalisation, lookup and buffer setup.
+void BM_dispatch(benchmark::State &state, const SuiteShape &s, bool direct) {
+    gn_set_num_threads(1);
+    using namespace groupnorm::detail;
+    size_t count = 0;
+    const ForwardVariant *all = forward_variants(&count), *fv = nullptr;
+    for (size_t i = 0; i < count && !fv; i++) {
+        const ForwardVariant &c = all[i];
+        if (c.device == GN_DEVICE_CPU && c.dtype == GN_DTYPE_F32 && c.layout == GN_LAYOUT_NCHW &&
+            c.param_dtype == GN_DTYPE_F32 && c.fn) {
+            fv = &c;
+        }
+    }
+    if (!fv) {
+        state.SkipWithError("no f32 NCHW variant in forward_variants()");
+        return;
+    }
+    const int64_t n = numel(s), C = s.shape[1], N = s.shape[0], S = n / (N * C), G = s.groups;
+    const float *x = master_input(s);
+    std::vector<float> y(n), gamma(C, 1.0f), beta(C, 0.0f), mean(N * G), rstd(N * G);
+
+    const DLDataType f32{kDLFloat, 32, 1};
+    DLView xv(const_cast<float *>(x), f32, s.shape, false), yv(y.data(), f32, s.shape, false);
+    DLView gv(gamma.data(), f32, {C}, false), bv(beta.data(), f32, {C}, false);
+
+    const halide_type_t hf32(halide_type_float, 32);
+    halide_dimension_t xd[3] = {{0, int32_t(S), 1}, {0, int32_t(C), int32_t(S)},
+                                {0, int32_t(N), int32_t(C * S)}};
+    halide_dimension_t pd[1] = {{0, int32_t(C), 1}}, sd[2] = {{0, int32_t(G), 1}, {0, int32_t(N), int32_t(G)}};
+    auto make = [&](const void *data, int dims, halide_dimension_t *dim) {
+        halide_buffer_t b{};
+        b.host = static_cast<uint8_t *>(const_cast<void *>(data));
+        b.type = hf32;
+        b.dimensions = dims;
+        b.dim = dim;
+        return b;
+    };
+    halide_buffer_t hx = make(x, 3, xd), hy = make(y.data(), 3, xd), hg = make(gamma.data(), 1, pd),
+                    hb = make(beta.data(), 1, pd), hm = make(mean.data(), 2, sd),
+                    hr = make(rstd.data(), 2, sd);
+
+    auto run = [&] {
+        return direct ? (fv->fn(&hx, &hg, &hb, int32_t(G), float(kEps), &hy, &hm, &hr) ? 1 : 0)
+                      : int(gn_forward(&xv.t, &gv.t, &bv.t, G, kEps, &yv.t, nullptr, nullptr, nullptr));
+    };
+    std::fill(y.begin(), y.end(), NAN);
+    if (run() != 0 || !all_finite(y.data(), n, 32, false)) {
+        state.SkipWithError("call failed or output is not finite");
+        return;
+    }
+    for (auto _ : state) {
+        benchmark::DoNotOptimize(run());
+        benchmark::ClobberMemory();
+    }
+    set_counters(state, n, 4);
+}
+
+// 1 and 2 threads (the targets are stated for those), and every core when there are more.
+std::vector<int> thread_counts() {
+    std::vector<int> t = {1, 2};
+    const int cores = int(std::thread::hardware_concurrency());
+    if (cores > 2) t.push_back(cores);
+    return t;
+}
+
+void register_all() {
+    const std::vector<SuiteShape> shapes = suite();
+    for (const SuiteShape &s : shapes) {
+        for (int threads : thread_counts()) {
+            const std::string tail = "/" + s.name + "/threads:" + std::to_string(threads);
+            auto add = [](const std::string &name, auto fn) {
+                benchmark::RegisterBenchmark(name.c_str(), fn)->UseRealTime()->Unit(benchmark::kMillisecond);
+            };
+            for (const Variant &v : kVariants) {
+                add("gn/" + std::string(v.name) + tail,
+                    [s, &v, threads](benchmark::State &st) { BM_gn(st, s, v, threads); });
+            }
+            for (int esize : {4, 2}) {
+                add("roofline/" + std::string(esize == 4 ? "f32" : "f16") + tail,
+                    [s, esize, threads](benchmark::State &st) { BM_roofline(st, s, esize, threads); });
+            }
+#ifdef GN_BENCH_HAVE_TORCH
+            register_torch(s, threads);
+#endif
+        }
+    }
+    const SuiteShape &tiny = shapes.front();  // the suite's first shape, (1, 32, 8, 8)
+    for (bool direct : {false, true}) {
+        benchmark::RegisterBenchmark(direct ? "dispatch/direct" : "dispatch/gn_forward",
+                                     [tiny, direct](benchmark::State &st) { BM_dispatch(st, tiny, direct); })
+            ->UseRealTime()
+            ->Unit(benchmark::kNanosecond);
+    }
+}
+
+std::string cpu_model() {
+    std::ifstream in("/proc/cpuinfo");
+    for (std::string line; std::getline(in, line);) {
+        if (line.rfind("model name", 0) == 0) return line.substr(line.find(':') + 2);
+    }
+    return "unknown";
+}
+
+}  // namespace
+}  // namespace groupnorm::bench
+
+int main(int argc, char **argv) {
+    using namespace groupnorm::bench;
+    benchmark::Initialize(&argc, argv);
+    if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+    benchmark::AddCustomContext("cpu_model", cpu_model());
+    if (const char *isa = std::getenv("GN_CPU_ISA")) benchmark::AddCustomContext("GN_CPU_ISA", isa);
+#ifdef GN_BENCH_HAVE_TORCH
+    add_torch_context();
+#if defined(__GLIBC__)
+    // torch allocates its output on every call; glibc would mmap and munmap those large
+    // blocks each time, so the page faults (zeroing included) would be timed as torch's.
+    // Keeping freed memory in the heap times torch's kernel, not the kernel's allocator.
+    // GN_BENCH_MALLOC_DEFAULT=1 keeps glibc's defaults (what a plain torch user gets).
+    if (!std::getenv("GN_BENCH_MALLOC_DEFAULT")) {
+        mallopt(M_MMAP_MAX, 0);
+        mallopt(M_TRIM_THRESHOLD, 1 << 30);
+        benchmark::AddCustomContext("torch_malloc", "glibc heap reuse, no mmap per call");
+    }
+#endif
+#endif
+    register_all();
+    benchmark::RunSpecifiedBenchmarks();
+    benchmark::Shutdown();
+    return 0;
+}

@@ -1,0 +1,221 @@
+#!/usr/bin/env python3
+"""Turns gn_bench's Google Benchmark JSON into bench/RESULTS.md (standard library only).
+
+Usage: report.py RUN.json [RERUN.json ...] [--out RESULTS.md] [--command "how it was made"]
+
+Uses the median aggregate of each benchmark (--benchmark_repetitions); with a single
+repetition, the median of the iterations rows. GB/s counts x read once + y written once,
+in 1e9 bytes per second.
+"""
+import argparse
+import json
+import math
+import os
+import re
+import statistics
+import subprocess
+import sys
+from collections import defaultdict
+
+UNIT_MS = {"ns": 1e-6, "us": 1e-3, "ms": 1.0, "s": 1e3}
+# The targets the kernels are asked to reach (see the team's brief).
+T_NCHW_GEOMEAN, T_NCHW_MIN, T_NHWC_GEOMEAN, T_ROOFLINE, T_HALF = 3.5, 2.0, 2.5, 0.90, 0.90
+
+
+def load(paths):
+    """{(family, variant, shape, threads): {"ms", "gbs", "error"}}, and the first JSON's
+    context. A benchmark in several files (a re-run of a subset) takes the last file's."""
+    medians, samples, context = {}, defaultdict(list), None
+    for path in paths:
+        with open(path) as f:
+            data = json.load(f)
+        context = context or data.get("context", {})
+        for name in {run_name(b) for b in data["benchmarks"]}:
+            medians.pop(name, None)
+            samples.pop(name, None)
+        read_benchmarks(data["benchmarks"], medians, samples)
+    for name, points in samples.items():
+        if name not in medians:
+            medians[name] = {k: statistics.median(p[k] for p in points) for k in ("ms", "gbs")}
+    rows = {}
+    for name, point in medians.items():
+        parts = name.split("/")
+        if len(parts) == 4 and parts[3].startswith("threads:"):
+            rows[(parts[0], parts[1], parts[2], int(parts[3][8:]))] = point
+        else:
+            rows[(parts[0], parts[1], "", 0)] = point
+    return rows, context
+
+
+def run_name(b):
+    return re.sub(r"/real_time$", "", b.get("run_name", b["name"]))
+
+
+def read_benchmarks(benchmarks, medians, samples):
+    for b in benchmarks:
+        name = run_name(b)
+        if b.get("error_occurred"):
+            medians[name] = {"error": b.get("error_message", "error")}
+            continue
+        point = {"ms": b["real_time"] * UNIT_MS[b.get("time_unit", "ns")],
+                 "gbs": b.get("bytes_per_second", 0.0) / 1e9}
+        if b.get("run_type") == "aggregate":
+            if b.get("aggregate_name") == "median":
+                medians[name] = point
+        else:
+            samples[name].append(point)
+
+
+def l3_bytes(context):
+    """L3 size: the benchmark's own cache report, else sysfs, else lscpu."""
+    for c in context.get("caches", []):
+        if c.get("level") == 3:
+            return int(c["size"])
+    try:
+        with open("/sys/devices/system/cpu/cpu0/cache/index3/size") as f:
+            text = f.read().strip()
+        return int(text.rstrip("KMG")) * {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}[text[-1]]
+    except (OSError, ValueError, KeyError):
+        pass
+    try:
+        out = subprocess.run(["lscpu", "-B"], capture_output=True, text=True).stdout
+        m = re.search(r"L3 cache:\s*(\d+)", out)
+        return int(m.group(1)) if m else 0
+    except OSError:
+        return 0
+
+
+def geomean(xs):
+    return math.exp(sum(math.log(x) for x in xs) / len(xs)) if xs else float("nan")
+
+
+def fmt(x, spec=".3g", suffix=""):
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:{spec}}{suffix}"
+
+
+def ratio(a, b):
+    return a / b if a and b else None
+
+
+def mark(ok):
+    return "" if ok is None else (" ✅" if ok else " ❌")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("json", nargs="+", help="gn_bench JSON output(s); later files override")
+    ap.add_argument("--out", default="-")
+    ap.add_argument("--command", default="(not recorded)")
+    args = ap.parse_args()
+
+    rows, ctx = load(args.json)
+    get = lambda fam, var, shape, t: rows.get((fam, var, shape, t), {})
+    shapes = list(dict.fromkeys(k[2] for k in rows if k[0] == "gn"))
+    threads = sorted({k[3] for k in rows if k[0] == "gn"})
+    l3 = l3_bytes(ctx)
+    have_torch = any(k[0] == "torch" for k in rows)
+
+    out = []
+    w = out.append
+    w("# gn_bench results\n")
+    w(f"- Machine: {ctx.get('cpu_model', '?')}, {ctx.get('num_cpus', '?')} CPUs, "
+      f"L3 {l3 >> 20} MiB, {ctx.get('mhz_per_cpu', '?')} MHz; load average at start "
+      f"{', '.join(f'{x:.2f}' for x in ctx.get('load_avg', []))}")
+    w(f"- PyTorch: {ctx.get('torch_version', 'not benchmarked')}"
+      + (f" (ATen CPU capability {ctx['torch_cpu_capability']}; {ctx.get('torch_malloc', '')})"
+         if "torch_cpu_capability" in ctx else ""))
+    w(f"- Date: {ctx.get('date', '?')}; source: git {ctx.get('git', '?')}")
+    w(f"- Command: `{args.command}`")
+    w("- Numbers are medians over the repetitions; GB/s = (x read once + y written once) / time, "
+      "1 GB = 1e9 bytes; roofline = a plain streaming copy of the same bytes (f32) in the same run; "
+      "speedup = torch time / our time.\n")
+
+    # Per-shape table, one per thread count.
+    summary = defaultdict(list)  # (metric, threads) -> [(value, shape)]
+    for t in threads:
+        w(f"## {t} thread{'s' if t > 1 else ''}\n")
+        w("| shape | MB x+y | ms | GB/s | roofline GB/s | % roofline | torch ms | speedup "
+          "| NHWC ms | torch CL ms | NHWC speedup | f16 % f32 | bf16 % f32 |")
+        w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for s in shapes:
+            ours, nhwc = get("gn", "f32_nchw", s, t), get("gn", "f32_nhwc", s, t)
+            roof = get("roofline", "f32", s, t)
+            tn, tc = get("torch", "f32_nchw", s, t), get("torch", "f32_nhwc", s, t)
+            f16, bf16 = get("gn", "f16_nchw", s, t), get("gn", "bf16_nchw", s, t)
+            mb = max(p.get("gbs", 0) * p.get("ms", 0) for p in (ours, roof))  # GB/s * ms = MB
+            pct = ratio(ours.get("gbs"), roof.get("gbs"))
+            sp, sp_cl = ratio(tn.get("ms"), ours.get("ms")), ratio(tc.get("ms"), nhwc.get("ms"))
+            h16, hb16 = ratio(f16.get("gbs"), ours.get("gbs")), ratio(bf16.get("gbs"), ours.get("gbs"))
+            for metric, v in (("nchw", sp), ("nhwc", sp_cl), ("f16", h16), ("bf16", hb16)):
+                if v:
+                    summary[metric, t].append((v, s))
+            if pct and mb * 1e6 > l3:
+                summary["roof", t].append((pct, s))
+            pct_nhwc = ratio(nhwc.get("gbs"), roof.get("gbs"))
+            if pct_nhwc and mb * 1e6 > l3:
+                summary["roof_nhwc", t].append((pct_nhwc, s))
+            errors = [f"{k}: {v['error']}" for k, v in
+                      (("f32_nchw", ours), ("f32_nhwc", nhwc), ("f16", f16), ("bf16", bf16),
+                       ("torch", tn), ("torch_cl", tc)) if "error" in v]
+            w(f"| {s}{' (' + '; '.join(errors) + ')' if errors else ''} | {fmt(mb, '.1f')} "
+              f"| {fmt(ours.get('ms'), '.4g')} | {fmt(ours.get('gbs'), '.1f')} "
+              f"| {fmt(roof.get('gbs'), '.1f')} | {fmt(pct and 100 * pct, '.0f', '%')} "
+              f"| {fmt(tn.get('ms'), '.4g')} | {fmt(sp, '.2f', 'x')} | {fmt(nhwc.get('ms'), '.4g')} "
+              f"| {fmt(tc.get('ms'), '.4g')} | {fmt(sp_cl, '.2f', 'x')} "
+              f"| {fmt(h16 and 100 * h16, '.0f', '%')} | {fmt(hb16 and 100 * hb16, '.0f', '%')} |")
+        w("")
+
+    # Summary against the targets.
+    w("## Summary\n")
+    w(f"\"> L3\": shapes whose f32 x + y exceed the {l3 >> 20} MiB L3. "
+      "min: the worst shape, named.\n")
+    w("| metric | target | " + " | ".join(f"{t} thr" for t in threads) + " |")
+    w("|---|---|" + "---|" * len(threads))
+
+    def line(label, metric, target, reduce, pct=False, check_threads=None):
+        cells = []
+        for t in threads:
+            vals = summary.get((metric, t), [])
+            if not vals:
+                cells.append("n/a")
+                continue
+            if reduce == "geomean":
+                v, where = geomean([x for x, _ in vals]), ""
+            else:
+                v, where = min(vals)
+                where = f" ({where})"
+            ok = v >= target if check_threads is None or t in check_threads else None
+            text = f"{100 * v:.0f}%" if pct else f"{v:.2f}x"
+            cells.append(text + where + mark(ok))
+        tgt = "" if check_threads == set() else f">= {100 * target:.0f}%" if pct else f">= {target}x"
+        w(f"| {label} | {tgt} | " + " | ".join(cells) + " |")
+
+    if have_torch:
+        line("speedup vs torch, f32 NCHW, geomean", "nchw", T_NCHW_GEOMEAN, "geomean", check_threads={1})
+        line("speedup vs torch, f32 NCHW, min", "nchw", T_NCHW_MIN, "min", check_threads={1})
+        line("speedup vs torch channels_last, f32 NHWC, geomean", "nhwc", T_NHWC_GEOMEAN, "geomean")
+        line("speedup vs torch channels_last, f32 NHWC, min", "nhwc", 0, "min", check_threads=set())
+    line("% of roofline, f32 NCHW, shapes > L3, min", "roof", T_ROOFLINE, "min", pct=True)
+    line("% of roofline, f32 NCHW, shapes > L3, geomean", "roof", T_ROOFLINE, "geomean", pct=True)
+    line("% of roofline, f32 NHWC, shapes > L3, min", "roof_nhwc", T_ROOFLINE, "min", pct=True)
+    line("f16 GB/s as % of f32, geomean", "f16", T_HALF, "geomean", pct=True)
+    line("f16 GB/s as % of f32, min", "f16", T_HALF, "min", pct=True)
+    line("bf16 GB/s as % of f32, geomean", "bf16", T_HALF, "geomean", pct=True)
+    line("bf16 GB/s as % of f32, min", "bf16", T_HALF, "min", pct=True)
+
+    fwd, direct = rows.get(("dispatch", "gn_forward", "", 0), {}), rows.get(("dispatch", "direct", "", 0), {})
+    if "ms" in fwd and "ms" in direct:
+        w(f"\nDispatch overhead (tiny shape, 1 thread): gn_forward {fwd['ms'] * 1e6:.0f} ns, direct "
+          f"call of the generated function {direct['ms'] * 1e6:.0f} ns: "
+          f"**{(fwd['ms'] - direct['ms']) * 1e6:.0f} ns** per call.")
+
+    text = "\n".join(out) + "\n"
+    if args.out == "-":
+        sys.stdout.write(text)
+    else:
+        with open(args.out, "w") as f:
+            f.write(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,74 @@
+// PyTorch CPU's group_norm, the anchor of DESIGN.md section 6, on the same data. Built only
+// when libtorch is found (GN_BENCH_TORCH); kept in its own file so that the torch headers
+// slow down nothing else.
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <ATen/Version.h>
+#include <benchmark/benchmark.h>
+#include <c10/core/InferenceMode.h>
+#include <torch/version.h>
+
+#include <sstream>
+
+#include "bench_util.h"
+
+namespace groupnorm::bench {
+namespace {
+
+// As an inference user runs it: at::group_norm under InferenceMode, a new output each call.
+void BM_torch(benchmark::State &state, const SuiteShape &s, bool channels_last, int threads) {
+    const size_t rank = s.shape.size();
+    if (channels_last && rank != 4 && rank != 5) {
+        state.SkipWithError("torch has channels-last formats for 4-D and 5-D only");
+        return;
+    }
+    const at::MemoryFormat fmt = !channels_last ? at::MemoryFormat::Contiguous
+                                 : rank == 4     ? at::MemoryFormat::ChannelsLast
+                                                 : at::MemoryFormat::ChannelsLast3d;
+    c10::InferenceMode guard;
+    at::set_num_threads(threads);
+    at::Tensor x = at::from_blob(const_cast<float *>(master_input(s)), s.shape,
+                                 strides_of(s.shape, channels_last), at::kFloat);
+    at::Tensor gamma = at::rand({s.shape[1]}) + 0.5, beta = at::rand({s.shape[1]});
+    at::Tensor y = at::group_norm(x, s.groups, gamma, beta, 1e-5, false);
+    if (!at::isfinite(y).all().item<bool>()) {
+        state.SkipWithError("torch output is not finite");
+        return;
+    }
+    // Tells the reader when torch silently computes in (or returns) another layout.
+    if (channels_last && !y.is_contiguous(fmt)) state.SetLabel("output not channels-last");
+
+    for (auto _ : state) {
+        at::Tensor out = at::group_norm(x, s.groups, gamma, beta, 1e-5, false);
+        benchmark::DoNotOptimize(out.data_ptr());
+    }
+    const int64_t n = numel(s);
+    state.SetItemsProcessed(state.iterations() * n);
+    state.SetBytesProcessed(state.iterations() * n * 2 * int64_t(sizeof(float)));
+}
+
+}  // namespace
+
+void register_torch(const SuiteShape &s, int threads) {
+    const std::string tail = "/" + s.name + "/threads:" + std::to_string(threads);
+    for (bool cl : {false, true}) {
+        benchmark::RegisterBenchmark(("torch/f32_" + std::string(cl ? "nhwc" : "nchw") + tail).c_str(),
+                                     [=](benchmark::State &st) { BM_torch(st, s, cl, threads); })
+            ->UseRealTime()
+            ->Unit(benchmark::kMillisecond);
+    }
+}
+
+void add_torch_context() {
+    benchmark::AddCustomContext("torch_version", TORCH_VERSION);
+    // The ISA level ATen's kernels were dispatched to (e.g. "AVX2"), from its build summary.
+    std::istringstream config(at::show_config());
+    for (std::string line; std::getline(config, line);) {
+        const size_t at = line.find("CPU capability usage: ");
+        if (at != std::string::npos) {
+            benchmark::AddCustomContext("torch_cpu_capability", line.substr(at + 22));
+        }
+    }
+}
+
+}  // namespace groupnorm::bench

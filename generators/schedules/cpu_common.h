@@ -1,0 +1,24 @@
+// Pieces both CPU schedules share.
+#pragma once
+
+#include "../group_norm_stages.h"
+
+namespace groupnorm_gen {
+
+// The group-level combination of block moments as a cascade: partial sums of
+// `blocks_per_partial` blocks of one channel, then the partials. A single float32 chain
+// over NB * D blocks (thousands for large groups) breaks the contract.
+inline void cascade_group_sums(ForwardStages &st, const Halide::LoopLevel &at) {
+    using namespace Halide;
+    const int blocks_per_partial = 32;
+    for (Func f : {st.grp_sum, st.grp_m2}) {
+        RVar rbo{"rbo"}, rbi{"rbi"};
+        Var chunk{"chunk"}, chan{"chan"};
+        Func partials = f.update()
+                            .split(st.rbd.x, rbo, rbi, blocks_per_partial, TailStrategy::GuardWithIf)
+                            .rfactor({{rbo, chunk}, {st.rbd.y, chan}});
+        partials.compute_at(at);
+    }
+}
+
+}  // namespace groupnorm_gen
