@@ -97,8 +97,8 @@ struct DLView {
     DLView &operator=(const DLView &) = delete;
 };
 
-// y[i] = x[i] over `bytes` bytes with `threads` threads (OpenMP): the read+write traffic a
-// one-pass kernel would need, with ordinary (write-allocating) stores like the kernels'.
+// y[i] = x[i] over `bytes` bytes with up to `threads` threads (OpenMP): the read+write
+// traffic a one-pass kernel needs, with ordinary (write-allocating) stores like the kernels'.
 void stream_copy(const void *x, void *y, size_t bytes, int threads);
 
 }  // namespace groupnorm::bench

@@ -23,6 +23,9 @@ void copy_words(const uint64_t *__restrict x, uint64_t *__restrict y, size_t n) 
 }  // namespace
 
 void stream_copy(const void *x, void *y, size_t bytes, int threads) {
+    // At most one thread per 256 KiB: below that a fork/join costs more than the copy, and a
+    // roofline should be the best a copy can do (torch's parallel_for has a grain size too).
+    threads = int(std::min<size_t>(threads, std::max<size_t>(1, bytes >> 18)));
     const size_t n = bytes / 8;
     const auto *xs = static_cast<const uint64_t *>(x);
     auto *ys = static_cast<uint64_t *>(y);

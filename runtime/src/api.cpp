@@ -48,8 +48,9 @@ extern "C" gn_status gn_forward(const DLTensor *x, const DLTensor *gamma, const 
         return st;
     }
     if (problem.empty()) return GN_STATUS_SUCCESS;
-    const ForwardVariant *variant = find_forward_variant(problem);
-    if (!variant) return GN_STATUS_UNSUPPORTED;
+    gn_status lookup = GN_STATUS_SUCCESS;
+    const ForwardVariant *variant = find_forward_variant(problem, &lookup);
+    if (!variant) return lookup;
     install_halide_error_handler();
     if (gn_status st = install_cpu_isa_cap()) return st;
     return run_forward(*variant, problem, (float)eps, &cfg);

@@ -87,15 +87,24 @@ const ForwardVariant *forward_variants(size_t *count) {
     return kForwardVariants;
 }
 
-const ForwardVariant *find_forward_variant(const ForwardProblem &p) {
+const ForwardVariant *find_forward_variant(const ForwardProblem &p, gn_status *status) {
+    bool device_built = false;
     for (const ForwardVariant &v : kForwardVariants) {
+        device_built |= v.device == p.device;
         if (v.device == p.device && v.dtype == p.dtype && v.layout == p.layout &&
             v.param_dtype == p.param_dtype && v.serves(p)) {
             return &v;
         }
     }
-    fail(GN_STATUS_UNSUPPORTED, "no compiled variant for x %s %s with gamma/beta %s",
-         dtype_name(p.dtype), layout_name(p.layout), dtype_name(p.param_dtype));
+    const gn_status st = device_built ? GN_STATUS_UNSUPPORTED : GN_STATUS_DEVICE_UNAVAILABLE;
+    if (status) *status = st;
+    if (!device_built) {
+        fail(st, "x is a %s tensor, but this build has no %s variants", device_name(p.device),
+             device_name(p.device));
+    } else {
+        fail(st, "no compiled %s variant for x %s %s with gamma/beta %s", device_name(p.device),
+             dtype_name(p.dtype), layout_name(p.layout), dtype_name(p.param_dtype));
+    }
     return nullptr;
 }
 

@@ -36,7 +36,8 @@ struct ForwardVariant {
 const ForwardVariant *forward_variants(size_t *count);
 
 // The variant that serves the problem, or nullptr (with the error message set).
-const ForwardVariant *find_forward_variant(const ForwardProblem &problem);
+const ForwardVariant *find_forward_variant(const ForwardProblem &problem,
+                                           gn_status *status = nullptr);
 
 // Runs a variant on a validated, non-empty problem.
 // Runs a variant on a validated, non-empty problem. GPU variants take the context and
