@@ -61,6 +61,9 @@ extern "C" gn_status gn_set_num_threads(int num_threads) {
     if (num_threads < 0) {
         return fail(GN_STATUS_INVALID_ARGUMENT, "num_threads must be >= 0, got %d", num_threads);
     }
+    // Halide's pool keeps workers it already started busy after the count is lowered, so
+    // a lower count restarts the pool (measured: "1 thread" after a 2-thread call ran on 2).
+    halide_shutdown_thread_pool();
     halide_set_num_threads(num_threads);
     return GN_STATUS_SUCCESS;
 }

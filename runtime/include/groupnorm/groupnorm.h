@@ -63,7 +63,9 @@ const char *gn_status_string(gn_status status);
 /* Detail of the last failed call on this thread, naming the argument; "" after success. */
 const char *gn_last_error_message(void);
 
-/* Worker threads for CPU kernels; 0 restores the default (one per core). */
+/* Threads for CPU kernels, the calling one included; 0 restores the default (one per
+ * core, or HL_NUM_THREADS). It restarts the thread pool: call it while no gn_forward is
+ * running in the process. */
 gn_status gn_set_num_threads(int num_threads);
 
 #ifdef __cplusplus
