@@ -15,9 +15,9 @@
 
 namespace groupnorm::bench {
 
-// 3 + randn(numel) for the shape, generated once and kept until another shape asks: every
-// benchmark of a shape (they are registered next to each other) reads the same data. The
-// non-zero mean catches kernels that lose precision with the naive sum/sumsq variance.
+// 3 + randn(numel) for the shape, generated at its first use; every benchmark of the shape
+// reads the same data. The non-zero mean catches kernels that lose precision with the
+// naive sum/sumsq variance.
 const float *master_input(const SuiteShape &s);
 
 // 64-byte aligned storage (as torch's allocator gives), so alignment favours no one.

@@ -1,10 +1,12 @@
 // gn_bench: every shape of groupnorm::bench::suite() through gn_forward (f32 NCHW and
 // NHWC, f16 and bf16 NCHW), each next to a streaming roofline of the same bytes and, when
 // built with libtorch, PyTorch CPU's group_norm; plus the dispatch overhead on the tiny
-// shape. Names: <family>/<variant>/<shape>/threads:<n>, so --benchmark_filter can pick.
+// shape. Names: <family>/<variant>/<shape>/threads:<n> (Google Benchmark appends
+// /process_time/real_time), so --benchmark_filter can pick; report.py reads the JSON.
 #include <algorithm>
-#include <cstdio>
 #include <fstream>
+#include <map>
+#include <memory>
 #include <random>
 #include <thread>
 
@@ -26,16 +28,17 @@ void add_torch_context();
 #endif
 
 const float *master_input(const SuiteShape &s) {
-    static std::string name;
-    static std::unique_ptr<AlignedBuffer> buf;
-    if (name != s.name || !buf) {
+    // Every shape's input stays (~360 MB for the suite): with random interleaving the
+    // repetitions of different shapes alternate, and regenerating would dominate the run.
+    static std::map<std::string, std::unique_ptr<AlignedBuffer>> inputs;
+    std::unique_ptr<AlignedBuffer> &buf = inputs[s.name];
+    if (!buf) {
         const int64_t n = numel(s);
         buf = std::make_unique<AlignedBuffer>(n * sizeof(float));
         float *p = static_cast<float *>(buf->data);
         std::mt19937_64 rng(0x9e3779b97f4a7c15ull ^ std::hash<std::string>()(s.name));
         std::normal_distribution<float> randn;
         for (int64_t i = 0; i < n; i++) p[i] = 3.0f + randn(rng);
-        name = s.name;
     }
     return static_cast<const float *>(buf->data);
 }
@@ -137,7 +140,10 @@ void BM_dispatch(benchmark::State &state, const SuiteShape &s, bool direct) {
     }
     const int64_t n = numel(s), C = s.shape[1], N = s.shape[0], S = n / (N * C), G = s.groups;
     const float *x = master_input(s);
-    std::vector<float> y(n), gamma(C, 1.0f), beta(C, 0.0f), mean(N * G), rstd(N * G);
+    // Shared by both benchmarks, so that both see the same addresses: the tiny kernel's time
+    // moves by +-20% with buffer placement, far more than the overhead measured here.
+    static std::vector<float> y, gamma, beta, mean, rstd;
+    y.resize(n), gamma.assign(C, 1.0f), beta.assign(C, 0.0f), mean.resize(N * G), rstd.resize(N * G);
 
     const DLDataType f32{kDLFloat, 32, 1};
     DLView xv(const_cast<float *>(x), f32, s.shape, false), yv(y.data(), f32, s.shape, false);
@@ -189,7 +195,10 @@ void register_all() {
         for (int threads : thread_counts()) {
             const std::string tail = "/" + s.name + "/threads:" + std::to_string(threads);
             auto add = [](const std::string &name, auto fn) {
-                benchmark::RegisterBenchmark(name.c_str(), fn)->UseRealTime()->Unit(benchmark::kMillisecond);
+                benchmark::RegisterBenchmark(name.c_str(), fn)
+                    ->UseRealTime()
+                    ->MeasureProcessCPUTime()  // cpu / real time = cores used, checked by report.py
+                    ->Unit(benchmark::kMillisecond);
             };
             for (const Variant &v : kVariants) {
                 add("gn/" + std::string(v.name) + tail,
@@ -209,6 +218,7 @@ void register_all() {
         benchmark::RegisterBenchmark(direct ? "dispatch/direct" : "dispatch/gn_forward",
                                      [tiny, direct](benchmark::State &st) { BM_dispatch(st, tiny, direct); })
             ->UseRealTime()
+            ->MeasureProcessCPUTime()
             ->Unit(benchmark::kNanosecond);
     }
 }
@@ -229,6 +239,9 @@ int main(int argc, char **argv) {
     benchmark::Initialize(&argc, argv);
     if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
     benchmark::AddCustomContext("cpu_model", cpu_model());
+    std::string names;  // the suite's order, for report.py (interleaving shuffles the output)
+    for (const SuiteShape &s : suite()) names += (names.empty() ? "" : ",") + s.name;
+    benchmark::AddCustomContext("suite", names);
     if (const char *isa = std::getenv("GN_CPU_ISA")) benchmark::AddCustomContext("GN_CPU_ISA", isa);
 #ifdef GN_BENCH_HAVE_TORCH
     add_torch_context();

@@ -36,7 +36,7 @@ def load(paths):
         read_benchmarks(data["benchmarks"], medians, samples)
     for name, points in samples.items():
         if name not in medians:
-            medians[name] = {k: statistics.median(p[k] for p in points) for k in ("ms", "gbs")}
+            medians[name] = {k: statistics.median(p[k] for p in points) for k in ("ms", "gbs", "cores")}
     rows = {}
     for name, point in medians.items():
         parts = name.split("/")
@@ -48,7 +48,7 @@ def load(paths):
 
 
 def run_name(b):
-    return re.sub(r"/real_time$", "", b.get("run_name", b["name"]))
+    return re.sub(r"(/process_time)?(/real_time)?$", "", b.get("run_name", b["name"]))
 
 
 def read_benchmarks(benchmarks, medians, samples):
@@ -57,8 +57,10 @@ def read_benchmarks(benchmarks, medians, samples):
         if b.get("error_occurred"):
             medians[name] = {"error": b.get("error_message", "error")}
             continue
+        # cores: process CPU time / real time (gn_bench measures process CPU time).
         point = {"ms": b["real_time"] * UNIT_MS[b.get("time_unit", "ns")],
-                 "gbs": b.get("bytes_per_second", 0.0) / 1e9}
+                 "gbs": b.get("bytes_per_second", 0.0) / 1e9,
+                 "cores": b["cpu_time"] / b["real_time"] if b.get("real_time") else 0.0}
         if b.get("run_type") == "aggregate":
             if b.get("aggregate_name") == "median":
                 medians[name] = point
@@ -111,6 +113,8 @@ def main():
     rows, ctx = load(args.json)
     get = lambda fam, var, shape, t: rows.get((fam, var, shape, t), {})
     shapes = list(dict.fromkeys(k[2] for k in rows if k[0] == "gn"))
+    order = ctx.get("suite", "").split(",")  # the suite's order; the JSON's may be shuffled
+    shapes.sort(key=lambda s: order.index(s) if s in order else len(order))
     threads = sorted({k[3] for k in rows if k[0] == "gn"})
     l3 = l3_bytes(ctx)
     have_torch = any(k[0] == "torch" for k in rows)
@@ -208,6 +212,24 @@ def main():
         w(f"\nDispatch overhead (tiny shape, 1 thread): gn_forward {fwd['ms'] * 1e6:.0f} ns, direct "
           f"call of the generated function {direct['ms'] * 1e6:.0f} ns: "
           f"**{(fwd['ms'] - direct['ms']) * 1e6:.0f} ns** per call.")
+
+    w("\n## Notes\n")
+    w("- torch: `at::group_norm` under `c10::InferenceMode`, a new output per call. gn_bench keeps "
+      "freed memory in glibc's heap, so the page faults of a fresh output over 32 MB are not "
+      "timed as torch's; `GN_BENCH_MALLOC_DEFAULT=1` times them (what a plain PyTorch user pays).")
+    w("- threads:N: `gn_set_num_threads(N)` after a restart of the Halide thread pool (a grown "
+      "pool does not shrink by itself); torch: `at::set_num_threads(N)`; roofline: OpenMP, at "
+      "most one thread per 256 KiB copied.")
+    w("- Repetitions are randomly interleaved across the suite: this VM's DRAM bandwidth drifts "
+      "by about 20% over seconds, and ratios of medians taken minutes apart would carry it.")
+
+    # Benchmarks that used more cores than their thread count: their numbers are not what
+    # the name says (e.g. a thread pool that ignores the requested count).
+    over = [f"{'/'.join(k[:3])}/threads:{k[3]} ({p['cores']:.2f} cores)"
+            for k, p in rows.items() if k[3] and p.get("cores", 0) > k[3] + 0.25]
+    w("\n## Checks\n")
+    w("Benchmarks using more cores than their thread count (process CPU / real time): "
+      + (", ".join(sorted(over)) if over else "none."))
 
     text = "\n".join(out) + "\n"
     if args.out == "-":

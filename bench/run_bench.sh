@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole gn_bench suite (builds nothing) and regenerates bench/RESULTS.md.
 # Usage, from anywhere: bench/run_bench.sh [path/to/gn_bench] [more gn_bench flags...]
-# (default build/bench/gn_bench, relative to the repository root). About 8 minutes on 2 cores;
+# (default build/bench/gn_bench, relative to the repository root). About 7 minutes on 2 cores;
 # run it on an otherwise idle machine: RESULTS.md records the load average at the start.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -10,10 +10,12 @@ shift $(($# > 0 ? 1 : 0))
 case "$bin" in /*) ;; *) bin="$root/$bin" ;; esac
 json="$(dirname "$bin")/gn_bench.json"
 
-# 5 repetitions of >= 0.2 s each: medians stable to a few % on this machine, yet the
-# ~240 benchmarks fit in ~8 minutes.
+# 9 repetitions of >= 0.1 s each, randomly interleaved across the whole suite: this VM's
+# DRAM bandwidth drifts by +-20% over seconds, and interleaving lets the kernel, its
+# roofline and torch sample the same conditions. ~242 benchmarks in ~7 minutes.
 rev="$(git -C "$root" describe --always --dirty 2>/dev/null || echo unknown)"
-flags=(--benchmark_repetitions=5 --benchmark_min_time=0.2 --benchmark_context=git="$rev"
+flags=(--benchmark_repetitions=9 --benchmark_min_time=0.1
+       --benchmark_enable_random_interleaving=true --benchmark_context=git="$rev"
        --benchmark_report_aggregates_only=true
        --benchmark_out="$json" --benchmark_out_format=json "$@")
 "$bin" "${flags[@]}"

@@ -55,6 +55,7 @@ void register_torch(const SuiteShape &s, int threads) {
         benchmark::RegisterBenchmark(("torch/f32_" + std::string(cl ? "nhwc" : "nchw") + tail).c_str(),
                                      [=](benchmark::State &st) { BM_torch(st, s, cl, threads); })
             ->UseRealTime()
+            ->MeasureProcessCPUTime()
             ->Unit(benchmark::kMillisecond);
     }
 }
