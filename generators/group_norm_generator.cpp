@@ -5,7 +5,7 @@
 // Groups: c = g * D + d with D = C / groups.
 //
 // Numerics (DESIGN.md section 1), all in float32:
-// - values are shifted by a pivot (the group's first element), so |mean| >> std loses
+// - values are shifted by a pivot (a mean of the group's first values), so |mean| >> std loses
 //   nothing in x - pivot, and the shift stays in the normalize step:
 //   y = (x - pivot) * a + b with b = beta - (mean - pivot) * a;
 // - each block of B spatial positions of a channel gets its exact centred second moment
@@ -56,12 +56,24 @@ public:
         Expr D = st.D;
         Expr M = cast<float>(st.S) * cast<float>(D);  // elements per (n, g)
 
-        st.pivot(g, n) = cast<float>(x(0, g * D, n));
+        // The shift of all sums: the mean of the group's first channel's first (up to) 64
+        // positions. Sums of x - pivot lose ~|mean - pivot| / std times more to rounding
+        // than centred ones; a single element as pivot (a few std off) cost 1e-5 on groups
+        // of 4M elements.
+        Expr pivot_count = min(st.S, 64);
+        RDom rp(0, pivot_count, "rp");
+        Func pivot_sum("pivot_sum");
+        pivot_sum(g, n) = 0.0f;
+        pivot_sum(g, n) += cast<float>(x(rp, g * D, n));
+        st.pivot(g, n) = pivot_sum(g, n) / cast<float>(pivot_count);
         st.chan_pivot(c, n) = st.pivot(c / D, n);
         st.centered(s, c, n) = cast<float>(x(s, c, n)) - st.chan_pivot(c, n);
 
         Var b = st.b;
-        st.B = min(spatial_block(), st.S);
+        // A whole number of the schedule's accumulator quanta when the row allows it, so
+        // the blocks' vector loops need no predicated tail.
+        const int q = block_quantum();
+        st.B = select(st.S >= q, min(spatial_block(), st.S) / q * q, st.S);
         st.NB = (st.S + st.B - 1) / st.B;
         st.ri = RDom(0, st.B, "ri");
         // Block b covers s in [b*B, min(b*B + B, S)). The last block is shifted inward to
@@ -92,7 +104,9 @@ public:
         st.grp_m2(g, n) += st.blk_stats(rb, rc, n)[1] + rb_count * rb_offset * rb_offset;
 
         Expr var = st.grp_m2(g, n) / M;
-        st.stats(g, n) = Tuple(shifted_mean, 1.0f / sqrt(var + eps));
+        // strict_float: IEEE division and square root here (once per group), never the
+        // reciprocal estimates a backend may substitute under fast-math.
+        st.stats(g, n) = Tuple(strict_float(shifted_mean), strict_float(1.0f / sqrt(var + eps)));
 
         Expr a = st.stats(c / D, n)[1] * cast<float>(gamma(c));
         st.chan_affine(c, n) = Tuple(a, cast<float>(beta(c)) - st.stats(c / D, n)[0] * a);
@@ -141,6 +155,11 @@ private:
         if (get_target().has_gpu_feature()) return gpu_spatial_block(layout, gpu_shape);
         return layout == Layout::NCHW ? nchw_spatial_block(nchw_tuning())
                                       : nhwc_tuning().block_rows;
+    }
+
+    int block_quantum() const {
+        if (get_target().has_gpu_feature()) return 1;
+        return layout == Layout::NCHW ? nchw_tuning().lanes : 1;
     }
 
     NchwTuning nchw_tuning() const {

@@ -22,7 +22,7 @@ struct ForwardStages {
     Halide::RDom ri, rbd;
 
     // Named, so stmt files, kernels and profiles say which stage they are.
-    Halide::Func pivot{"pivot"};              // (g, n)  first element of the group: the shift of all sums
+    Halide::Func pivot{"pivot"};              // (g, n)  mean of the group's first values: the shift of all sums
     Halide::Func chan_pivot{"chan_pivot"};    // (c, n)  pivot of c's group, so a vector of channels can load it
     Halide::Func centered{"centered"};        // (s, c, n) x - pivot, in float32
     Halide::Func blk_sum{"blk_sum"};          // (b, c, n) sum of centered over the block

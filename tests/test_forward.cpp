@@ -122,8 +122,11 @@ TEST(Forward, EveryCpuVariantIsCovered) {
 
 TEST(Forward, HugeGroup) {
     // 4M elements in one group: the cascaded sums must hold the contract.
-    std::mt19937_64 rng(fresh_seed());
+    const uint64_t seed = fresh_seed();
+    SCOPED_TRACE("GN_TEST_SEED=" + std::to_string(seed));
+    std::mt19937_64 rng(seed);
     for (Layout layout : {Layout::Contiguous, Layout::ChannelsLast}) {
+        SCOPED_TRACE(name(layout));
         check_forward({{1, 4, 1024, 1024}, 1}, DType::F32, DType::F32, layout, true, true, rng);
     }
 }

@@ -56,6 +56,9 @@ inline void schedule_cpu_nchw(ForwardStages &st, const NchwTuning &tune) {
                              .rfactor(rii, lane);
         lane_sums.compute_at(st.blk_stats, st.b).store_in(MemoryType::Register).vectorize(lane);
         lane_sums.update().vectorize(lane);
+        // Blocks are whole multiples of `lanes` when S >= lanes (the algorithm's B): the
+        // loop then has no predicated tail and the accumulators can stay in registers.
+        lane_sums.update().specialize(st.S >= lanes);
         // The lanes' horizontal sum as a vector reduction, not a chain of `lanes` scalar
         // adds, which dominated short rows (S = 64: 3/4 of the time). Its extent is
         // min(lanes, S), a constant only when S >= lanes.
