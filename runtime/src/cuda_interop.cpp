@@ -99,7 +99,6 @@ void install_cuda_hooks() {
         halide_reuse_device_allocations(nullptr, true);
     });
 }
-#endif  // GN_HAVE_GPU_VARIANTS
 
 // The context of the calling thread, else device_id's primary context (retained once per
 // process, like the CUDA runtime does).
@@ -116,6 +115,7 @@ gn_status resolve_context(int device_id, void **ctx) {
     }
     return GN_STATUS_SUCCESS;
 }
+#endif  // GN_HAVE_GPU_VARIANTS
 
 }  // namespace
 

@@ -26,7 +26,10 @@ constexpr int64_t kGpuGroupMinBlocks = 512;
 bool gpu_serves_group(const ForwardProblem &p) {
     return gpu_group_fits(p) && p.N * p.G >= kGpuGroupMinBlocks;
 }
-bool gpu_serves_split(const ForwardProblem &p) { return gpu_grid_fits(p) && !gpu_serves_group(p); }
+// Unused in builds without GPU rows (ARM).
+[[maybe_unused]] bool gpu_serves_split(const ForwardProblem &p) {
+    return gpu_grid_fits(p) && !gpu_serves_group(p);
+}
 
 #define GN_FORWARD_VARIANT(fn_name, device, dtype, layout, param_dtype, family) \
     {#fn_name, device, dtype, layout, param_dtype, family, fn_name, nullptr, any_shape, any_shape},
