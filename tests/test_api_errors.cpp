@@ -186,6 +186,11 @@ TEST(ApiErrors, Sizes) {
     a.yd = a.xd;
     EXPECT_FAILS(gn_forward(&a.xd, nullptr, nullptr, 1, 1e-5, &a.yd, nullptr, nullptr, nullptr),
                  GN_STATUS_UNSUPPORTED, "x is too large");
+    int64_t empty_overflow[4] = {0, 1, int64_t(1) << 40, int64_t(1) << 40};  // N = 0
+    a.xd.shape = empty_overflow;
+    a.xd.ndim = 4;
+    EXPECT_FAILS(gn_forward(&a.xd, nullptr, nullptr, 1, 1e-5, &a.yd, nullptr, nullptr, nullptr),
+                 GN_STATUS_INVALID_ARGUMENT, "64-bit");
     int64_t overflow[4] = {int64_t(1) << 40, int64_t(1) << 40, 1, 1};
     a.xd.shape = overflow;
     a.xd.ndim = 4;

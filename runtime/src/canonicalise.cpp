@@ -262,7 +262,6 @@ gn_status validate_forward(const DLTensor *x, const DLTensor *gamma, const DLTen
     if (gn_status st = read_geometry(x, "x", strides, &numel)) return st;
     p->N = x->shape[0];
     p->C = x->shape[1];
-    p->S = p->C > 0 ? numel / std::max<int64_t>(p->N * p->C, 1) : 0;
     if (p->C == 0) return fail(GN_STATUS_INVALID_ARGUMENT, "x has C = 0 channels");
     if (num_groups <= 0) {
         return fail(GN_STATUS_INVALID_ARGUMENT, "num_groups must be positive, got %lld",
@@ -277,9 +276,16 @@ gn_status validate_forward(const DLTensor *x, const DLTensor *gamma, const DLTen
     if (!std::isfinite(eps) || eps < 0) {
         return fail(GN_STATUS_INVALID_ARGUMENT, "eps must be finite and >= 0, got %g", eps);
     }
-    // S from the spatial extents directly (numel is 0 when N is 0).
+    // S from the spatial extents directly: numel is 0 when N is 0, and then read_geometry's
+    // overflow check saw no spatial product.
     p->S = 1;
-    for (int i = 2; i < x->ndim; i++) p->S *= x->shape[i];
+    for (int i = 2; i < x->ndim; i++) {
+        if (x->shape[i] != 0 && p->S > INT64_MAX / x->shape[i]) {
+            return fail(GN_STATUS_INVALID_ARGUMENT,
+                        "x has more elements than 64-bit index math can hold");
+        }
+        p->S *= x->shape[i];
+    }
 
     if (gn_status st = check_device(y, "y", *p)) return st;
     if (y->ndim != x->ndim) {
