@@ -66,14 +66,21 @@ struct Buffer {
     }
 };
 
-// Per-thread scratch: the neutral gamma/beta when omitted, and unrequested statistics.
+// Per-thread scratch: the neutral gamma/beta when omitted (filled only when it must grow:
+// the values never change), and unrequested statistics.
+template <typename T>
+const void *constant_param(std::vector<T> &v, int64_t C, T value) {
+    if ((int64_t)v.size() < C) v.assign(C, value);
+    return v.data();
+}
+
 const void *constant_params(gn_dtype type, int64_t C, bool one) {
     thread_local std::vector<uint32_t> f32[2];
     thread_local std::vector<uint16_t> f16[2], bf16[2];
     switch (type) {
-    case GN_DTYPE_F16: f16[one].assign(C, one ? 0x3C00 : 0); return f16[one].data();
-    case GN_DTYPE_BF16: bf16[one].assign(C, one ? 0x3F80 : 0); return bf16[one].data();
-    default: f32[one].assign(C, one ? 0x3F800000u : 0); return f32[one].data();
+    case GN_DTYPE_F16: return constant_param<uint16_t>(f16[one], C, one ? 0x3C00 : 0);
+    case GN_DTYPE_BF16: return constant_param<uint16_t>(bf16[one], C, one ? 0x3F80 : 0);
+    default: return constant_param<uint32_t>(f32[one], C, one ? 0x3F800000u : 0);
     }
 }
 
