@@ -152,6 +152,9 @@ void BM_dispatch(benchmark::State &state, const SuiteShape &s, bool direct) {
     const halide_type_t hf32(halide_type_float, 32);
     halide_dimension_t xd[3] = {{0, int32_t(S), 1}, {0, int32_t(C), int32_t(S)},
                                 {0, int32_t(N), int32_t(C * S)}};
+    // The row view dispatch passes for a contiguous tensor: a group per row.
+    halide_dimension_t rd[3] = {{0, int32_t(S * C / G), 1}, {0, int32_t(G), int32_t(S * C / G)},
+                                {0, int32_t(N), int32_t(C * S)}};
     halide_dimension_t pd[1] = {{0, int32_t(C), 1}}, sd[2] = {{0, int32_t(G), 1}, {0, int32_t(N), int32_t(G)}};
     auto make = [&](const void *data, int dims, halide_dimension_t *dim) {
         halide_buffer_t b{};
@@ -161,12 +164,12 @@ void BM_dispatch(benchmark::State &state, const SuiteShape &s, bool direct) {
         b.dim = dim;
         return b;
     };
-    halide_buffer_t hx = make(x, 3, xd), hy = make(y.data(), 3, xd), hg = make(gamma.data(), 1, pd),
+    halide_buffer_t hx = make(x, 3, xd), hxr = make(x, 3, rd), hy = make(y.data(), 3, xd), hg = make(gamma.data(), 1, pd),
                     hb = make(beta.data(), 1, pd), hm = make(mean.data(), 2, sd),
                     hr = make(rstd.data(), 2, sd);
 
     auto run = [&] {
-        return direct ? (fv->fn(&hx, &hg, &hb, int32_t(G), float(kEps), &hy, &hm, &hr) ? 1 : 0)
+        return direct ? (fv->fn(&hx, &hxr, &hg, &hb, int32_t(G), float(kEps), &hy, &hm, &hr) ? 1 : 0)
                       : int(gn_forward(&xv.t, &gv.t, &bv.t, G, kEps, &yv.t, nullptr, nullptr, nullptr));
     };
     std::fill(y.begin(), y.end(), NAN);

@@ -38,6 +38,10 @@ public:
 
     // Types are set per variant by the build: x.type, y.type (same), gamma.type, beta.type.
     Input<Buffer<void, 3>> x{"x"};
+    // The statistics' view of x as rows (i, r, n): a group is R = rows / groups rows
+    // (runtime/src/dispatch.cpp: one row per group when the group's channels are
+    // contiguous, else x itself, one row per channel).
+    Input<Buffer<void, 3>> x_rows{"x_rows"};
     Input<Buffer<void, 1>> gamma{"gamma"};
     Input<Buffer<void, 1>> beta{"beta"};
     Input<int32_t> groups{"groups"};
@@ -49,59 +53,90 @@ public:
 
     void generate() {
         ForwardStages st;
-        Var s = st.s, c = st.c, n = st.n, g = st.g;
+        Var s = st.s, c = st.c, n = st.n, g = st.g, b = st.b, i = st.i, r = st.r, l = st.l;
         st.S = x.dim(0).extent();
         st.C = x.dim(1).extent();
         st.D = st.C / groups;
-        Expr D = st.D;
-        Expr M = cast<float>(st.S) * cast<float>(D);  // elements per (n, g)
+        st.R = x_rows.dim(1).extent() / groups;
+        st.Lr = x_rows.dim(0).extent();
+        Expr D = st.D, R = st.R;
+        Expr M = cast<float>(st.Lr) * cast<float>(R);  // elements per (n, g): Lr * R = S * D
 
-        // The shift of all sums: the mean of the group's first channel's first (up to) 64
-        // positions. Sums of x - pivot lose ~|mean - pivot| / std times more to rounding
-        // than centred ones; a single element as pivot (a few std off) cost 1e-5 on groups
-        // of 4M elements.
-        Expr pivot_count = min(st.S, 64);
-        RDom rp(0, pivot_count, "rp");
-        Func pivot_sum("pivot_sum");
-        pivot_sum(g, n) = 0.0f;
-        pivot_sum(g, n) += cast<float>(x(rp, g * D, n));
-        st.pivot(g, n) = pivot_sum(g, n) / cast<float>(pivot_count);
+        // The shift of all sums: the mean of the group's first (up to) 64 values. Sums of
+        // x - pivot lose ~|mean - pivot| / std times more to rounding than centred ones; a
+        // single element as pivot (a few std off) cost 1e-5 on groups of 4M elements.
+        Expr pivot_count = min(st.Lr, 64);
+        st.rp = RDom(0, pivot_count, "rp");
+        st.pivot_sum(g, n) = 0.0f;
+        st.pivot_sum(g, n) += cast<float>(x_rows(st.rp, g * R, n));
+        st.pivot(g, n) = st.pivot_sum(g, n) / cast<float>(pivot_count);
         st.chan_pivot(c, n) = st.pivot(c / D, n);
+        st.row_pivot(r, n) = st.pivot(r / R, n);
         st.centered(s, c, n) = cast<float>(x(s, c, n)) - st.chan_pivot(c, n);
+        Func row_centered("row_centered");
+        row_centered(i, r, n) = cast<float>(x_rows(i, r, n)) - st.row_pivot(r, n);
 
-        Var b = st.b;
-        // A whole number of the schedule's accumulator quanta when the row allows it, so
-        // the blocks' vector loops need no predicated tail.
-        const int q = block_quantum();
-        st.B = select(st.S >= q, min(spatial_block(), st.S) / q * q, st.S);
-        st.NB = (st.S + st.B - 1) / st.B;
-        st.ri = RDom(0, st.B, "ri");
-        // Block b covers s in [b*B, min(b*B + B, S)). The last block is shifted inward to
-        // end at S and its overlap with the previous block masked out: every load stays in
-        // the row and no RDom predicate blocks vectorization.
-        Expr block_start = b * st.B;
-        Expr overlap = max(block_start + st.B - st.S, 0);  // > 0 only in the last block
-        Expr s_at = min(block_start, st.S - st.B) + st.ri;  // = start - overlap, in bounds form
-        // likely(): loop partitioning drops the mask from the steady-state loop.
+        // Blocks of whole chunks of L lanes: the lanes are a pure dimension (a vector of
+        // accumulators, no mask or tail inside a block). Block b covers chunks
+        // [b*Bc, min(b*Bc + Bc, Lc)); the last block is shifted inward to end at Lc and its
+        // overlap with the previous block masked out (a scalar condition on the chunk,
+        // which loop partitioning takes out of the steady-state loop).
+        const int L = st.L = block_quantum();
+        st.Lc = st.Lr / L;
+        st.Lt = st.Lr - st.Lc * L;
+        // A row shorter than a chunk has Bc = NB = 0 (Halide's x / 0 is 0): no blocks, and
+        // bounds inference sees no access beyond the row.
+        st.Bc = min(spatial_block() / L, st.Lc);
+        st.NB = (st.Lc + st.Bc - 1) / st.Bc;
+        st.ri = RDom(0, st.Bc, "ri");
+        Expr chunk0 = b * st.Bc;
+        Expr overlap = max(chunk0 + st.Bc - st.Lc, 0);  // > 0 only in the last block
+        Expr at = (min(chunk0, st.Lc - st.Bc) + st.ri) * L + l;
         Expr in_block = likely(st.ri >= overlap);
-        Expr block_count = cast<float>(st.B - overlap);
-        Expr v = st.centered(s_at, c, n);
-        st.blk_sum(b, c, n) = 0.0f;
-        st.blk_sum(b, c, n) += select(in_block, v, 0.0f);
-        Expr dev = v - st.blk_sum(b, c, n) / block_count;
-        st.blk_m2(b, c, n) = 0.0f;
-        st.blk_m2(b, c, n) += select(in_block, dev * dev, 0.0f);
-        st.blk_stats(b, c, n) = Tuple(st.blk_sum(b, c, n), st.blk_m2(b, c, n));
+        Expr block_count = cast<float>((st.Bc - overlap) * L);
+        Expr v = row_centered(at, r, n);
+        st.lane_sum(l, b, r, n) = 0.0f;
+        st.lane_sum(l, b, r, n) += select(in_block, v, 0.0f);
+        st.rl = RDom(0, L, "rl");
+        define_lane_total(st, st.blk_sum, st.lane_sum);
+        Expr dev = v - st.blk_sum(b, r, n) / block_count;
+        st.lane_m2(l, b, r, n) = 0.0f;
+        st.lane_m2(l, b, r, n) += select(in_block, dev * dev, 0.0f);
+        define_lane_total(st, st.blk_m2, st.lane_m2);
+        st.blk_stats(b, r, n) = Tuple(st.blk_sum(b, r, n), st.blk_m2(b, r, n));
 
-        st.rbd = RDom(0, st.NB, 0, D, "rbd");
-        Expr rb = st.rbd.x, rc = g * D + st.rbd.y;
+        // The row's last Lt < L values, when L > 1: one more "block", summed and centred
+        // the same way.
+        Expr tail_count = cast<float>(st.Lt);
+        if (L > 1) {
+            st.rt = RDom(0, st.Lt, "rt");
+            Expr vt = row_centered(st.Lc * L + st.rt, r, n);
+            st.tail_sum(r, n) = 0.0f;
+            st.tail_sum(r, n) += vt;
+            Expr dt = vt - st.tail_sum(r, n) / tail_count;
+            st.tail_m2(r, n) = 0.0f;
+            st.tail_m2(r, n) += dt * dt;
+        }
+
+        st.rbd = RDom(0, st.NB, 0, R, "rbd");
+        Expr rb = st.rbd.x, rr = g * R + st.rbd.y;
         st.grp_sum(g, n) = 0.0f;
-        st.grp_sum(g, n) += st.blk_stats(rb, rc, n)[0];
+        st.grp_sum(g, n) += st.blk_stats(rb, rr, n)[0];
+        if (L > 1) {
+            st.rtr = RDom(0, R, "rtr");
+            st.rtr.where(st.Lt > 0);
+            st.grp_sum(g, n) += st.tail_sum(g * R + st.rtr, n);
+        }
         Expr shifted_mean = st.grp_sum(g, n) / M;
-        Expr rb_count = cast<float>(min(st.B, st.S - rb * st.B));
-        Expr rb_offset = st.blk_stats(rb, rc, n)[0] / rb_count - shifted_mean;
+        Expr rb_count = cast<float>(min(st.Bc, st.Lc - rb * st.Bc) * L);
+        Expr rb_offset = st.blk_stats(rb, rr, n)[0] / rb_count - shifted_mean;
         st.grp_m2(g, n) = 0.0f;
-        st.grp_m2(g, n) += st.blk_stats(rb, rc, n)[1] + rb_count * rb_offset * rb_offset;
+        st.grp_m2(g, n) += st.blk_stats(rb, rr, n)[1] + rb_count * rb_offset * rb_offset;
+        if (L > 1) {
+            Expr rt_row = g * R + st.rtr;
+            Expr rt_offset = st.tail_sum(rt_row, n) / tail_count - shifted_mean;
+            st.grp_m2(g, n) += st.tail_m2(rt_row, n) + tail_count * rt_offset * rt_offset;
+        }
 
         Expr var = st.grp_m2(g, n) / M;
         // strict_float: IEEE division and square root here (once per group), never the
@@ -131,6 +166,7 @@ private:
         // Mins are 0 everywhere; the dense dimension depends on the layout.
         for (int i = 0; i < 3; i++) {
             x.dim(i).set_min(0);
+            x_rows.dim(i).set_min(0);
             y.dim(i).set_min(0);
         }
         y.dim(0).set_extent(x.dim(0).extent());
@@ -146,6 +182,8 @@ private:
             x.dim(0).set_stride(Expr());
             y.dim(0).set_stride(Expr());
             x.dim(1).set_stride(1);
+            x_rows.dim(0).set_stride(Expr());
+            x_rows.dim(1).set_stride(1);
             y.dim(1).set_stride(1);
         }
     }
@@ -157,6 +195,17 @@ private:
                                       : nhwc_tuning().block_rows;
     }
 
+    // blk (b, r, n) = the sum of lane (l, b, r, n) over the L lanes; a plain alias when L = 1.
+    static void define_lane_total(ForwardStages &st, Func blk, Func lane) {
+        if (st.L == 1) {
+            blk(st.b, st.r, st.n) = lane(0, st.b, st.r, st.n);
+            return;
+        }
+        blk(st.b, st.r, st.n) = 0.0f;
+        blk(st.b, st.r, st.n) += lane(st.rl, st.b, st.r, st.n);
+    }
+
+    // Lanes per chunk of a block (L): a pure vector dimension of the block sums.
     int block_quantum() const {
         if (get_target().has_gpu_feature()) return 1;
         return layout == Layout::NCHW ? nchw_tuning().lanes : 1;

@@ -12,22 +12,33 @@ namespace groupnorm_gen {
 enum class Layout { NCHW, NHWC };
 
 struct ForwardStages {
-    // Coordinates: s spatial (flattened), c channel, n sample, g group, b spatial block.
-    Halide::Var s{"s"}, c{"c"}, n{"n"}, g{"g"}, b{"b"};
-    // Extents of the canonical view and derived sizes (runtime values): B is the block
-    // length along s (the schedule's choice, at most S), NB the number of blocks.
-    Halide::Expr S, C, D, B, NB;
-    // Reduction domains: ri over one block of one channel, rbd over a group's blocks and
-    // channels.
-    Halide::RDom ri, rbd;
+    // Coordinates: s spatial (flattened), c channel, n sample, g group, b block of a row,
+    // i position in a row, r row, l lane of a chunk.
+    Halide::Var s{"s"}, c{"c"}, n{"n"}, g{"g"}, b{"b"}, i{"i"}, r{"r"}, l{"l"};
+    // The statistics read rows: x_rows(i, r, n), R rows per group (the runtime passes a
+    // group as one row when its channels are contiguous, else one row per channel).
+    // A row is Lc chunks of L lanes (L: the schedule's constant) and a tail of Lt < L
+    // values; blocks are Bc chunks (runtime, <= the schedule's block), NB per row.
+    Halide::Expr S, C, D, R, Lr, Lc, Lt, Bc, NB;
+    int L = 1;
+    // Reduction domains: ri over the chunks of one block, rl over a chunk's lanes, rt over
+    // a row's tail, rbd over a group's blocks and rows, rtr over a group's rows.
+    Halide::RDom ri, rl, rt, rbd, rtr;
 
     // Named, so stmt files, kernels and profiles say which stage they are.
+    Halide::RDom rp;                          // the pivot's values
+    Halide::Func pivot_sum{"pivot_sum"};      // (g, n)  their sum
     Halide::Func pivot{"pivot"};              // (g, n)  mean of the group's first values: the shift of all sums
     Halide::Func chan_pivot{"chan_pivot"};    // (c, n)  pivot of c's group, so a vector of channels can load it
+    Halide::Func row_pivot{"row_pivot"};      // (r, n)  pivot of row r's group
     Halide::Func centered{"centered"};        // (s, c, n) x - pivot, in float32
-    Halide::Func blk_sum{"blk_sum"};          // (b, c, n) sum of centered over the block
-    Halide::Func blk_m2{"blk_m2"};            // (b, c, n) sum of squares about the block's own mean
-    Halide::Func blk_stats{"blk_stats"};      // (b, c, n) {blk_sum, blk_m2}: what the group reduction reads
+    Halide::Func lane_sum{"lane_sum"};        // (l, b, r, n) sum of x_rows - pivot over lane l of the block's chunks
+    Halide::Func lane_m2{"lane_m2"};          // (l, b, r, n) the same for squares about the block's mean
+    Halide::Func blk_sum{"blk_sum"};          // (b, r, n) sum over the block (lanes added)
+    Halide::Func blk_m2{"blk_m2"};            // (b, r, n) sum of squares about the block's own mean
+    Halide::Func blk_stats{"blk_stats"};      // (b, r, n) {blk_sum, blk_m2}: what the group reduction reads
+    Halide::Func tail_sum{"tail_sum"};        // (r, n)  the same two for the row's tail (L > 1 only)
+    Halide::Func tail_m2{"tail_m2"};
     Halide::Func grp_sum{"grp_sum"};          // (g, n)  sum of centered over the group
     Halide::Func grp_m2{"grp_m2"};            // (g, n)  the group's centred second moment (Chan's combination)
     Halide::Func stats{"stats"};              // (g, n)  {mean - pivot, rstd}

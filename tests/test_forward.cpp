@@ -101,7 +101,7 @@ TEST_P(ForwardVariant, DispatchesToItsVariant) {
 std::vector<VariantCase> all_cases() {
     std::vector<VariantCase> cases;
     for (Layout layout : {Layout::Contiguous, Layout::ChannelsLast, Layout::ChannelSlice,
-                          Layout::PaddedBatchNhwc}) {
+                          Layout::PaddedBatchNhwc, Layout::PaddedRowsNchw}) {
         for (DType dt : {DType::F32, DType::F16, DType::BF16}) {
             cases.push_back({dt, dt, layout});
             if (dt != DType::F32) cases.push_back({dt, DType::F32, layout});

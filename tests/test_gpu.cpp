@@ -51,7 +51,9 @@ DType test_dtype(gd::gn_dtype t) {
 }
 
 std::vector<Layout> test_layouts(gd::gn_layout l) {
-    if (l == gd::GN_LAYOUT_NCHW) return {Layout::Contiguous, Layout::ChannelSlice};
+    if (l == gd::GN_LAYOUT_NCHW) {
+        return {Layout::Contiguous, Layout::ChannelSlice, Layout::PaddedRowsNchw};
+    }
     return {Layout::ChannelsLast, Layout::PaddedBatchNhwc};
 }
 

@@ -23,6 +23,7 @@ const char *name(Layout l) {
     case Layout::ChannelsLast: return "channels_last";
     case Layout::ChannelSlice: return "channel_slice";
     case Layout::PaddedBatchNhwc: return "padded_batch_nhwc";
+    case Layout::PaddedRowsNchw: return "padded_rows_nchw";
     }
     return "?";
 }
@@ -123,6 +124,17 @@ Tensor::Tensor(std::vector<int64_t> shape, DType dtype, Layout layout)
         strides_[1] = S;
         strides_[0] = c_alloc * S;
         size = N * c_alloc * S;
+        break;
+    }
+    case Layout::PaddedRowsNchw: {
+        int64_t st = 1;
+        for (int i = rank - 1; i >= 2; i--) {
+            strides_[i] = st;
+            st *= shape_[i];
+        }
+        strides_[1] = S + 3;
+        strides_[0] = C * (S + 3);
+        size = N * C * (S + 3);
         break;
     }
     case Layout::ChannelsLast:

@@ -31,7 +31,9 @@ enum class Layout {
     Contiguous,      // NC* row-major
     ChannelsLast,    // N*C row-major
     ChannelSlice,    // NC*, a slice of 3 extra channels: c stride S, n stride (C+3)*S
-    PaddedBatchNhwc  // N*C with 5 spare elements after each sample
+    PaddedBatchNhwc,  // N*C with 5 spare elements after each sample
+    PaddedRowsNchw    // NC*, 3 spare elements after each channel: c stride S+3 (the
+                      // statistics then read one row per channel, not one per group)
 };
 const char *name(Layout l);
 

@@ -21,7 +21,7 @@ struct NchwTuning {
 // rows of >= 2 vectors still take the vector horizontal sum below.
 inline NchwTuning x86_nchw_tuning(const Halide::Target &t) {
     const int vec = t.natural_vector_size<float>();
-    return {vec, 2 * vec};
+    return {vec, 4 * vec};
 }
 
 inline int nchw_spatial_block(const NchwTuning &tune) { return 64 * tune.lanes; }
@@ -43,26 +43,44 @@ inline void schedule_cpu_nchw(ForwardStages &st, const NchwTuning &tune) {
     }
 
     // The pivot is stored before the group is written: y may be x itself (in place).
-    for (Func f : {st.pivot, st.stats, st.grp_sum, st.grp_m2, st.blk_stats, st.chan_affine}) {
+    for (Func f : {st.pivot, st.stats, st.grp_sum, st.grp_m2, st.blk_stats, st.tail_sum,
+                   st.tail_m2}) {
         f.compute_at(st.y, st.g);
+    }
+    // One group per iteration: constant-size (stack) storage. Halide cannot prove that
+    // c / D spans one group for c in a group's channels, and would allocate on the heap.
+    for (Func f : {st.pivot, st.stats, st.grp_sum, st.grp_m2}) {
+        f.bound_storage(st.g, 1);
+    }
+    // Per-group scratch of runtime size: stack (Halide's pseudostack, heap past 16 KiB),
+    // not a malloc per group, which dominated groups of a few hundred values.
+    for (Func f : {st.blk_stats, st.tail_sum, st.tail_m2}) {
+        f.store_in(MemoryType::Stack);
+    }
+    st.chan_affine.compute_at(st.y, d);
+    // The pivot's (up to) 64 values summed a vector at a time.
+    {
+        RVar rpo{"rpo"}, rpi{"rpi"};
+        Var u{"u"};
+        Func lanes = st.pivot_sum.update()
+                         .split(st.rp.x, rpo, rpi, tune.out_vector, TailStrategy::GuardWithIf)
+                         .rfactor(rpi, u);
+        lanes.compute_at(st.pivot, st.g).vectorize(u);
+        lanes.update().vectorize(u);
+        // Rows of >= 64 values (nearly all): whole vectors, and a vector horizontal sum.
+        lanes.update().specialize(st.Lr >= 64);
+        st.pivot_sum.update().specialize(st.Lr >= 64).atomic().vectorize(rpi);
     }
     cascade_group_sums(st, LoopLevel(st.y, st.g));
     for (Func f : {st.blk_sum, st.blk_m2}) {
         f.compute_at(st.blk_stats, st.b);
-        RVar rio{"rio"}, rii{"rii"};
-        Var lane{"lane"};
-        Func lane_sums = f.update()
-                             .split(st.ri.x, rio, rii, lanes, TailStrategy::GuardWithIf)
-                             .rfactor(rii, lane);
-        lane_sums.compute_at(st.blk_stats, st.b).store_in(MemoryType::Register).vectorize(lane);
-        lane_sums.update().vectorize(lane);
-        // Blocks are whole multiples of `lanes` when S >= lanes (the algorithm's B): the
-        // loop then has no predicated tail and the accumulators can stay in registers.
-        lane_sums.update().specialize(st.S >= lanes);
-        // The lanes' horizontal sum as a vector reduction, not a chain of `lanes` scalar
-        // adds, which dominated short rows (S = 64: 3/4 of the time). Its extent is
-        // min(lanes, S), a constant only when S >= lanes.
-        f.update().specialize(st.S >= lanes).atomic().vectorize(rii);
+        // The lanes' horizontal sum as one vector reduction.
+        f.update().atomic().vectorize(st.rl);
+    }
+    for (Func f : {st.lane_sum, st.lane_m2}) {
+        // A vector of `lanes` accumulators (several registers: independent add chains).
+        f.compute_at(st.blk_stats, st.b).store_in(MemoryType::Register).vectorize(st.l);
+        f.update().vectorize(st.l);
     }
 }
 

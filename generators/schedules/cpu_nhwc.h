@@ -39,32 +39,34 @@ inline void schedule_cpu_nhwc(ForwardStages &st, const NhwcTuning &tune) {
         out.compute_with(st.y, st.n);
     }
 
-    for (Func f : {st.pivot, st.chan_pivot, st.stats, st.grp_sum, st.grp_m2, st.chan_affine}) {
+    for (Func f : {st.pivot, st.chan_pivot, st.row_pivot, st.stats, st.grp_sum, st.grp_m2,
+                   st.chan_affine}) {
         f.compute_at(st.y, st.n);
     }
     cascade_group_sums(st, LoopLevel(st.y, st.n));
+    // Rows are channels here (the runtime passes x itself as x_rows), L = 1.
     st.blk_stats.compute_at(st.y, st.n)
-        .reorder(st.c, st.b)
+        .reorder(st.r, st.b)
         .parallel(st.b)
-        .vectorize(st.c, vec, TailStrategy::GuardWithIf);
+        .vectorize(st.r, vec, TailStrategy::GuardWithIf);
     // Within a block, each channel sums `rows_per_chain` rows per accumulator, then the
     // chains are added: the float32 cascade (a long chain's rounding grows with its length).
-    for (Func f : {st.blk_sum, st.blk_m2}) {
+    for (Func f : {st.lane_sum, st.lane_m2}) {
         f.compute_at(st.blk_stats, st.b)
-            .reorder(st.c, st.b)
-            .vectorize(st.c, vec, TailStrategy::GuardWithIf);
+            .reorder(st.r, st.l, st.b)
+            .vectorize(st.r, vec, TailStrategy::GuardWithIf);
         RVar rio{"rio"}, rii{"rii"};
         Var chain{"chain"};
         Func chains = f.update()
                           .split(st.ri.x, rio, rii, tune.rows_per_chain, TailStrategy::GuardWithIf)
                           .rfactor(rio, chain);
-        f.update().reorder(st.c, rio, st.b).vectorize(st.c, vec, TailStrategy::GuardWithIf);
+        f.update().reorder(st.r, rio, st.l, st.b).vectorize(st.r, vec, TailStrategy::GuardWithIf);
         chains.compute_at(st.blk_stats, st.b)
-            .reorder(st.c, chain)
-            .vectorize(st.c, vec, TailStrategy::GuardWithIf);
+            .reorder(st.r, chain)
+            .vectorize(st.r, vec, TailStrategy::GuardWithIf);
         chains.update()
-            .reorder(st.c, rii, chain)
-            .vectorize(st.c, vec, TailStrategy::GuardWithIf);
+            .reorder(st.r, rii, chain)
+            .vectorize(st.r, vec, TailStrategy::GuardWithIf);
     }
 }
 

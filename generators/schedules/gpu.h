@@ -56,7 +56,7 @@ inline void tile_2d(Halide::Func f, Halide::Var x, Halide::Var y) {
 inline void schedule_gpu(ForwardStages &st, Layout layout, GpuShape shape) {
     using namespace Halide;
     using namespace gpu_detail;
-    Var s = st.s, c = st.c, n = st.n, g = st.g, b = st.b;
+    Var s = st.s, c = st.c, n = st.n, g = st.g, b = st.b, r = st.r;
 
     st.pivot.compute_root();
     tile_2d(st.pivot, g, n);
@@ -75,11 +75,14 @@ inline void schedule_gpu(ForwardStages &st, Layout layout, GpuShape shape) {
         // moments in registers (a copy per pass: grp_m2 needs grp_sum first).
         Func lanes = thread_sum(f, st.rbd.x);
         lanes.update().reorder(RVar("ro"), st.rbd.y, Var("u"));
-        Func blk = st.blk_stats, sum = st.blk_sum, m2 = st.blk_m2;
+        // (L = 1 on GPUs: blk_sum and blk_m2 are pure aliases of the lane Funcs, inlined.)
+        Func blk = st.blk_stats, sum = st.lane_sum, m2 = st.lane_m2;
         if (f.name() == st.grp_m2.name()) {
             blk = st.blk_stats.clone_in(lanes);
-            m2 = st.blk_m2.clone_in(blk);
-            sum = st.blk_sum.clone_in({blk, m2});
+            Func blk_m2 = st.blk_m2.clone_in(blk);
+            m2 = st.lane_m2.clone_in(blk_m2);
+            Func blk_sum = st.blk_sum.clone_in({blk, m2});
+            sum = st.lane_sum.clone_in(blk_sum);
         }
         blk.compute_at(lanes, RVar("ro"));
         sum.compute_at(blk, Var::outermost());
@@ -91,27 +94,27 @@ inline void schedule_gpu(ForwardStages &st, Layout layout, GpuShape shape) {
         Var co{"co"}, ci{"ci"};
         st.blk_stats.compute_root();
         if (layout == Layout::NCHW) {
-            // One block per (b, c, n); 256 threads stride along the dense row.
-            st.blk_stats.gpu_blocks(b, c, n);
-            for (Func f : {st.blk_sum, st.blk_m2}) {
+            // One block per (b, row, n); 256 threads stride along the dense row.
+            st.blk_stats.gpu_blocks(b, r, n);
+            for (Func f : {st.lane_sum, st.lane_m2}) {
                 f.compute_at(st.blk_stats, b);
                 thread_sum(f, st.ri.x);
             }
         } else {
             // One block per (b, 32-channel tile, n): 32 channel threads x 8 row threads,
             // each row thread summing every 8th row of the block.
-            st.blk_stats.split(c, co, ci, 32, TailStrategy::GuardWithIf)
+            st.blk_stats.split(r, co, ci, 32, TailStrategy::GuardWithIf)
                 .reorder(ci, b, co, n)
                 .gpu_blocks(b, co, n)
                 .gpu_threads(ci);
-            for (Func f : {st.blk_sum, st.blk_m2}) {
+            for (Func f : {st.lane_sum, st.lane_m2}) {
                 RVar rio{"rio"}, rii{"rii"};
                 Var u{"u"};
-                f.compute_at(st.blk_stats, b).gpu_threads(c);
+                f.compute_at(st.blk_stats, b).gpu_threads(r);
                 Func rows = f.update().split(st.ri.x, rio, rii, 8).rfactor(rii, u);
-                f.update().gpu_threads(c);
-                rows.compute_at(st.blk_stats, b).reorder(c, u).gpu_threads(c, u);
-                rows.update().reorder(rio, c, u).gpu_threads(c, u);
+                f.update().gpu_threads(r);
+                rows.compute_at(st.blk_stats, b).reorder(r, u).gpu_threads(r, u);
+                rows.update().reorder(rio, r, u).gpu_threads(r, u);
             }
         }
     }

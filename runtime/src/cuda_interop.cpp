@@ -144,10 +144,10 @@ gn_status run_gpu_forward(const ForwardVariant &v, const ForwardBuffers &b,
     return fail(GN_STATUS_DEVICE_UNAVAILABLE, "%s: this build has no GPU variants", v.name);
 #else
     GpuUserContext uc;
-    halide_buffer_t *user[6] = {b.x, b.y, b.user_gamma ? b.gamma : nullptr,
+    halide_buffer_t *user[7] = {b.x, b.x_rows, b.y, b.user_gamma ? b.gamma : nullptr,
                                 b.user_beta ? b.beta : nullptr, b.user_mean ? b.mean : nullptr,
                                 b.user_rstd ? b.rstd : nullptr};
-    halide_buffer_t *all[6] = {b.x, b.gamma, b.beta, b.y, b.mean, b.rstd};
+    halide_buffer_t *all[7] = {b.x, b.x_rows, b.gamma, b.beta, b.y, b.mean, b.rstd};
     const bool cuda = v.device == GN_DEVICE_CUDA;
     int code = 0;
     install_halide_error_handler();
@@ -166,11 +166,11 @@ gn_status run_gpu_forward(const ForwardVariant &v, const ForwardBuffers &b,
         }
     }
     // Host memory Halide must copy in: all inputs (OpenCL), the neutral gamma/beta (CUDA).
-    for (halide_buffer_t *buf : {b.x, b.gamma, b.beta}) {
+    for (halide_buffer_t *buf : {b.x, b.x_rows, b.gamma, b.beta}) {
         if (buf->host) buf->flags |= halide_buffer_flag_host_dirty;
     }
     if (!code) {
-        code = v.gpu_fn(&uc, b.x, b.gamma, b.beta, (int32_t)p.G, eps, b.y, b.mean, b.rstd);
+        code = v.gpu_fn(&uc, b.x, b.x_rows, b.gamma, b.beta, (int32_t)p.G, eps, b.y, b.mean, b.rstd);
     }
     if (!code && !cuda) {
         for (halide_buffer_t *buf : {b.y, b.mean, b.rstd}) {

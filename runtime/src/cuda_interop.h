@@ -40,7 +40,7 @@ struct GpuUserContext {
 // A forward call's buffers; `user_*` tells the caller's tensors from the library's host
 // scratch (neutral gamma/beta, statistics nobody asked for).
 struct ForwardBuffers {
-    halide_buffer_t *x, *gamma, *beta, *y, *mean, *rstd;
+    halide_buffer_t *x, *x_rows, *gamma, *beta, *y, *mean, *rstd;  // x_rows: x's memory
     bool user_gamma, user_beta, user_mean, user_rstd;
 };
 

@@ -84,6 +84,21 @@ const void *constant_params(gn_dtype type, int64_t C, bool one) {
     }
 }
 
+// The statistics' view of x (generators: x_rows): a group as one row when its channels are
+// contiguous (NC* with channel stride S), so blocks run across its channels and short
+// rows (7x7, 8x8) cost no per-channel overhead; otherwise x itself, a row per channel.
+View3 stats_rows(const ForwardProblem &p) {
+    View3 rows = p.x;
+    const int64_t group_size = p.C / p.G * p.S;
+    if (p.layout == GN_LAYOUT_NCHW && p.x.stride[0] == 1 && p.x.stride[1] == p.S &&
+        group_size <= INT32_MAX) {
+        rows.extent[0] = group_size;
+        rows.extent[1] = p.G;
+        rows.stride[1] = group_size;
+    }
+    return rows;
+}
+
 float *scratch_stats(int which, int64_t count) {
     thread_local std::vector<float> stats[2];
     stats[which].resize(count);
@@ -123,6 +138,8 @@ gn_status run_forward(const ForwardVariant &v, const ForwardProblem &p, float ep
     const halide_type_t type = halide_type_of(p.dtype), ptype = halide_type_of(p.param_dtype);
     const int64_t param_extent[1] = {p.C}, unit_stride[1] = {1};
     Buffer x(p.x.data, type, 3, p.x.extent, p.x.stride);
+    const View3 rows = stats_rows(p);
+    Buffer x_rows(p.x.data, type, 3, rows.extent, rows.stride);
     Buffer y(p.y.data, type, 3, p.y.extent, p.y.stride);
     Buffer gamma(p.gamma ? p.gamma : constant_params(p.param_dtype, p.C, true), ptype, 1,
                  param_extent, unit_stride);
@@ -138,12 +155,12 @@ gn_status run_forward(const ForwardVariant &v, const ForwardProblem &p, float ep
     if (v.device != GN_DEVICE_CPU) {
         const gn_config defaults = GN_CONFIG_INIT;
         return run_gpu_forward(v,
-                               {&x.buf, &gamma.buf, &beta.buf, &y.buf, &mean.buf, &rstd.buf,
+                               {&x.buf, &x_rows.buf, &gamma.buf, &beta.buf, &y.buf, &mean.buf, &rstd.buf,
                                 p.gamma != nullptr, p.beta != nullptr, p.mean != nullptr,
                                 p.rstd != nullptr},
                                p, eps, config ? *config : defaults);
     }
-    int code = v.fn(&x.buf, &gamma.buf, &beta.buf, (int32_t)p.G, eps, &y.buf, &mean.buf,
+    int code = v.fn(&x.buf, &x_rows.buf, &gamma.buf, &beta.buf, (int32_t)p.G, eps, &y.buf, &mean.buf,
                     &rstd.buf);
     return code == 0 ? GN_STATUS_SUCCESS : from_halide_error(code, v.name);
 }

@@ -10,11 +10,14 @@
 namespace groupnorm::detail {
 
 // Signature shared by every AOT forward variant (inputs, then outputs).
-using ForwardFn = int (*)(halide_buffer_t *x, halide_buffer_t *gamma, halide_buffer_t *beta,
+// x_rows: the statistics' view of x (run_forward).
+using ForwardFn = int (*)(halide_buffer_t *x, halide_buffer_t *x_rows, halide_buffer_t *gamma,
+                          halide_buffer_t *beta,
                           int32_t groups, float eps, halide_buffer_t *y, halide_buffer_t *mean,
                           halide_buffer_t *rstd);
 // GPU variants (target feature user_context) take the user_context first.
-using ForwardGpuFn = int (*)(const void *user_context, halide_buffer_t *x, halide_buffer_t *gamma,
+using ForwardGpuFn = int (*)(const void *user_context, halide_buffer_t *x,
+                             halide_buffer_t *x_rows, halide_buffer_t *gamma,
                              halide_buffer_t *beta, int32_t groups, float eps,
                              halide_buffer_t *y, halide_buffer_t *mean, halide_buffer_t *rstd);
 
