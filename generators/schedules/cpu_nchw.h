@@ -19,8 +19,8 @@ struct NchwTuning {
 
 // x86: four vectors of accumulators keep enough adds in flight for L1/L2 speeds. y two
 // vectors at a time: a half-precision y is then converted in registers and stored whole,
-// not by VCVTPS2PH to memory (which LLVM folds one vector at a time and Zen 4 runs
-// slowly: f16 normalize 0.32 -> 0.25 ms on sd_unet 1x320x64x64).
+// not by VCVTPS2PH to memory, which Zen 4 runs
+// slowly; LLVM folds it into the store one vector at a time).
 inline NchwTuning x86_nchw_tuning(const Halide::Target &t) {
     const int vec = t.natural_vector_size<float>();
     return {2 * vec, 4 * vec};
