@@ -19,8 +19,8 @@ struct NchwTuning {
 
 // x86: four vectors of accumulators keep enough adds in flight for L1/L2 speeds. y two
 // vectors at a time: a half-precision y is then converted in registers and stored whole,
-// not by VCVTPS2PH to memory, which Zen 4 runs
-// slowly; LLVM folds it into the store one vector at a time).
+// not by VCVTPS2PH to memory (LLVM folds one vector's conversion into its store; Zen 4
+// runs that form slowly).
 inline NchwTuning x86_nchw_tuning(const Halide::Target &t) {
     const int vec = t.natural_vector_size<float>();
     return {2 * vec, 4 * vec};
