@@ -150,7 +150,11 @@ def main():
             pct = ratio(ours.get("gbs"), roof.get("gbs"))
             sp, sp_cl = ratio(tn.get("ms"), ours.get("ms")), ratio(tc.get("ms"), nhwc.get("ms"))
             h16, hb16 = ratio(f16.get("gbs"), ours.get("gbs")), ratio(bf16.get("gbs"), ours.get("gbs"))
-            for metric, v in (("nchw", sp), ("nhwc", sp_cl), ("f16", h16), ("bf16", hb16)):
+            # The speedup a kernel running exactly at the copy roofline would have: no
+            # GroupNorm moves fewer bytes than the copy (x read once, y written once).
+            bound, bound_cl = ratio(tn.get("ms"), roof.get("ms")), ratio(tc.get("ms"), roof.get("ms"))
+            for metric, v in (("nchw", sp), ("nhwc", sp_cl), ("f16", h16), ("bf16", hb16),
+                              ("nchw_bound", bound), ("nhwc_bound", bound_cl)):
                 if v:
                     summary[metric, t].append((v, s))
             if pct and mb * 1e6 > l3:
@@ -199,6 +203,11 @@ def main():
         line("speedup vs torch, f32 NCHW, min", "nchw", T_NCHW_MIN, "min", check_threads={1})
         line("speedup vs torch channels_last, f32 NHWC, geomean", "nhwc", T_NHWC_GEOMEAN, "geomean")
         line("speedup vs torch channels_last, f32 NHWC, min", "nhwc", 0, "min", check_threads=set())
+        line("bound: torch / roofline time, NCHW, geomean (a kernel at the roofline)",
+             "nchw_bound", 0, "geomean", check_threads=set())
+        line("bound: torch / roofline time, NCHW, min", "nchw_bound", 0, "min", check_threads=set())
+        line("bound: torch CL / roofline time, NHWC, geomean", "nhwc_bound", 0, "geomean",
+             check_threads=set())
     line("% of roofline, f32 NCHW, shapes > L3, min", "roof", T_ROOFLINE, "min", pct=True)
     line("% of roofline, f32 NCHW, shapes > L3, geomean", "roof", T_ROOFLINE, "geomean", pct=True)
     line("% of roofline, f32 NHWC, shapes > L3, min", "roof_nhwc", T_ROOFLINE, "min", pct=True)
