@@ -159,6 +159,11 @@ public:
 
         add_requirement(groups > 0 && st.C % groups == 0,
                         "groups must be positive and divide the channel count");
+        // x_rows must hold each group's S * D values as R rows (the runtime builds it).
+        add_requirement(x_rows.dim(1).extent() % groups == 0 &&
+                            cast<int64_t>(st.Lr) * R == cast<int64_t>(st.S) * D &&
+                            x_rows.dim(2).extent() == x.dim(2).extent(),
+                        "x_rows must view x's groups as rows");
         constrain_layout();
         schedule(st);
     }
