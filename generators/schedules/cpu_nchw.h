@@ -4,8 +4,9 @@
 // One parallel task per (sample, group): its statistics are computed right before it is
 // normalized, so the group's D*S elements come from DRAM once and are re-read from cache
 // (HALIDE_NOTES.md: 3-4.7x faster than two root passes). Each block (64 values per
-// accumulator lane, <= 16 KiB of one channel row) is summed, then re-read from L1 for its
-// centred second moment.
+// accumulator lane, <= 16 KiB of one row: the group's channels when they are contiguous)
+// is summed into a vector of lane accumulators, then re-read from L1 for its centred
+// second moment.
 #pragma once
 
 #include "cpu_common.h"
@@ -30,7 +31,6 @@ inline int nchw_spatial_block(const NchwTuning &tune) { return 64 * tune.lanes; 
 
 inline void schedule_cpu_nchw(ForwardStages &st, const NchwTuning &tune) {
     using namespace Halide;
-    const int lanes = tune.lanes;
     Var d{"d"};
 
     // g and n stay separate loops (both parallel): a fused (g, n) loop would make the
@@ -64,13 +64,13 @@ inline void schedule_cpu_nchw(ForwardStages &st, const NchwTuning &tune) {
     {
         RVar rpo{"rpo"}, rpi{"rpi"};
         Var u{"u"};
-        Func lanes = st.pivot_sum.update()
-                         .split(st.rp.x, rpo, rpi, tune.out_vector, TailStrategy::GuardWithIf)
-                         .rfactor(rpi, u);
-        lanes.compute_at(st.pivot, st.g).vectorize(u);
-        lanes.update().vectorize(u);
+        Func partial = st.pivot_sum.update()
+                           .split(st.rp.x, rpo, rpi, tune.out_vector, TailStrategy::GuardWithIf)
+                           .rfactor(rpi, u);
+        partial.compute_at(st.pivot, st.g).vectorize(u);
+        partial.update().vectorize(u);
         // Rows of >= 64 values (nearly all): whole vectors, and a vector horizontal sum.
-        lanes.update().specialize(st.Lr >= 64);
+        partial.update().specialize(st.Lr >= 64);
         st.pivot_sum.update().specialize(st.Lr >= 64).atomic().vectorize(rpi);
     }
     cascade_group_sums(st, LoopLevel(st.y, st.g));
@@ -80,7 +80,8 @@ inline void schedule_cpu_nchw(ForwardStages &st, const NchwTuning &tune) {
         f.update().atomic().vectorize(st.rl);
     }
     for (Func f : {st.lane_sum, st.lane_m2}) {
-        // A vector of `lanes` accumulators (several registers: independent add chains).
+        // A vector of L = tune.lanes accumulators (several registers: independent add
+        // chains), kept in registers: the block loop has no masked stores to them.
         f.compute_at(st.blk_stats, st.b).store_in(MemoryType::Register).vectorize(st.l);
         f.update().vectorize(st.l);
     }
