@@ -114,27 +114,18 @@ Tensor::Tensor(std::vector<int64_t> shape, DType dtype, Layout layout)
     int64_t size = 0;
     switch (layout) {
     case Layout::Contiguous:
-    case Layout::ChannelSlice: {
-        const int64_t c_alloc = layout == Layout::ChannelSlice ? C + 3 : C;
-        int64_t st = 1;
-        for (int i = rank - 1; i >= 2; i--) {
-            strides_[i] = st;
-            st *= shape_[i];
-        }
-        strides_[1] = S;
-        strides_[0] = c_alloc * S;
-        size = N * c_alloc * S;
-        break;
-    }
+    case Layout::ChannelSlice:
     case Layout::PaddedRowsNchw: {
+        const int64_t c_alloc = layout == Layout::ChannelSlice ? C + 3 : C;
+        const int64_t row = layout == Layout::PaddedRowsNchw ? S + 3 : S;
         int64_t st = 1;
         for (int i = rank - 1; i >= 2; i--) {
             strides_[i] = st;
             st *= shape_[i];
         }
-        strides_[1] = S + 3;
-        strides_[0] = C * (S + 3);
-        size = N * C * (S + 3);
+        strides_[1] = row;
+        strides_[0] = c_alloc * row;
+        size = N * c_alloc * row;
         break;
     }
     case Layout::ChannelsLast:
