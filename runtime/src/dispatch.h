@@ -42,7 +42,6 @@ const ForwardVariant *forward_variants(size_t *count);
 const ForwardVariant *find_forward_variant(const ForwardProblem &problem,
                                            gn_status *status = nullptr);
 
-// Runs a variant on a validated, non-empty problem.
 // Runs a variant on a validated, non-empty problem. GPU variants take the context and
 // stream from config (CUDA) or run on host buffers (OpenCL, tests).
 gn_status run_forward(const ForwardVariant &variant, const ForwardProblem &problem, float eps,
