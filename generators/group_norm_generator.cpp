@@ -56,12 +56,11 @@ public:
     void generate() {
         ForwardStages st;
         Var s = st.s, c = st.c, n = st.n, g = st.g, b = st.b, i = st.i, r = st.r, l = st.l;
-        st.S = x.dim(0).extent();
-        st.C = x.dim(1).extent();
-        st.D = st.C / groups;
-        st.R = x_rows.dim(1).extent() / groups;
+        Expr S = x.dim(0).extent(), C = x.dim(1).extent();
+        st.D = C / groups;
+        Expr R = x_rows.dim(1).extent() / groups;  // rows per group
         st.Lr = x_rows.dim(0).extent();
-        Expr D = st.D, R = st.R;
+        Expr D = st.D;
         Expr M = cast<float>(st.Lr) * cast<float>(R);  // elements per (n, g): Lr * R = S * D
 
         // The shift of all sums: the mean of the group's first (up to) 64 values. Sums of
@@ -83,36 +82,36 @@ public:
         // [b*Bc, min(b*Bc + Bc, Lc)); the last block is shifted inward to end at Lc and its
         // overlap with the previous block masked out (a scalar condition on the chunk,
         // which loop partitioning takes out of the steady-state loop).
-        const int L = st.L = block_quantum();
-        st.Lc = st.Lr / L;
-        st.Lt = st.Lr - st.Lc * L;
+        const int L = block_quantum();
+        Expr Lc = st.Lr / L;       // whole chunks per row
+        Expr Lt = st.Lr - Lc * L;  // the row's tail, < L values
         // A row shorter than a chunk has Bc = NB = 0 (Halide's x / 0 is 0): no blocks, and
         // bounds inference sees no access beyond the row.
-        st.Bc = min(spatial_block() / L, st.Lc);
-        st.NB = (st.Lc + st.Bc - 1) / st.Bc;
-        st.ri = RDom(0, st.Bc, "ri");
-        Expr chunk0 = b * st.Bc;
-        Expr overlap = max(chunk0 + st.Bc - st.Lc, 0);  // > 0 only in the last block
-        Expr at = (min(chunk0, st.Lc - st.Bc) + st.ri) * L + l;
+        Expr Bc = min(spatial_block() / L, Lc);  // chunks per block
+        Expr NB = (Lc + Bc - 1) / Bc;            // blocks per row
+        st.ri = RDom(0, Bc, "ri");
+        Expr chunk0 = b * Bc;
+        Expr overlap = max(chunk0 + Bc - Lc, 0);  // > 0 only in the last block
+        Expr at = (min(chunk0, Lc - Bc) + st.ri) * L + l;
         Expr in_block = likely(st.ri >= overlap);
-        Expr block_count = cast<float>((st.Bc - overlap) * L);
+        Expr block_count = cast<float>((Bc - overlap) * L);
         Expr v = row_centered(at, r, n);
         st.lane_sum(l, b, r, n) = 0.0f;
         st.lane_sum(l, b, r, n) += select(in_block, v, 0.0f);
         st.rl = RDom(0, L, "rl");
-        define_lane_total(st, st.blk_sum, st.lane_sum);
+        define_lane_total(st, L, st.blk_sum, st.lane_sum);
         Expr dev = v - st.blk_sum(b, r, n) / block_count;
         st.lane_m2(l, b, r, n) = 0.0f;
         st.lane_m2(l, b, r, n) += select(in_block, dev * dev, 0.0f);
-        define_lane_total(st, st.blk_m2, st.lane_m2);
+        define_lane_total(st, L, st.blk_m2, st.lane_m2);
         st.blk_stats(b, r, n) = Tuple(st.blk_sum(b, r, n), st.blk_m2(b, r, n));
 
         // The row's last Lt < L values, when L > 1: one more "block", summed and centred
         // the same way.
-        Expr tail_count = cast<float>(st.Lt);
+        Expr tail_count = cast<float>(Lt);
         if (L > 1) {
-            st.rt = RDom(0, st.Lt, "rt");
-            Expr vt = row_centered(st.Lc * L + st.rt, r, n);
+            RDom rt(0, Lt, "rt");
+            Expr vt = row_centered(Lc * L + rt, r, n);
             st.tail_sum(r, n) = 0.0f;
             st.tail_sum(r, n) += vt;
             Expr dt = vt - st.tail_sum(r, n) / tail_count;
@@ -120,22 +119,20 @@ public:
             st.tail_m2(r, n) += dt * dt;
         }
 
-        st.rbd = RDom(0, st.NB, 0, R, "rbd");
+        st.rbd = RDom(0, NB, 0, R, "rbd");
         Expr rb = st.rbd.x, rr = g * R + st.rbd.y;
         st.grp_sum(g, n) = 0.0f;
         st.grp_sum(g, n) += st.blk_stats(rb, rr, n)[0];
-        if (L > 1) {
-            st.rtr = RDom(0, R, "rtr");
-            st.rtr.where(st.Lt > 0);
-            st.grp_sum(g, n) += st.tail_sum(g * R + st.rtr, n);
-        }
+        RDom rtr(0, R, "rtr");  // the group's rows' tails
+        rtr.where(Lt > 0);
+        if (L > 1) st.grp_sum(g, n) += st.tail_sum(g * R + rtr, n);
         Expr shifted_mean = st.grp_sum(g, n) / M;
-        Expr rb_count = cast<float>(min(st.Bc, st.Lc - rb * st.Bc) * L);
+        Expr rb_count = cast<float>(min(Bc, Lc - rb * Bc) * L);
         Expr rb_offset = st.blk_stats(rb, rr, n)[0] / rb_count - shifted_mean;
         st.grp_m2(g, n) = 0.0f;
         st.grp_m2(g, n) += st.blk_stats(rb, rr, n)[1] + rb_count * rb_offset * rb_offset;
         if (L > 1) {
-            Expr rt_row = g * R + st.rtr;
+            Expr rt_row = g * R + rtr;
             Expr rt_offset = st.tail_sum(rt_row, n) / tail_count - shifted_mean;
             st.grp_m2(g, n) += st.tail_m2(rt_row, n) + tail_count * rt_offset * rt_offset;
         }
@@ -157,11 +154,11 @@ public:
         mean = st.mean;
         rstd = st.rstd;
 
-        add_requirement(groups > 0 && st.C % groups == 0,
+        add_requirement(groups > 0 && C % groups == 0,
                         "groups must be positive and divide the channel count");
         // x_rows must hold each group's S * D values as R rows (the runtime builds it).
         add_requirement(x_rows.dim(1).extent() % groups == 0 &&
-                            cast<int64_t>(st.Lr) * R == cast<int64_t>(st.S) * D &&
+                            cast<int64_t>(st.Lr) * R == cast<int64_t>(S) * D &&
                             x_rows.dim(2).extent() == x.dim(2).extent(),
                         "x_rows must view x's groups as rows");
         constrain_layout();
@@ -203,8 +200,8 @@ private:
     }
 
     // blk (b, r, n) = the sum of lane (l, b, r, n) over the L lanes; a plain alias when L = 1.
-    static void define_lane_total(ForwardStages &st, Func blk, Func lane) {
-        if (st.L == 1) {
+    static void define_lane_total(ForwardStages &st, int L, Func blk, Func lane) {
+        if (L == 1) {
             blk(st.b, st.r, st.n) = lane(0, st.b, st.r, st.n);
             return;
         }

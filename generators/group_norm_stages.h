@@ -15,15 +15,13 @@ struct ForwardStages {
     // Coordinates: s spatial (flattened), c channel, n sample, g group, b block of a row,
     // i position in a row, r row, l lane of a chunk.
     Halide::Var s{"s"}, c{"c"}, n{"n"}, g{"g"}, b{"b"}, i{"i"}, r{"r"}, l{"l"};
-    // The statistics read rows: x_rows(i, r, n), R rows per group (the runtime passes a
-    // group as one row when its channels are contiguous, else one row per channel).
-    // A row is Lc chunks of L lanes (L: the schedule's constant) and a tail of Lt < L
-    // values; blocks are Bc chunks (runtime, <= the schedule's block), NB per row.
-    Halide::Expr S, C, D, R, Lr, Lc, Lt, Bc, NB;
-    int L = 1;
-    // Reduction domains: ri over the chunks of one block, rl over a chunk's lanes, rt over
-    // a row's tail, rbd over a group's blocks and rows, rtr over a group's rows.
-    Halide::RDom ri, rl, rt, rbd, rtr;
+    // D channels per group. The statistics read rows, x_rows(i, r, n) of Lr values each
+    // (the runtime passes a group as one row when its channels are contiguous, else one
+    // row per channel), in blocks of whole chunks of L lanes (the schedule's constant).
+    Halide::Expr D, Lr;
+    // Reduction domains: ri over the chunks of one block, rl over a chunk's lanes, rbd over
+    // a group's blocks and rows.
+    Halide::RDom ri, rl, rbd;
 
     // Named, so stmt files, kernels and profiles say which stage they are.
     Halide::RDom rp;                          // the pivot's values
