@@ -2,13 +2,12 @@
 // a non-zero mean, poisoned outputs, odd shapes, all layouts the variant serves.
 #include <gtest/gtest.h>
 
-#include <optional>
 
 #include "canonicalise.h"
 #include "dispatch.h"
 #include "groupnorm/groupnorm.h"
 #include "reference.h"
-#include "test_shapes.h"
+#include "forward_case.h"
 
 using namespace gntest;
 
@@ -28,30 +27,18 @@ std::string case_name(const ::testing::TestParamInfo<VariantCase> &info) {
 // Runs gn_forward on fresh data and checks y (and mean/rstd when asked for).
 void check_forward(const Shape &shape, DType dtype, DType param_dtype, Layout layout,
                    bool affine, bool stats, std::mt19937_64 &rng, double data_mean = 0) {
-    Tensor x(shape.dims, dtype, layout), y(shape.dims, dtype, layout);
-    std::uniform_real_distribution<double> shift(-3.0, 3.0);
-    x.fill_normal(rng, data_mean != 0 ? data_mean : shift(rng), 0.5 + std::fabs(shift(rng)));
-    y.poison();
-    const int64_t C = x.C();
-    std::optional<Param> gamma, beta;
-    if (affine) {
-        gamma.emplace(random_param(C, param_dtype, rng, 1.0, 0.5));
-        beta.emplace(random_param(C, param_dtype, rng, 0.0, 1.0));
-    }
-    Tensor mean({x.N(), shape.G}, DType::F32), rstd({x.N(), shape.G}, DType::F32);
-    mean.poison();
-    rstd.poison();
+    if (data_mean == 0) data_mean = std::uniform_real_distribution<double>(-3.0, 3.0)(rng);
+    ForwardCase c(shape, dtype, param_dtype, layout, affine, data_mean, rng);
     const double eps = 1e-5;
-    gn_status st = gn_forward(x.dl(), affine ? gamma->dl() : nullptr,
-                              affine ? beta->dl() : nullptr, shape.G, eps, y.dl(),
-                              stats ? mean.dl() : nullptr, stats ? rstd.dl() : nullptr, nullptr);
+    gn_status st = gn_forward(c.x.dl(), c.g(), c.b(), shape.G, eps, c.y.dl(),
+                              stats ? c.mean.dl() : nullptr, stats ? c.rstd.dl() : nullptr,
+                              nullptr);
     ASSERT_EQ(st, GN_STATUS_SUCCESS) << gn_last_error_message();
-    Reference ref = reference_group_norm(x, affine ? &*gamma : nullptr,
-                                         affine ? &*beta : nullptr, shape.G, eps);
-    EXPECT_TRUE(matches_reference(y, ref, stats ? &mean : nullptr, stats ? &rstd : nullptr));
-    EXPECT_TRUE(y.gaps_untouched()) << "wrote outside y's view";
+    EXPECT_TRUE(matches_reference(c.y, c.reference(shape.G, eps), stats ? &c.mean : nullptr,
+                                  stats ? &c.rstd : nullptr));
+    EXPECT_TRUE(c.y.gaps_untouched()) << "wrote outside y's view";
     if (!stats) {
-        EXPECT_TRUE(mean.all_poison());
+        EXPECT_TRUE(c.mean.all_poison());
     }
 }
 

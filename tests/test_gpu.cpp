@@ -9,22 +9,21 @@
 
 #include <cmath>
 #include <cstring>
-#include <optional>
 
 #include "canonicalise.h"
 #include "cuda_interop.h"
 #include "dispatch.h"
 #include "groupnorm/groupnorm.h"
 #include "reference.h"
-#include "test_shapes.h"
+#include "forward_case.h"
 
 using namespace gntest;
 namespace gd = groupnorm::detail;
 
 namespace {
 
-// The core shapes plus shapes that make each schedule's paths run: several spatial blocks
-// per channel (split: 4096 NCHW / 128 NHWC; group: 32), a partial last block, more than 256
+// The core shapes plus shapes that make each schedule's paths run: several blocks per row
+// (split: 4096 NCHW / 128 NHWC; group: 32), a partial last block, more than 256
 // blocks per group (the finalize threads' strided loop), N * G >= 512 (the registry picks
 // `group`).
 std::vector<Shape> gpu_shapes() {
@@ -57,29 +56,10 @@ std::vector<Layout> test_layouts(gd::gn_layout l) {
     return {Layout::ChannelsLast, Layout::PaddedBatchNhwc};
 }
 
-// The tensors of one case, CPU resident, outputs poisoned.
-struct Case {
-    Tensor x, y, mean, rstd;
-    std::optional<Param> gamma, beta;
-    Case(const Shape &shape, DType dt, DType pt, Layout layout, bool affine, std::mt19937_64 &rng)
-        : x(shape.dims, dt, layout), y(shape.dims, dt, layout), mean({shape.dims[0], shape.G}, DType::F32),
-          rstd({shape.dims[0], shape.G}, DType::F32) {
-        std::uniform_real_distribution<double> shift(-3.0, 3.0);
-        x.fill_normal(rng, 20.0 * shift(rng), 0.5 + std::fabs(shift(rng)));
-        y.poison();
-        mean.poison();
-        rstd.poison();
-        if (affine) {
-            gamma.emplace(random_param(x.C(), pt, rng, 1.0, 0.5));
-            beta.emplace(random_param(x.C(), pt, rng, 0.0, 1.0));
-        }
-    }
-    const DLTensor *g() const { return gamma ? gamma->dl() : nullptr; }
-    const DLTensor *b() const { return beta ? beta->dl() : nullptr; }
-    Reference reference(int64_t G) const {
-        return reference_group_norm(x, gamma ? &*gamma : nullptr, beta ? &*beta : nullptr, G, 1e-5);
-    }
-};
+// The data mean of a case: up to +-60 (ForwardCase: CPU-resident tensors, outputs poisoned).
+double case_mean(std::mt19937_64 &rng) {
+    return 20.0 * std::uniform_real_distribution<double>(-3.0, 3.0)(rng);
+}
 
 // The first CPU OpenCL device's extension string (HL_OCL_DEVICE_TYPE=cpu picks that kind),
 // or "" when there is none.
@@ -131,7 +111,7 @@ TEST_P(OpenClVariant, MatchesFloat64Reference) {
                 if (!affine && pt != dt) continue;  // no gamma/beta: param dtype is x's
                 SCOPED_TRACE(to_string(shape.dims) + " G=" + std::to_string(shape.G) + " " +
                              name(layout) + (affine ? " affine" : " no affine"));
-                Case c(shape, dt, pt, layout, affine, rng);
+                ForwardCase c(shape, dt, pt, layout, affine, case_mean(rng), rng);
                 gd::ForwardProblem p;
                 ASSERT_EQ(gd::validate_forward(c.x.dl(), c.g(), c.b(), shape.G, 1e-5, c.y.dl(),
                                                c.mean.dl(), c.rstd.dl(), &p),
@@ -139,7 +119,7 @@ TEST_P(OpenClVariant, MatchesFloat64Reference) {
                     << gn_last_error_message();
                 if (p.layout != v.layout || !v.can_run(p)) continue;  // e.g. S = 1 views
                 ASSERT_EQ(gd::run_forward(v, p, 1e-5f), GN_STATUS_SUCCESS) << gn_last_error_message();
-                EXPECT_TRUE(matches_reference(c.y, c.reference(shape.G), &c.mean, &c.rstd));
+                EXPECT_TRUE(matches_reference(c.y, c.reference(shape.G, 1e-5), &c.mean, &c.rstd));
                 EXPECT_TRUE(c.y.gaps_untouched()) << "wrote outside y's view";
                 ran++;
             }
@@ -249,7 +229,7 @@ TEST(CudaForward, EveryCudaVariantMatchesFloat64Reference) {
         const DType dt = test_dtype(v->dtype), pt = test_dtype(v->param_dtype);
         for (Layout layout : test_layouts(v->layout)) {
             for (const Shape &shape : gpu_shapes()) {
-                Case c(shape, dt, pt, layout, true, rng);
+                ForwardCase c(shape, dt, pt, layout, true, case_mean(rng), rng);
                 gd::ForwardProblem p;
                 ASSERT_EQ(gd::validate_forward(c.x.dl(), c.g(), c.b(), shape.G, 1e-5, c.y.dl(),
                                                c.mean.dl(), c.rstd.dl(), &p),
@@ -266,7 +246,7 @@ TEST(CudaForward, EveryCudaVariantMatchesFloat64Reference) {
                 y.copy_back(*c.y.dl());
                 m.copy_back(*c.mean.dl());
                 r.copy_back(*c.rstd.dl());
-                EXPECT_TRUE(matches_reference(c.y, c.reference(shape.G), &c.mean, &c.rstd))
+                EXPECT_TRUE(matches_reference(c.y, c.reference(shape.G, 1e-5), &c.mean, &c.rstd))
                     << to_string(shape.dims) << " " << name(layout);
                 EXPECT_TRUE(c.y.gaps_untouched());
             }
