@@ -51,7 +51,6 @@ extern "C" gn_status gn_forward(const DLTensor *x, const DLTensor *gamma, const 
     gn_status lookup = GN_STATUS_SUCCESS;
     const ForwardVariant *variant = find_forward_variant(problem, &lookup);
     if (!variant) return lookup;
-    install_halide_error_handler();
     if (gn_status st = install_cpu_isa_cap()) return st;
     return run_forward(*variant, problem, (float)eps, &cfg);
 }

@@ -150,7 +150,6 @@ gn_status run_gpu_forward(const ForwardVariant &v, const ForwardBuffers &b,
     halide_buffer_t *all[7] = {b.x, b.x_rows, b.gamma, b.beta, b.y, b.mean, b.rstd};
     const bool cuda = v.device == GN_DEVICE_CUDA;
     int code = 0;
-    install_halide_error_handler();
     install_cuda_hooks();  // also turns on device allocation reuse (OpenCL too)
     if (cuda) {
         uc.cuda_stream = cfg.cuda_stream;

@@ -135,6 +135,8 @@ const ForwardVariant *find_forward_variant(const ForwardProblem &p, gn_status *s
 
 gn_status run_forward(const ForwardVariant &v, const ForwardProblem &p, float eps,
                       const gn_config *config) {
+    // Halide's errors become this thread's message (from_halide_error), on every path.
+    install_halide_error_handler();
     const halide_type_t type = halide_type_of(p.dtype), ptype = halide_type_of(p.param_dtype);
     const int64_t param_extent[1] = {p.C}, unit_stride[1] = {1};
     Buffer x(p.x.data, type, 3, p.x.extent, p.x.stride);
