@@ -1,7 +1,7 @@
 // GPU schedule (CUDA and OpenCL build the same one), both layouts, two shape classes:
 //
-//   split  (small N*G): blk_stats is its own kernel, one block per (spatial block, channel
-//          or channel tile, n): the whole GPU reads x even when N = 1, G = 32.
+//   split  (small N*G): blk_stats is its own kernel, one block per (block of a row, row or
+//          tile of 32 channel rows, n): the whole GPU reads x even when N = 1, G = 32.
 //   group  (large N*G): blk_stats is computed inside the finalize kernel's block, one block
 //          per (g, n), in shared memory: one launch less, no round trip through DRAM.
 //
@@ -19,9 +19,10 @@ enum class GpuShape { Split, Group };
 
 constexpr int kGpuThreads = 256;
 
-// Block length along s. split: NCHW 16 values per thread of a 256-thread block; NHWC 128
-// rows of a 32-channel tile. group: 32 values per thread; the group's NB * D block
-// moments (8 bytes each) sit in shared memory, which the registry bounds (dispatch.cpp).
+// Block length along a row. split: NCHW 16 values per thread of a 256-thread block; NHWC
+// 128 spatial positions of a 32-channel tile. group: 32 values per thread; the group's
+// NB * R block moments (8 bytes each, at most ceil(S / 32) * D) sit in shared memory,
+// which the registry bounds (dispatch.cpp).
 inline int gpu_spatial_block(Layout layout, GpuShape shape) {
     if (shape == GpuShape::Group) return 32;
     return layout == Layout::NCHW ? 16 * kGpuThreads : 128;

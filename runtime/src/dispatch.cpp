@@ -15,8 +15,8 @@ bool any_shape(const ForwardProblem &) { return true; }
 // GPU shape classes (generators/schedules/gpu.h). Launch grids put n (and c) in the
 // y/z grid dimensions, at most 65535.
 bool gpu_grid_fits(const ForwardProblem &p) { return p.N <= 65535 && p.C <= 65535; }
-// group: the group's ceil(S / 32) * D block moments (8 bytes each) in 16 KiB of shared
-// memory.
+// group: the group's block moments (8 bytes each; at most ceil(S / 32) * D of them,
+// whichever rows stats_rows passes) in 16 KiB of shared memory.
 bool gpu_group_fits(const ForwardProblem &p) {
     return gpu_grid_fits(p) && (p.S + 31) / 32 * (p.C / p.G) <= 2048;
 }
