@@ -77,41 +77,58 @@ public:
         Func row_centered("row_centered");
         row_centered(i, r, n) = cast<float>(x_rows(i, r, n)) - st.row_pivot(r, n);
 
-        // Blocks of whole chunks of L lanes: the lanes are a pure dimension (a vector of
-        // accumulators, no mask or tail inside a block). Block b covers chunks
-        // [b*Bc, min(b*Bc + Bc, Lc)); the last block is shifted inward to end at Lc and its
-        // overlap with the previous block masked out (a scalar condition on the chunk,
-        // which loop partitioning takes out of the steady-state loop).
-        const int L = block_quantum();
-        Expr Lc = st.Lr / L;       // whole chunks per row
-        Expr Lt = st.Lr - Lc * L;  // the row's tail, < L values
+        // Blocks of whole chunks. A chunk is K steps of L lanes (Q = K * L consecutive values
+        // of a row); the lanes are a pure dimension (a vector of accumulators, no mask or
+        // tail inside a block). Block b covers chunks [b*Bc, min(b*Bc + Bc, Lc)); the last
+        // block is shifted inward to end at Lc and its overlap with the previous block masked
+        // out (a scalar condition, which loop partitioning takes out of the steady state).
+        // The sum reads the block a step at a time, in memory order (the first touch, from
+        // DRAM or L3); the centred second moment re-reads it from cache a chunk at a time,
+        // its K steps added before they reach an accumulator (K > 1 where accumulators
+        // live in memory: NHWC, a vector of channels summed over K spatial rows per load and
+        // store of its sums).
+        const int L = block_quantum(), K = chunk_steps(), Q = K * L;
+        Expr Lc = st.Lr / Q;       // whole chunks per row
+        Expr Lt = st.Lr - Lc * Q;  // the row's tail, < Q values
         // A row shorter than a chunk has Bc = NB = 0 (Halide's x / 0 is 0): no blocks, and
         // bounds inference sees no access beyond the row.
-        Expr Bc = min(spatial_block() / L, Lc);  // chunks per block
+        Expr Bc = min(spatial_block() / Q, Lc);  // chunks per block
         Expr NB = (Lc + Bc - 1) / Bc;            // blocks per row
-        st.ri = RDom(0, Bc, "ri");
         Expr chunk0 = b * Bc;
+        Expr first = min(chunk0, Lc - Bc);        // the block's first chunk
         Expr overlap = max(chunk0 + Bc - Lc, 0);  // > 0 only in the last block
-        Expr at = (min(chunk0, Lc - Bc) + st.ri) * L + l;
-        Expr in_block = likely(st.ri >= overlap);
-        Expr block_count = cast<float>((Bc - overlap) * L);
-        Expr v = row_centered(at, r, n);
+        Expr block_count = cast<float>((Bc - overlap) * Q);
+        st.ri = RDom(0, Bc * K, "ri");
+        st.rk = K == 1 ? st.ri : RDom(0, Bc, "rk");
+        Expr v_sum = row_centered((first * K + st.ri) * L + l, r, n);
         st.lane_sum(l, b, r, n) = 0.0f;
-        st.lane_sum(l, b, r, n) += select(in_block, v, 0.0f);
+        st.lane_sum(l, b, r, n) += select(likely(st.ri >= overlap * K), v_sum, 0.0f);
         st.rl = RDom(0, L, "rl");
         define_lane_total(st, L, st.blk_sum, st.lane_sum);
-        Expr dev = v - st.blk_sum(b, r, n) / block_count;
+        std::vector<Expr> dev2(K);
+        for (int k = 0; k < K; k++) {
+            Expr dev = row_centered((first + st.rk) * Q + k * L + l, r, n) -
+                       st.blk_sum(b, r, n) / block_count;
+            dev2[k] = dev * dev;
+        }
+        // A chunk's K > 1 terms are added in the algorithm's order (strict_float): under
+        // fast-math LLVM reassociates such sums with the accumulator (seen with K rows per
+        // step in the sum: acc + ((x0 - p) + (x1 - p)) became ((acc - 2p) + x0) + x1, 4e-4
+        // errors at |mean| = 1e4). A strict term cannot be reassociated; K = 1 keeps its FMA.
+        Expr chunk_m2 = pairwise_sum(dev2);
+        if (K > 1) chunk_m2 = strict_float(chunk_m2);
         st.lane_m2(l, b, r, n) = 0.0f;
-        st.lane_m2(l, b, r, n) += select(in_block, dev * dev, 0.0f);
+        st.lane_m2(l, b, r, n) += select(likely(st.rk >= overlap), chunk_m2, 0.0f);
         define_lane_total(st, L, st.blk_m2, st.lane_m2);
         st.blk_stats(b, r, n) = Tuple(st.blk_sum(b, r, n), st.blk_m2(b, r, n));
 
-        // The row's last Lt < L values, when L > 1: one more "block", summed and centred
+        // The row's last Lt < Q values, when Q > 1: one more "block", summed and centred
         // the same way.
         Expr tail_count = cast<float>(Lt);
-        if (L > 1) {
+        const bool has_tail = Q > 1;
+        if (has_tail) {
             RDom rt(0, Lt, "rt");
-            Expr vt = row_centered(Lc * L + rt, r, n);
+            Expr vt = row_centered(Lc * Q + rt, r, n);
             st.tail_sum(r, n) = 0.0f;
             st.tail_sum(r, n) += vt;
             Expr dt = vt - st.tail_sum(r, n) / tail_count;
@@ -125,13 +142,13 @@ public:
         st.grp_sum(g, n) += st.blk_stats(rb, rr, n)[0];
         RDom rtr(0, R, "rtr");  // the group's rows' tails
         rtr.where(Lt > 0);
-        if (L > 1) st.grp_sum(g, n) += st.tail_sum(g * R + rtr, n);
+        if (has_tail) st.grp_sum(g, n) += st.tail_sum(g * R + rtr, n);
         Expr shifted_mean = st.grp_sum(g, n) / M;
-        Expr rb_count = cast<float>(min(Bc, Lc - rb * Bc) * L);
+        Expr rb_count = cast<float>(min(Bc, Lc - rb * Bc) * Q);
         Expr rb_offset = st.blk_stats(rb, rr, n)[0] / rb_count - shifted_mean;
         st.grp_m2(g, n) = 0.0f;
         st.grp_m2(g, n) += st.blk_stats(rb, rr, n)[1] + rb_count * rb_offset * rb_offset;
-        if (L > 1) {
+        if (has_tail) {
             Expr rt_row = g * R + rtr;
             Expr rt_offset = st.tail_sum(rt_row, n) / tail_count - shifted_mean;
             st.grp_m2(g, n) += st.tail_m2(rt_row, n) + tail_count * rt_offset * rt_offset;
@@ -213,6 +230,23 @@ private:
     int block_quantum() const {
         if (get_target().has_gpu_feature()) return 1;
         return layout == Layout::NCHW ? nchw_tuning().lanes : 1;
+    }
+
+    // Steps of L lanes added per chunk before they reach an accumulator (K above).
+    int chunk_steps() const {
+        if (get_target().has_gpu_feature() || layout == Layout::NCHW) return 1;
+        return nhwc_tuning().rows_per_step;
+    }
+
+    // ((a + b) + (c + d)): the K steps of a chunk, added in a balanced tree.
+    static Expr pairwise_sum(std::vector<Expr> terms) {
+        while (terms.size() > 1) {
+            std::vector<Expr> next;
+            for (size_t k = 0; k + 1 < terms.size(); k += 2) next.push_back(terms[k] + terms[k + 1]);
+            if (terms.size() % 2) next.push_back(terms.back());
+            terms = next;
+        }
+        return terms[0];
     }
 
     NchwTuning nchw_tuning() const {

@@ -19,9 +19,10 @@ struct ForwardStages {
     // (the runtime passes a group as one row when its channels are contiguous, else one
     // row per channel), in blocks of whole chunks of L lanes (the schedule's constant).
     Halide::Expr D, Lr;
-    // Reduction domains: ri over the chunks of one block, rl over a chunk's lanes, rbd over
-    // a group's blocks and rows.
-    Halide::RDom ri, rl, rbd;
+    // Reduction domains: ri over the steps of L lanes of one block (its sum), rk over its
+    // chunks of K steps (its centred second moment; rk is ri when K = 1), rl over the
+    // lanes, rbd over a group's blocks and rows.
+    Halide::RDom ri, rk, rl, rbd;
 
     // Named, so stmt files, kernels and profiles say which stage they are.
     Halide::RDom rp;                          // the pivot's values

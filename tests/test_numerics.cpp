@@ -38,6 +38,21 @@ TEST(Numerics, LargeMeanSmallStdFloat32) {
     }
 }
 
+TEST(Numerics, LargeMeanSmallGroups) {
+    // Few values per group (8 to 1008): a rounding error in a sum's centring (x - pivot
+    // reassociated into (acc + x) - pivot, say) moves the mean by ~ulp(1e4) / sqrt(count).
+    std::mt19937_64 rng(fresh_seed());
+    for (Layout layout : {Layout::Contiguous, Layout::ChannelsLast}) {
+        for (auto shape : {std::vector<int64_t>{2, 8, 2, 2}, std::vector<int64_t>{3, 16, 4, 4},
+                           std::vector<int64_t>{2, 64, 9, 7}}) {
+            SCOPED_TRACE(std::string(name(layout)) + " S " + std::to_string(shape[2] * shape[3]));
+            Tensor x(shape, DType::F32, layout);
+            x.fill_normal(rng, 1e4, 1.0);
+            expect_contract(x, 4, 1e-5, nullptr, nullptr);
+        }
+    }
+}
+
 TEST(Numerics, HalfInputsAboveSquareOverflow) {
     // |x| > 256: x^2 overflows float16; statistics must be float32.
     std::mt19937_64 rng(fresh_seed());
