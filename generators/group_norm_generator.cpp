@@ -73,9 +73,11 @@ public:
         st.pivot(g, n) = st.pivot_sum(g, n) / cast<float>(pivot_count);
         st.chan_pivot(c, n) = st.pivot(c / D, n);
         st.row_pivot(r, n) = st.pivot(r / R, n);
-        st.centered(s, c, n) = cast<float>(x(s, c, n)) - st.chan_pivot(c, n);
+        // strict_float: the shift is the numerics; fast-math must not reassociate it away
+        // ((acc + x) - pivot or x * a - pivot * a cancel at |mean| = 1e4).
+        st.centered(s, c, n) = strict_float(cast<float>(x(s, c, n)) - st.chan_pivot(c, n));
         Func row_centered("row_centered");
-        row_centered(i, r, n) = cast<float>(x_rows(i, r, n)) - st.row_pivot(r, n);
+        row_centered(i, r, n) = strict_float(cast<float>(x_rows(i, r, n)) - st.row_pivot(r, n));
 
         // Blocks of whole chunks. A chunk is K steps of L lanes (Q = K * L consecutive values
         // of a row); the lanes are a pure dimension (a vector of accumulators, no mask or
