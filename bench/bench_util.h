@@ -100,5 +100,8 @@ struct DLView {
 // y[i] = x[i] over `bytes` bytes with up to `threads` threads (OpenMP): the read+write
 // traffic a one-pass kernel needs, with ordinary (write-allocating) stores like the kernels'.
 void stream_copy(const void *x, void *y, size_t bytes, int threads);
+// A streaming read of `bytes` (an XOR of 8-byte words, returned so it is not elided): the
+// second pass over x of a two-pass kernel (statistics, then normalize).
+uint64_t stream_read(const void *x, size_t bytes, int threads);
 
 }  // namespace groupnorm::bench
