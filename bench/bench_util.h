@@ -100,6 +100,9 @@ struct DLView {
 // y[i] = x[i] over `bytes` bytes with up to `threads` threads (OpenMP): the read+write
 // traffic a one-pass kernel needs, with ordinary (write-allocating) stores like the kernels'.
 void stream_copy(const void *x, void *y, size_t bytes, int threads);
+// float16 x -> y = f16(f32(x) * a + b) with AVX-512 and F16C, `bytes` of each: the
+// conversions a float16 kernel cannot avoid. false (nothing run) on CPUs without them.
+bool stream_half_affine(const void *x, void *y, size_t bytes, int threads);
 // A streaming read of `bytes` (an XOR of 8-byte words, returned so it is not elided): the
 // second pass over x of a two-pass kernel (statistics, then normalize).
 uint64_t stream_read(const void *x, size_t bytes, int threads);

@@ -125,6 +125,25 @@ void BM_roofline(benchmark::State &state, const SuiteShape &s, int esize, int th
     set_counters(state, n, esize);
 }
 
+// The float16 counterpart of the copy roofline: read f16, convert, one FMA, convert, write
+// (the same bytes as the f16 copy). Its GB/s over f32's copy is the most a float16 kernel can
+// gain from its halved bytes on this CPU.
+void BM_half_convert(benchmark::State &state, const SuiteShape &s, int threads) {
+    const int64_t n = numel(s);
+    const size_t bytes = size_t(n) * 2;
+    AlignedBuffer x(bytes), y(bytes);
+    convert(master_input(s), n, {kDLFloat, 16, 1}, x.data);
+    if (!stream_half_affine(x.data, y.data, bytes, threads)) {
+        state.SkipWithError("needs AVX-512 and F16C");
+        return;
+    }
+    for (auto _ : state) {
+        stream_half_affine(x.data, y.data, bytes, threads);
+        benchmark::ClobberMemory();
+    }
+    set_counters(state, n, 2);
+}
+
 // gn_forward against the generated function it dispatches to, called with buffers built
 // here once: the difference is validation, canonicalisation, lookup and buffer setup.
 void BM_dispatch(benchmark::State &state, const SuiteShape &s, bool direct) {
@@ -221,6 +240,8 @@ void register_all() {
             add("roofline/f32_two_pass" + tail, [s, threads](benchmark::State &st) {
                 BM_roofline(st, s, 4, threads, true);
             });
+            add("roofline/f16_convert" + tail,
+                [s, threads](benchmark::State &st) { BM_half_convert(st, s, threads); });
 #ifdef GN_BENCH_HAVE_TORCH
             register_torch(s, threads);
 #endif

@@ -133,7 +133,9 @@ def main():
     w("- Numbers are medians over the repetitions; GB/s = (x read once + y written once) / time, "
       "1 GB = 1e9 bytes; roofline = a plain streaming copy of the same bytes (f32) in the same run; "
       "two-pass roofline = a streaming read of x, then the copy (NHWC reads a whole sample for "
-      "its statistics before it normalizes any of it); speedup = torch time / our time.\n")
+      "its statistics before it normalizes any of it); f16 convert loop = read float16, "
+      "convert, one FMA, convert, write (AVX-512 F16C), the float16 counterpart of the copy; "
+      "speedup = torch time / our time.\n")
 
     # Per-shape table, one per thread count.
     summary = defaultdict(list)  # (metric, threads) -> [(value, shape)]
@@ -158,10 +160,12 @@ def main():
             # (each group spans the sample): x read, then copied, is its roofline.
             pct2_nhwc, bound2_cl = ratio(roof2.get("ms"), nhwc.get("ms")), ratio(tc.get("ms"), roof2.get("ms"))
             pct2 = ratio(roof2.get("ms"), ours.get("ms"))  # NCHW may beat it (groups in L2)
+            # float16's ceiling: its one-pass convert loop against f32's copy, in GB/s.
+            half_roof = ratio(get("roofline", "f16_convert", s, t).get("gbs"), roof.get("gbs"))
             for metric, v in (("nchw", sp), ("nhwc", sp_cl), ("f16", h16), ("bf16", hb16),
                               ("nchw_bound", bound), ("nhwc_bound", bound_cl),
                               ("nhwc_2pass", pct2_nhwc), ("nhwc_bound2", bound2_cl),
-                              ("nchw_2pass", pct2)):
+                              ("nchw_2pass", pct2), ("f16_bound", half_roof)):
                 if v:
                     summary[metric, t].append((v, s))
             if pct and mb * 1e6 > l3:
@@ -230,6 +234,10 @@ def main():
     line("% of roofline, f32 NHWC, shapes > L3, min", "roof_nhwc", T_ROOFLINE, "min", pct=True)
     line("f16 GB/s as % of f32, geomean", "f16", T_HALF, "geomean", pct=True)
     line("f16 GB/s as % of f32, min", "f16", T_HALF, "min", pct=True)
+    line("bound: f16 convert loop GB/s as % of f32 copy GB/s (one pass), geomean", "f16_bound", 0,
+         "geomean", pct=True, check_threads=set())
+    line("bound: f16 convert loop GB/s as % of f32 copy GB/s, min", "f16_bound", 0, "min",
+         pct=True, check_threads=set())
     line("bf16 GB/s as % of f32, geomean", "bf16", T_HALF, "geomean", pct=True)
     line("bf16 GB/s as % of f32, min", "bf16", T_HALF, "min", pct=True)
 
