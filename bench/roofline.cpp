@@ -76,6 +76,10 @@ bool stream_half_affine(const void *x, void *y, size_t bytes, int threads) {
     const size_t n = bytes / 2;
     const auto *xs = static_cast<const uint16_t *>(x);
     auto *ys = static_cast<uint16_t *>(y);
+    if (threads <= 1) {
+        half_affine_words(xs, ys, n);
+        return true;
+    }
 #pragma omp parallel num_threads(threads)
     {
         size_t lo, hi;
