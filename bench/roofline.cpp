@@ -1,10 +1,11 @@
-// The streaming rooflines: a plain copy loop (x read once, y written once), and a plain read
-// loop (the extra pass over x of a kernel that must see all of a group before it writes any
-// of it), cloned per ISA so that cache-resident shapes see full-width vector loads and stores. Built with loop-idiom recognition off (see
-// CMakeLists.txt): glibc's memcpy switches to non-temporal stores on large copies, which
-// the kernels do not use, and would make the roofline unreachable for a reason other
-// than the kernels' quality.
+// The streaming rooflines: a plain copy loop (x read once, y written once), a plain read loop
+// (the extra pass over x of a kernel that must see all of a group before it writes any of
+// it), cloned per ISA so that cache-resident shapes see full-width vector loads and stores,
+// and a float16 convert loop. Built with loop-idiom recognition off (see CMakeLists.txt):
+// glibc's memcpy switches to non-temporal stores on large copies, which the kernels do not
+// use, and would make the roofline unreachable for a reason other than the kernels' quality.
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 
 #if defined(__x86_64__)
@@ -34,17 +35,25 @@ uint64_t xor_words(const uint64_t *__restrict x, size_t n) {
     return acc;
 }
 
-// [lo, hi) of thread t's contiguous, 64-byte aligned chunk of n words (a static split).
-void chunk_of(size_t n, int t, int nt, size_t &lo, size_t &hi) {
-    const size_t chunk = (n / nt + 7) / 8 * 8;
-    lo = std::min(n, chunk * t);
-    hi = std::min(n, lo + chunk);
-}
-
+// fn(lo, hi) over [0, n) elements of `elem` bytes: in the calling thread when one thread is
+// worth it, else one contiguous, 64-byte aligned chunk per OpenMP thread (a static split).
 // At most one thread per 256 KiB: below that a fork/join costs more than the stream, and a
 // roofline should be the best a plain loop can do (torch's parallel_for has a grain size too).
-int stream_threads(size_t bytes, int threads) {
-    return int(std::min<size_t>(threads, std::max<size_t>(1, bytes >> 18)));
+template <typename Fn>
+void split_stream(size_t n, size_t elem, int threads, Fn &&fn) {
+    threads = int(std::min<size_t>(threads, std::max<size_t>(1, n * elem >> 18)));
+    if (threads <= 1) {
+        fn(size_t(0), n);
+        return;
+    }
+    const size_t align = 64 / elem;
+#pragma omp parallel num_threads(threads)
+    {
+        const size_t nt = size_t(omp_get_num_threads());
+        const size_t chunk = (n / nt + align - 1) / align * align;
+        const size_t lo = std::min(n, chunk * size_t(omp_get_thread_num()));
+        fn(lo, std::min(n, lo + chunk));
+    }
 }
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -72,20 +81,10 @@ __attribute__((target("avx512f,f16c,fma"))) void half_affine_words(const uint16_
 bool stream_half_affine(const void *x, void *y, size_t bytes, int threads) {
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
     if (!__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("f16c")) return false;
-    threads = stream_threads(bytes, threads);
-    const size_t n = bytes / 2;
     const auto *xs = static_cast<const uint16_t *>(x);
     auto *ys = static_cast<uint16_t *>(y);
-    if (threads <= 1) {
-        half_affine_words(xs, ys, n);
-        return true;
-    }
-#pragma omp parallel num_threads(threads)
-    {
-        size_t lo, hi;
-        chunk_of(n, omp_get_thread_num(), omp_get_num_threads(), lo, hi);
-        half_affine_words(xs + lo, ys + lo, hi - lo);
-    }
+    split_stream(bytes / 2, 2, threads,
+                 [&](size_t lo, size_t hi) { half_affine_words(xs + lo, ys + lo, hi - lo); });
     return true;
 #else
     (void)x, (void)y, (void)bytes, (void)threads;
@@ -94,36 +93,19 @@ bool stream_half_affine(const void *x, void *y, size_t bytes, int threads) {
 }
 
 uint64_t stream_read(const void *x, size_t bytes, int threads) {
-    threads = stream_threads(bytes, threads);
-    const size_t n = bytes / 8;
     const auto *xs = static_cast<const uint64_t *>(x);
-    if (threads <= 1) return xor_words(xs, n);
-    uint64_t acc = 0;
-#pragma omp parallel num_threads(threads) reduction(^ : acc)
-    {
-        size_t lo, hi;
-        chunk_of(n, omp_get_thread_num(), omp_get_num_threads(), lo, hi);
-        acc ^= xor_words(xs + lo, hi - lo);
-    }
-    return acc;
+    std::atomic<uint64_t> acc{0};
+    split_stream(bytes / 8, 8, threads, [&](size_t lo, size_t hi) {
+        acc.fetch_xor(xor_words(xs + lo, hi - lo), std::memory_order_relaxed);
+    });
+    return acc.load();
 }
 
 void stream_copy(const void *x, void *y, size_t bytes, int threads) {
-    threads = stream_threads(bytes, threads);
     const size_t n = bytes / 8;
     const auto *xs = static_cast<const uint64_t *>(x);
     auto *ys = static_cast<uint64_t *>(y);
-    if (threads <= 1) {
-        copy_words(xs, ys, n);
-    } else {
-        // One contiguous chunk per thread, 64-byte aligned, like a static parallel split.
-#pragma omp parallel num_threads(threads)
-        {
-            size_t lo, hi;
-            chunk_of(n, omp_get_thread_num(), omp_get_num_threads(), lo, hi);
-            copy_words(xs + lo, ys + lo, hi - lo);
-        }
-    }
+    split_stream(n, 8, threads, [&](size_t lo, size_t hi) { copy_words(xs + lo, ys + lo, hi - lo); });
     std::memcpy(static_cast<char *>(y) + n * 8, static_cast<const char *>(x) + n * 8,
                 bytes - n * 8);
 }
