@@ -72,7 +72,13 @@ public:
         st.pivot_sum(g, n) += cast<float>(x_rows(st.rp, g * R, n));
         st.pivot(g, n) = st.pivot_sum(g, n) / cast<float>(pivot_count);
         st.chan_pivot(c, n) = st.pivot(c / D, n);
-        st.row_pivot(r, n) = st.pivot(r / R, n);
+        // NHWC rows are x's channels (the runtime passes x itself: a requirement below), so
+        // a row's pivot is its channel's, not a second per-channel table of the same values.
+        if (layout == Layout::NHWC) {
+            st.row_pivot(r, n) = st.chan_pivot(r, n);
+        } else {
+            st.row_pivot(r, n) = st.pivot(r / R, n);
+        }
         // strict_float: the shift is the numerics; fast-math must not reassociate it away
         // ((acc + x) - pivot or x * a - pivot * a cancel at |mean| = 1e4).
         st.centered(s, c, n) = strict_float(cast<float>(x(s, c, n)) - st.chan_pivot(c, n));
@@ -178,8 +184,9 @@ public:
         // x_rows must hold each group's S * D values as R rows (the runtime builds it).
         add_requirement(x_rows.dim(1).extent() % groups == 0 &&
                             cast<int64_t>(st.Lr) * R == cast<int64_t>(S) * D &&
-                            x_rows.dim(2).extent() == x.dim(2).extent(),
-                        "x_rows must view x's groups as rows");
+                            x_rows.dim(2).extent() == x.dim(2).extent() &&
+                            (layout == Layout::NCHW || x_rows.dim(1).extent() == C),
+                        "x_rows must view x's groups as rows (NHWC: a row per channel)");
         constrain_layout();
         schedule(st);
     }

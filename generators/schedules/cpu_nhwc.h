@@ -48,8 +48,7 @@ inline void schedule_cpu_nhwc(ForwardStages &st, const NhwcTuning &tune) {
         out.parallel(st.n).compute_with(st.y, st.n);
     }
 
-    for (Func f : {st.pivot, st.chan_pivot, st.row_pivot, st.stats, st.grp_sum, st.grp_m2,
-                   st.chan_affine}) {
+    for (Func f : {st.pivot, st.chan_pivot, st.stats, st.grp_sum, st.grp_m2, st.chan_affine}) {
         f.compute_at(st.y, st.n);
     }
     cascade_group_sums(st, LoopLevel(st.y, st.n));
