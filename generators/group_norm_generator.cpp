@@ -9,10 +9,10 @@
 //   nothing in x - pivot, and the shift stays in the normalize step:
 //   y = (x - pivot) * a + b with b = beta - (mean - pivot) * a;
 // - the statistics read x as rows (x_rows: a group as one row when its channels are
-//   contiguous, else a row per channel); each block of a row (Bc chunks of L lanes, the
-//   lanes a pure vector dimension) gets its exact centred second moment (a second pass
-//   over the block, which the schedules keep in cache), as does the row's tail of < L
-//   values, and they combine by Chan's formula: M2 = sum M2_b + n_b (mean_b - mean)^2.
+//   contiguous, else a row per channel); each block of a row (Bc chunks of K steps of L
+//   lanes, the lanes a pure vector dimension) gets its exact centred second moment (a
+//   second pass over the block, which the schedules keep in cache), as does the row's tail
+//   of < K * L values, and they combine by Chan's formula: M2 = sum M2_b + n_b (mean_b - mean)^2.
 //   All terms are >= 0, so no cancellation, however far the pivot is from the mean; no
 //   float32 accumulator takes more than a few thousand terms.
 //

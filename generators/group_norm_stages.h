@@ -17,7 +17,7 @@ struct ForwardStages {
     Halide::Var s{"s"}, c{"c"}, n{"n"}, g{"g"}, b{"b"}, i{"i"}, r{"r"}, l{"l"};
     // D channels per group. The statistics read rows, x_rows(i, r, n) of Lr values each
     // (the runtime passes a group as one row when its channels are contiguous, else one
-    // row per channel), in blocks of whole chunks of L lanes (the schedule's constant).
+    // row per channel), in blocks of whole chunks: K steps of L lanes (constants of the schedule).
     Halide::Expr D, Lr;
     // Reduction domains: ri over the steps of L lanes of one block (its sum), rk over its
     // chunks of K steps (its centred second moment; rk is ri when K = 1), rl over the
@@ -36,7 +36,7 @@ struct ForwardStages {
     Halide::Func blk_sum{"blk_sum"};          // (b, r, n) sum over the block (lanes added)
     Halide::Func blk_m2{"blk_m2"};            // (b, r, n) sum of squares about the block's own mean
     Halide::Func blk_stats{"blk_stats"};      // (b, r, n) {blk_sum, blk_m2}: what the group reduction reads
-    Halide::Func tail_sum{"tail_sum"};        // (r, n)  the same two for the row's tail (L > 1 only)
+    Halide::Func tail_sum{"tail_sum"};        // (r, n)  the same two for the row's tail (K * L > 1 only)
     Halide::Func tail_m2{"tail_m2"};
     Halide::Func grp_sum{"grp_sum"};          // (g, n)  sum of centered over the group
     Halide::Func grp_m2{"grp_m2"};            // (g, n)  the group's centred second moment (Chan's combination)

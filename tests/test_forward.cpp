@@ -2,12 +2,11 @@
 // a non-zero mean, poisoned outputs, odd shapes, all layouts the variant serves.
 #include <gtest/gtest.h>
 
-
 #include "canonicalise.h"
 #include "dispatch.h"
+#include "forward_case.h"
 #include "groupnorm/groupnorm.h"
 #include "reference.h"
-#include "forward_case.h"
 
 using namespace gntest;
 

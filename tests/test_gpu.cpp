@@ -13,9 +13,9 @@
 #include "canonicalise.h"
 #include "cuda_interop.h"
 #include "dispatch.h"
+#include "forward_case.h"
 #include "groupnorm/groupnorm.h"
 #include "reference.h"
-#include "forward_case.h"
 
 using namespace gntest;
 namespace gd = groupnorm::detail;

@@ -18,7 +18,7 @@ inline void cascade_group_sums(ForwardStages &st, const Halide::LoopLevel &at) {
                             .split(st.rbd.x, rbo, rbi, blocks_per_partial, TailStrategy::GuardWithIf)
                             .rfactor({{rbo, chunk}, {st.rbd.y, chan}});
         partials.compute_at(at).store_in(MemoryType::Stack);
-        // The tail rows' update (NCHW with L > 1), a short loop over the group's rows.
+        // The rows' tails (rows of chunks of Q > 1 values), a short loop over the group's rows.
         if (f.num_update_definitions() > 1) f.update(1).unscheduled();
     }
 }
