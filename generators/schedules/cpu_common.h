@@ -6,11 +6,11 @@
 namespace groupnorm_gen {
 
 // The group-level combination of block moments as a cascade: partial sums of
-// `blocks_per_partial` blocks of one channel, then the partials. A single float32 chain
-// over NB * D blocks (thousands for large groups) breaks the contract.
-inline void cascade_group_sums(ForwardStages &st, const Halide::LoopLevel &at) {
+// `blocks_per_partial` blocks of one row, then the partials. A single float32 chain over
+// thousands of blocks (large groups) breaks the numerics contract.
+inline void cascade_group_sums(ForwardStages &st, const Halide::LoopLevel &at,
+                               int blocks_per_partial) {
     using namespace Halide;
-    const int blocks_per_partial = 32;
     for (Func f : {st.grp_sum, st.grp_m2}) {
         RVar rbo{"rbo"}, rbi{"rbi"};
         Var chunk{"chunk"}, chan{"chan"};
@@ -18,7 +18,7 @@ inline void cascade_group_sums(ForwardStages &st, const Halide::LoopLevel &at) {
                             .split(st.rbd.x, rbo, rbi, blocks_per_partial, TailStrategy::GuardWithIf)
                             .rfactor({{rbo, chunk}, {st.rbd.y, chan}});
         partials.compute_at(at).store_in(MemoryType::Stack);
-        // The rows' tails (rows of chunks of Q > 1 values), a short loop over the group's rows.
+        // The rows' tails (rows of chunks of K * L > 1 values), a short loop over the group's rows.
         if (f.num_update_definitions() > 1) f.update(1).unscheduled();
     }
 }

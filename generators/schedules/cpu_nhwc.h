@@ -1,5 +1,6 @@
-// CPU schedule, channels-last N*C layout (c dense), parameterised by a per-family tuning
-// (x86 below, ARM in arm.h).
+// CPU schedule, channels-last N*C layout (c dense), for every CPU family; its parameters are
+// the tuning fields y_vectors, stat_vectors, block_rows, rows_per_step, rows_per_chain,
+// rows_per_task, blocks_per_partial (tuning.h).
 //
 // Samples in parallel (a sample of few rows has little parallelism of its own: 2x on
 // 2x2560x8x8 with 2 threads). Per sample: blocks of spatial rows are processed in
@@ -16,34 +17,16 @@
 
 namespace groupnorm_gen {
 
-struct NhwcTuning {
-    int out_vector;      // y channels per iteration
-    int stat_vector;     // channels per accumulator vector in the block sums
-    int block_rows;      // spatial rows per block (the unit of the centred moments)
-    int rows_per_step;   // second moment: rows added per load and store of its sums
-    int rows_per_chain;  // rows one accumulator sums before the chains are added
-    int rows_per_task;   // normalize pass: spatial rows per parallel task
-};
-
-// x86: 512 rows of C <= 320 float channels fit L2. Eight rows per step of the second moment:
-// 10-30% faster than one on cache-resident shapes (one row per step is a load and a store
-// of the sums per vector of x). The sum, x's first touch, keeps one row per step: two or more
-// rows at a time from DRAM measured 15-35% slower (interleaved streams).
-inline NhwcTuning x86_nhwc_tuning(const Halide::Target &t) {
-    const int vec = t.natural_vector_size<float>();
-    return {vec, vec, 512, 8, 64, 32};
-}
-
-inline void schedule_cpu_nhwc(ForwardStages &st, const NhwcTuning &tune) {
+inline void schedule_cpu_nhwc(ForwardStages &st, const Tuning &tune, int vector) {
     using namespace Halide;
-    const int vec = tune.stat_vector;
+    const int vec = tune.stat_vectors * vector, out_vector = tune.y_vectors * vector;
     Var so{"so"}, si{"si"};
 
     st.y.reorder(st.c, st.s, st.n)
         .split(st.s, so, si, tune.rows_per_task, TailStrategy::GuardWithIf)
         .parallel(so)
         .parallel(st.n)
-        .vectorize(st.c, tune.out_vector, TailStrategy::GuardWithIf);
+        .vectorize(st.c, out_vector, TailStrategy::GuardWithIf);
     for (Func out : {st.mean, st.rstd}) {
         out.parallel(st.n).compute_with(st.y, st.n);
     }
@@ -51,7 +34,7 @@ inline void schedule_cpu_nhwc(ForwardStages &st, const NhwcTuning &tune) {
     for (Func f : {st.pivot, st.chan_pivot, st.stats, st.grp_sum, st.grp_m2, st.chan_affine}) {
         f.compute_at(st.y, st.n);
     }
-    cascade_group_sums(st, LoopLevel(st.y, st.n));
+    cascade_group_sums(st, LoopLevel(st.y, st.n), tune.blocks_per_partial);
     // Rows are channels here (the runtime passes x itself as x_rows), L = 1.
     st.blk_stats.compute_at(st.y, st.n)
         .reorder(st.r, st.b)

@@ -1,43 +1,31 @@
 // GPU schedule (CUDA and OpenCL build the same one), both layouts, two shape classes:
 //
 //   split  (small N*G): blk_stats is its own kernel, one block per (block of a row, row or
-//          tile of 32 channel rows, n): the whole GPU reads x even when N = 1, G = 32.
+//          tile of gpu_tile_channels channel rows, n): the whole GPU reads x even when N = 1, G = 32.
 //   group  (large N*G): blk_stats is computed inside the finalize kernel's block, one block
 //          per (g, n), in shared memory: one launch less, no round trip through DRAM.
 //
 // Kernels, in order: pivot (g, n) -> [blk_stats] -> stats (g, n): the group's blocks
-// combined by Chan's formula, 256 threads each summing a strided share, then a two-level
-// tree -> mean, rstd -> y, elementwise. The pivot is its own buffer because y may be x (in
+// combined by Chan's formula, gpu_threads threads each summing a strided share, then a
+// two-level tree -> mean, rstd -> y, elementwise. The pivot is its own buffer because y may be x (in
 // place): the normalize kernel must not read a pivot another thread has overwritten.
 #pragma once
 
 #include "../group_norm_stages.h"
+#include "../tuning.h"
 
 namespace groupnorm_gen {
 
-enum class GpuShape { Split, Group };
-
-constexpr int kGpuThreads = 256;
-
-// Block length along a row. split: NCHW 16 values per thread of a 256-thread block; NHWC
-// 128 spatial positions of a 32-channel tile. group: 32 values per thread; the group's
-// NB * R block moments (8 bytes each, at most ceil(S / 32) * D) sit in shared memory,
-// which the registry bounds (dispatch.cpp).
-inline int gpu_spatial_block(Layout layout, GpuShape shape) {
-    if (shape == GpuShape::Group) return 32;
-    return layout == Layout::NCHW ? 16 * kGpuThreads : 128;
-}
-
 namespace gpu_detail {
 
-// f's update sums over one RVar `r` (extent arbitrary) with kGpuThreads threads at f's
-// compute level: each thread sums a strided share (coalesced), then 8 threads sum 32
-// partials each, then one thread the last 8.
-inline Halide::Func thread_sum(Halide::Func f, Halide::RVar r) {
+// f's update sums over one RVar `r` (extent arbitrary) with `threads` threads at f's
+// compute level: each thread sums a strided share (coalesced), then threads / 32 threads
+// sum 32 partials each, then one thread the rest.
+inline Halide::Func thread_sum(Halide::Func f, Halide::RVar r, int threads) {
     using namespace Halide;
     RVar ro{"ro"}, ri{"ri_t"}, rw{"rw"}, rl{"rl"};
     Var u{"u"}, w{"w"};
-    Func lanes = f.update().split(r, ro, ri, kGpuThreads).rfactor(ri, u);
+    Func lanes = f.update().split(r, ro, ri, threads).rfactor(ri, u);
     Func warps = f.update().split(ri, rw, rl, 32).rfactor(rw, w);
     lanes.compute_at(f, Var::outermost()).gpu_threads(u);
     lanes.update().reorder(ro, u).gpu_threads(u);
@@ -54,7 +42,7 @@ inline void tile_2d(Halide::Func f, Halide::Var x, Halide::Var y) {
 
 }  // namespace gpu_detail
 
-inline void schedule_gpu(ForwardStages &st, Layout layout, GpuShape shape) {
+inline void schedule_gpu(ForwardStages &st, Layout layout, GpuShape shape, const Tuning &tune) {
     using namespace Halide;
     using namespace gpu_detail;
     Var s = st.s, c = st.c, n = st.n, g = st.g, b = st.b, r = st.r;
@@ -69,12 +57,12 @@ inline void schedule_gpu(ForwardStages &st, Layout layout, GpuShape shape) {
         if (shape == GpuShape::Split) {
             RVar rbd{"rbd_f"};
             f.update().fuse(st.rbd.x, st.rbd.y, rbd);
-            thread_sum(f, rbd);
+            thread_sum(f, rbd, tune.gpu_threads);
             continue;
         }
         // group: threads over the blocks, channels serial; each thread computes its blocks'
         // moments in registers (a copy per pass: grp_m2 needs grp_sum first).
-        Func lanes = thread_sum(f, st.rbd.x);
+        Func lanes = thread_sum(f, st.rbd.x, tune.gpu_threads);
         lanes.update().reorder(RVar("ro"), st.rbd.y, Var("u"));
         // (L = 1 on GPUs: blk_sum and blk_m2 are pure aliases of the lane Funcs, inlined.)
         Func blk = st.blk_stats, sum = st.lane_sum, m2 = st.lane_m2;
@@ -99,12 +87,12 @@ inline void schedule_gpu(ForwardStages &st, Layout layout, GpuShape shape) {
             st.blk_stats.gpu_blocks(b, r, n);
             for (Func f : {st.lane_sum, st.lane_m2}) {
                 f.compute_at(st.blk_stats, b);
-                thread_sum(f, st.ri.x);
+                thread_sum(f, st.ri.x, tune.gpu_threads);
             }
         } else {
-            // One block per (b, 32-channel tile, n): 32 channel threads x 8 row threads,
-            // each row thread summing every 8th row of the block.
-            st.blk_stats.split(r, co, ci, 32, TailStrategy::GuardWithIf)
+            // One block per (b, channel tile, n): gpu_tile_channels channel threads x
+            // gpu_row_threads row threads, each row thread summing every k-th row of the block.
+            st.blk_stats.split(r, co, ci, tune.gpu_tile_channels, TailStrategy::GuardWithIf)
                 .reorder(ci, b, co, n)
                 .gpu_blocks(b, co, n)
                 .gpu_threads(ci);
@@ -112,7 +100,7 @@ inline void schedule_gpu(ForwardStages &st, Layout layout, GpuShape shape) {
                 RVar rio{"rio"}, rii{"rii"};
                 Var u{"u"};
                 f.compute_at(st.blk_stats, b).gpu_threads(r);
-                Func rows = f.update().split(st.ri.x, rio, rii, 8).rfactor(rii, u);
+                Func rows = f.update().split(st.ri.x, rio, rii, tune.gpu_row_threads).rfactor(rii, u);
                 f.update().gpu_threads(r);
                 rows.compute_at(st.blk_stats, b).reorder(r, u).gpu_threads(r, u);
                 rows.update().reorder(rio, r, u).gpu_threads(r, u);
@@ -120,15 +108,16 @@ inline void schedule_gpu(ForwardStages &st, Layout layout, GpuShape shape) {
         }
     }
 
-    // Normalize: the (dense, other) plane of each sample flattened, 4 elements per thread.
+    // Normalize: the (dense, other) plane of each sample flattened, gpu_y_per_thread elements
+    // per thread.
     Var f{"f"}, fo{"fo"}, fi{"fi"}, k{"k"}, t{"t"};
     if (layout == Layout::NCHW) {
         st.y.fuse(s, c, f);
     } else {
         st.y.reorder(c, s, n).fuse(c, s, f);
     }
-    st.y.split(f, fo, fi, 4 * kGpuThreads, TailStrategy::GuardWithIf)
-        .split(fi, k, t, kGpuThreads)
+    st.y.split(f, fo, fi, tune.gpu_y_per_thread * tune.gpu_threads, TailStrategy::GuardWithIf)
+        .split(fi, k, t, tune.gpu_threads)
         .reorder(t, k, fo, n)
         .unroll(k)
         .gpu_blocks(fo, n)

@@ -1,0 +1,161 @@
+// Robust grouped moments: the sum and centred second moment of each group of rows, in
+// float32, without cancellation however far the data's mean is from zero. Reusable by any
+// op that needs per-group statistics (forward; the backward's reductions).
+//
+// Input: v(i, r, n), values already shifted by a pivot near the group's mean (the caller's
+// job: x - pivot), as rows of `row_len` values; a group is `rows_per_group` consecutive rows.
+// Each row is cut into blocks of whole chunks; a chunk is K steps of L lanes (the lanes a
+// pure vector dimension: a vector of accumulators, no mask or tail inside a block). Per block:
+// its sum (read in memory order: x's first touch, from DRAM or L3), then its exact centred
+// second moment (a re-read from cache, a chunk at a time, the chunk's K steps added before
+// they reach an accumulator). The row's last < K * L values form one more "block" (the tail).
+// The blocks combine per group by Chan's formula,
+//     M2 = sum_b M2_b + n_b (mean_b - mean)^2,
+// whose terms are all >= 0: no cancellation, and no float32 chain longer than a block.
+#pragma once
+
+#include <vector>
+
+#include "Halide.h"
+
+namespace groupnorm_gen {
+
+// Shape of the blocks, in values of a row (constants of the schedule).
+struct BlockGeometry {
+    int lanes = 1;          // L: accumulator lanes (a vector dimension; 1 on NHWC and GPUs)
+    int steps = 1;          // K: steps of L lanes added per chunk before an accumulator
+    int block_values = 1;   // target block length (rounded down to whole chunks)
+};
+
+struct RobustMoments {
+    // Coordinates: g group, n sample, b block of a row, r row, l lane of a chunk.
+    Halide::Var g{"g"}, n{"n"}, b{"b"}, r{"r"}, l{"l"};
+    // ri: the steps of L lanes of one block (its sum); rk: its chunks of K steps (its
+    // centred second moment; rk is ri when K = 1); rl: the lanes; rbd: a group's blocks x rows.
+    Halide::RDom ri, rk, rl, rbd;
+
+    // Named, so stmt files, kernels and profiles say which stage they are.
+    Halide::Func lane_sum{"lane_sum"};    // (l, b, r, n) sum over lane l of the block's chunks
+    Halide::Func lane_m2{"lane_m2"};      // (l, b, r, n) the same for squares about the block's mean
+    Halide::Func blk_sum{"blk_sum"};      // (b, r, n) sum over the block (lanes added)
+    Halide::Func blk_m2{"blk_m2"};        // (b, r, n) sum of squares about the block's own mean
+    Halide::Func blk_stats{"blk_stats"};  // (b, r, n) {blk_sum, blk_m2}: what the group reduction reads
+    Halide::Func tail_sum{"tail_sum"};    // (r, n) the same two for the row's tail (K * L > 1 only)
+    Halide::Func tail_m2{"tail_m2"};
+    Halide::Func grp_sum{"grp_sum"};      // (g, n) sum of v over the group
+    Halide::Func grp_m2{"grp_m2"};        // (g, n) the group's centred second moment
+
+    // Defines every stage above over v.
+    void define(Halide::Func v, Halide::Expr row_len, Halide::Expr rows_per_group,
+                const BlockGeometry &geo);
+
+private:
+    // blk(b, r, n) = the sum of lane(l, b, r, n) over the L lanes; an alias when L = 1.
+    void define_lane_total(int lanes, Halide::Func blk, Halide::Func lane);
+    void define_blocks(Halide::Func v, Halide::Expr row_len, const BlockGeometry &geo);
+};
+
+// ((a + b) + (c + d)): terms added in a balanced tree.
+inline Halide::Expr pairwise_sum(std::vector<Halide::Expr> terms) {
+    while (terms.size() > 1) {
+        std::vector<Halide::Expr> next;
+        for (size_t k = 0; k + 1 < terms.size(); k += 2) next.push_back(terms[k] + terms[k + 1]);
+        if (terms.size() % 2) next.push_back(terms.back());
+        terms = next;
+    }
+    return terms[0];
+}
+
+inline void RobustMoments::define_lane_total(int lanes, Halide::Func blk, Halide::Func lane) {
+    if (lanes == 1) {
+        blk(b, r, n) = lane(0, b, r, n);
+        return;
+    }
+    blk(b, r, n) = 0.0f;
+    blk(b, r, n) += lane(rl, b, r, n);
+}
+
+inline void RobustMoments::define_blocks(Halide::Func v, Halide::Expr row_len,
+                                         const BlockGeometry &geo) {
+    using namespace Halide;
+    const int L = geo.lanes, K = geo.steps, chunk = K * L;
+    Expr row_chunks = row_len / chunk;  // whole chunks per row
+    // A row shorter than a chunk has no blocks (Halide's x / 0 is 0), and bounds inference
+    // sees no access beyond the row.
+    Expr chunks_per_block = min(geo.block_values / chunk, row_chunks);
+    // Block b covers chunks [b * chunks_per_block, ...); the last block is shifted inward to
+    // end at the row's last whole chunk and its overlap with the previous block masked out (a
+    // scalar condition, which loop partitioning takes out of the steady state).
+    Expr chunk0 = b * chunks_per_block;
+    Expr first = min(chunk0, row_chunks - chunks_per_block);         // the block's first chunk
+    Expr overlap = max(chunk0 + chunks_per_block - row_chunks, 0);  // > 0 in the last block only
+    Expr block_count = cast<float>((chunks_per_block - overlap) * chunk);
+    ri = RDom(0, chunks_per_block * K, "ri");
+    rk = K == 1 ? ri : RDom(0, chunks_per_block, "rk");
+    rl = RDom(0, L, "rl");
+
+    lane_sum(l, b, r, n) = 0.0f;
+    lane_sum(l, b, r, n) += select(likely(ri >= overlap * K), v((first * K + ri) * L + l, r, n), 0.0f);
+    define_lane_total(L, blk_sum, lane_sum);
+
+    std::vector<Expr> dev2(K);
+    for (int k = 0; k < K; k++) {
+        Expr dev = v((first + rk) * chunk + k * L + l, r, n) - blk_sum(b, r, n) / block_count;
+        dev2[k] = dev * dev;
+    }
+    // A chunk's K > 1 terms are added in the algorithm's order (strict_float): under fast-math
+    // LLVM reassociates such sums with the accumulator (acc + ((x0 - p) + (x1 - p)) became
+    // ((acc - 2p) + x0) + x1: 4e-4 errors at |mean| = 1e4). K = 1 keeps its FMA.
+    Expr chunk_m2 = pairwise_sum(dev2);
+    if (K > 1) chunk_m2 = strict_float(chunk_m2);
+    lane_m2(l, b, r, n) = 0.0f;
+    lane_m2(l, b, r, n) += select(likely(rk >= overlap), chunk_m2, 0.0f);
+    define_lane_total(L, blk_m2, lane_m2);
+    blk_stats(b, r, n) = Tuple(blk_sum(b, r, n), blk_m2(b, r, n));
+
+    // The row's last tail_len < K * L values, when K * L > 1: summed and centred the same way.
+    if (chunk > 1) {
+        Expr tail_len = row_len - row_chunks * chunk;
+        RDom rt(0, tail_len, "rt");
+        Expr vt = v(row_chunks * chunk + rt, r, n);
+        tail_sum(r, n) = 0.0f;
+        tail_sum(r, n) += vt;
+        Expr dt = vt - tail_sum(r, n) / cast<float>(tail_len);
+        tail_m2(r, n) = 0.0f;
+        tail_m2(r, n) += dt * dt;
+    }
+}
+
+inline void RobustMoments::define(Halide::Func v, Halide::Expr row_len,
+                                  Halide::Expr rows_per_group, const BlockGeometry &geo) {
+    using namespace Halide;
+    define_blocks(v, row_len, geo);
+    const int chunk = geo.lanes * geo.steps;
+    Expr row_chunks = row_len / chunk;
+    Expr chunks_per_block = min(geo.block_values / chunk, row_chunks);
+    Expr blocks_per_row = (row_chunks + chunks_per_block - 1) / chunks_per_block;
+    Expr tail_len = row_len - row_chunks * chunk;
+    Expr group_count = cast<float>(row_len) * cast<float>(rows_per_group);
+
+    rbd = RDom(0, blocks_per_row, 0, rows_per_group, "rbd");
+    Expr rb = rbd.x, row = g * rows_per_group + rbd.y;
+    grp_sum(g, n) = 0.0f;
+    grp_sum(g, n) += blk_stats(rb, row, n)[0];
+    RDom rtr(0, rows_per_group, "rtr");  // the group's rows' tails
+    rtr.where(tail_len > 0);
+    if (chunk > 1) grp_sum(g, n) += tail_sum(g * rows_per_group + rtr, n);
+
+    Expr group_mean = grp_sum(g, n) / group_count;
+    Expr rb_count = cast<float>(min(chunks_per_block, row_chunks - rb * chunks_per_block) * chunk);
+    Expr rb_offset = blk_stats(rb, row, n)[0] / rb_count - group_mean;
+    grp_m2(g, n) = 0.0f;
+    grp_m2(g, n) += blk_stats(rb, row, n)[1] + rb_count * rb_offset * rb_offset;
+    if (chunk > 1) {
+        Expr tail_row = g * rows_per_group + rtr;
+        Expr tail_count = cast<float>(tail_len);
+        Expr rt_offset = tail_sum(tail_row, n) / tail_count - group_mean;
+        grp_m2(g, n) += tail_m2(tail_row, n) + tail_count * rt_offset * rt_offset;
+    }
+}
+
+}  // namespace groupnorm_gen

@@ -1,0 +1,165 @@
+// Schedule parameters ("tuning"): the one list of them, their meaning and range, and the
+// one place that sets each target family's defaults.
+//
+// Every field is a GeneratorParam of the generator (same name; 0 there means "the family's
+// default"), so the variant table (generators/variants.cmake) and a tuner can set any of
+// them per variant. This header does not include Halide: the runtime's registry includes it
+// too, and derives the thresholds that follow from a schedule (GPU shared-memory limits) from
+// the same resolved values the generator used.
+#pragma once
+
+#include <cstdio>
+#include <cstring>
+#include <initializer_list>
+#include <string>
+
+namespace groupnorm_gen {
+
+// Memory layout of the canonical 3-D view (s, c, n).
+//   nchw: s is dense (stride 1); a group is D consecutive rows of S elements.
+//   nhwc: c is dense (stride 1); every spatial position holds all C channels.
+enum class Layout { NCHW, NHWC };
+
+// Which schedule family a target uses.
+enum class Family { X86, Arm, Gpu };
+
+// GPU shape classes (schedules/gpu.h): split the spatial reduction over many blocks (few
+// (n, g) pairs), or one block per (n, g).
+enum class GpuShape { Split, Group };
+
+// X(name, min, max, meaning). "Vectors" are the target's natural float32 vectors (16 lanes
+// on AVX-512, 8 on AVX2, 4 on SSE4.1 and NEON), so one record serves every ISA level of a
+// multi-target library.
+#define GN_TUNING_FIELDS(X)                                                                     \
+    X(y_vectors, 1, 8, "CPU: y values written per loop iteration, in vectors")                  \
+    X(acc_vectors, 1, 8, "CPU nchw: vectors of independent accumulators per block sum")         \
+    X(lane_steps, 1, 4096, "CPU nchw: values each accumulator lane sums per block")             \
+    X(stat_vectors, 1, 8, "CPU nhwc: channels per accumulator vector of a block sum, in vectors") \
+    X(block_rows, 1, 1 << 20, "CPU nhwc: spatial rows per block (the unit of centred moments)") \
+    X(rows_per_step, 1, 8, "CPU nhwc: rows added per load/store of the second moment's sums")  \
+    X(rows_per_chain, 1, 1 << 20,                                                               \
+      "CPU nhwc: rows one accumulator sums before chains are added (multiple of rows_per_step)") \
+    X(rows_per_task, 1, 1 << 20, "CPU nhwc: spatial rows per parallel task of normalize")       \
+    X(blocks_per_partial, 1, 1 << 20, "CPU: block moments per partial sum of the group cascade") \
+    X(gpu_threads, 32, 1024, "GPU: threads per block of the reductions (multiple of 32)")      \
+    X(gpu_block, 1, 1 << 20, "GPU: values of a row per block moment")                          \
+    X(gpu_tile_channels, 1, 1024, "GPU nhwc split: channel threads per block")                  \
+    X(gpu_row_threads, 1, 64, "GPU nhwc split: row threads per block")                          \
+    X(gpu_y_per_thread, 1, 64, "GPU: y values per thread of normalize")
+
+struct Tuning {
+#define GN_TUNING_MEMBER(name, lo, hi, doc) int name = 0;
+    GN_TUNING_FIELDS(GN_TUNING_MEMBER)
+#undef GN_TUNING_MEMBER
+};
+
+struct TuningField {
+    const char *name;
+    int Tuning::*member;
+    int min, max;
+    const char *meaning;
+};
+
+inline constexpr TuningField kTuningFields[] = {
+#define GN_TUNING_ROW(name, lo, hi, doc) {#name, &Tuning::name, lo, hi, doc},
+    GN_TUNING_FIELDS(GN_TUNING_ROW)
+#undef GN_TUNING_ROW
+};
+
+// A GPU block's moments that the group schedule keeps in shared memory (8 bytes each):
+// 16 KiB, well inside every CUDA device's 48 KiB per block.
+inline constexpr int kGpuSharedMomentBytes = 16 * 1024;
+
+// The defaults: measured on the machines named in the comments of each schedule file.
+inline Tuning default_tuning(Family family, Layout layout, GpuShape shape) {
+    Tuning t;
+    t.blocks_per_partial = 32;  // a float32 chain of <= 32 block moments per partial
+    t.rows_per_step = 1;
+    switch (family) {
+    case Family::X86:
+        // nchw: four vectors of accumulators keep enough adds in flight at L1/L2 speed; y
+        // two vectors at a time (a half-precision y is then converted in registers and
+        // stored whole: one vector's VCVTPS2PH folded into its store is slow on Zen 4).
+        // nhwc: 512 rows of C <= 320 float channels fit L2; eight rows per step of the
+        // second moment (10-30% faster in cache than one).
+        t.y_vectors = layout == Layout::NCHW ? 2 : 1;
+        t.acc_vectors = 4;
+        t.lane_steps = 64;
+        t.stat_vectors = 1;
+        t.block_rows = 512;
+        t.rows_per_step = 8;
+        t.rows_per_chain = 64;
+        t.rows_per_task = 32;
+        break;
+    case Family::Arm:
+        // NEON: 4 lanes a register, 32 registers; y 8 values (one 128-bit f16 store) per
+        // iteration; 4 rows per step of the nhwc second moment (untimed on hardware).
+        t.y_vectors = 2;
+        t.acc_vectors = 4;
+        t.lane_steps = 64;
+        t.stat_vectors = 2;
+        t.block_rows = 512;
+        t.rows_per_step = 4;
+        t.rows_per_chain = 64;
+        t.rows_per_task = 32;
+        break;
+    case Family::Gpu:
+        // split: nchw 16 values per thread of a block; nhwc 128 rows of a 32-channel tile.
+        // group: 32 values per thread; the group's block moments fit shared memory.
+        t.gpu_threads = 256;
+        t.gpu_block = shape == GpuShape::Group ? 32
+                      : layout == Layout::NCHW ? 16 * t.gpu_threads
+                                               : 128;
+        t.gpu_tile_channels = 32;
+        t.gpu_row_threads = 8;
+        t.gpu_y_per_thread = 4;
+        break;
+    }
+    return t;
+}
+
+struct TuningOverride {
+    const char *name;
+    int value;
+};
+
+// Sets field `name`; false when there is no such field.
+inline bool set_tuning_field(Tuning &t, const char *name, int value) {
+    for (const TuningField &f : kTuningFields) {
+        if (std::strcmp(f.name, name) == 0) {
+            t.*f.member = value;
+            return true;
+        }
+    }
+    return false;
+}
+
+// The defaults with non-zero overrides applied. Returns "" or what is wrong (unknown field,
+// value out of range, inconsistent fields).
+inline std::string resolve_tuning(Family family, Layout layout, GpuShape shape,
+                                  std::initializer_list<TuningOverride> overrides, Tuning *out) {
+    Tuning t = default_tuning(family, layout, shape);
+    for (const TuningOverride &o : overrides) {
+        if (o.value == 0) continue;
+        if (!set_tuning_field(t, o.name, o.value)) return std::string("unknown tuning field ") + o.name;
+    }
+    char why[160] = "";
+    for (const TuningField &f : kTuningFields) {
+        const int v = t.*f.member;
+        if (v != 0 && (v < f.min || v > f.max)) {
+            std::snprintf(why, sizeof(why), "tuning field %s = %d is outside [%d, %d]", f.name,
+                          v, f.min, f.max);
+            return why;
+        }
+    }
+    if (family != Family::Gpu && t.rows_per_chain % t.rows_per_step != 0) {
+        return "tuning field rows_per_chain must be a multiple of rows_per_step";
+    }
+    if (family == Family::Gpu && t.gpu_threads % 32 != 0) {
+        return "tuning field gpu_threads must be a multiple of 32";
+    }
+    *out = t;
+    return "";
+}
+
+}  // namespace groupnorm_gen
