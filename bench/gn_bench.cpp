@@ -150,16 +150,16 @@ void BM_dispatch(benchmark::State &state, const SuiteShape &s, bool direct) {
     gn_set_num_threads(1);
     using namespace groupnorm::detail;
     size_t count = 0;
-    const ForwardVariant *all = forward_variants(&count), *fv = nullptr;
+    const detail::Variant *all = all_variants(&count), *fv = nullptr;
     for (size_t i = 0; i < count && !fv; i++) {
-        const ForwardVariant &c = all[i];
+        const detail::Variant &c = all[i];
         if (c.device == GN_DEVICE_CPU && c.dtype == GN_DTYPE_F32 && c.layout == GN_LAYOUT_NCHW &&
-            c.param_dtype == GN_DTYPE_F32 && c.fn) {
+            c.param_dtype == GN_DTYPE_F32) {
             fv = &c;
         }
     }
     if (!fv) {
-        state.SkipWithError("no f32 NCHW variant in forward_variants()");
+        state.SkipWithError("no f32 NCHW variant in all_variants()");
         return;
     }
     const int64_t n = numel(s), C = s.shape[1], N = s.shape[0], S = n / (N * C), G = s.groups;
@@ -192,8 +192,9 @@ void BM_dispatch(benchmark::State &state, const SuiteShape &s, bool direct) {
                     hb = make(beta.data(), 1, pd), hm = make(mean.data(), 2, sd),
                     hr = make(rstd.data(), 2, sd);
 
+    const auto kernel = reinterpret_cast<ForwardFn>(fv->fn);
     auto run = [&] {
-        return direct ? (fv->fn(&hx, &hxr, &hg, &hb, int32_t(G), float(kEps), &hy, &hm, &hr) ? 1 : 0)
+        return direct ? (kernel(&hx, &hxr, &hg, &hb, int32_t(G), float(kEps), &hy, &hm, &hr) ? 1 : 0)
                       : int(gn_forward(&xv.t, &gv.t, &bv.t, G, kEps, &yv.t, nullptr, nullptr, nullptr));
     };
     std::fill(y.begin(), y.end(), NAN);

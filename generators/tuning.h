@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <initializer_list>
 #include <string>
@@ -134,15 +135,8 @@ inline bool set_tuning_field(Tuning &t, const char *name, int value) {
     return false;
 }
 
-// The defaults with non-zero overrides applied. Returns "" or what is wrong (unknown field,
-// value out of range, inconsistent fields).
-inline std::string resolve_tuning(Family family, Layout layout, GpuShape shape,
-                                  std::initializer_list<TuningOverride> overrides, Tuning *out) {
-    Tuning t = default_tuning(family, layout, shape);
-    for (const TuningOverride &o : overrides) {
-        if (o.value == 0) continue;
-        if (!set_tuning_field(t, o.name, o.value)) return std::string("unknown tuning field ") + o.name;
-    }
+// "" or what is wrong with a record (a value out of range, inconsistent fields).
+inline std::string check_tuning(Family family, const Tuning &t) {
     char why[160] = "";
     for (const TuningField &f : kTuningFields) {
         const int v = t.*f.member;
@@ -158,8 +152,40 @@ inline std::string resolve_tuning(Family family, Layout layout, GpuShape shape,
     if (family == Family::Gpu && t.gpu_threads % 32 != 0) {
         return "tuning field gpu_threads must be a multiple of 32";
     }
-    *out = t;
     return "";
+}
+
+// The family's defaults with the non-zero overrides applied, checked. Returns "" or what is
+// wrong (unknown field, value out of range).
+inline std::string resolve_tuning(Family family, Layout layout, GpuShape shape,
+                                  std::initializer_list<TuningOverride> overrides, Tuning *out) {
+    Tuning t = default_tuning(family, layout, shape);
+    for (const TuningOverride &o : overrides) {
+        if (o.value == 0) continue;
+        if (!set_tuning_field(t, o.name, o.value)) return std::string("unknown tuning field ") + o.name;
+    }
+    std::string why = check_tuning(family, t);
+    if (why.empty()) *out = t;
+    return why;
+}
+
+// The same from the variant table's form, "name=value,name=value" ("" = the defaults).
+inline std::string resolve_tuning_spec(Family family, Layout layout, GpuShape shape,
+                                       const char *spec, Tuning *out) {
+    Tuning t = default_tuning(family, layout, shape);
+    for (const char *p = spec; p && *p;) {
+        const char *eq = std::strchr(p, '='), *end = std::strchr(p, ',');
+        if (!end) end = p + std::strlen(p);
+        if (!eq || eq > end) return std::string("bad tuning spec ") + spec;
+        const std::string name(p, eq);
+        if (!set_tuning_field(t, name.c_str(), std::atoi(eq + 1))) {
+            return "unknown tuning field " + name;
+        }
+        p = *end ? end + 1 : end;
+    }
+    std::string why = check_tuning(family, t);
+    if (why.empty()) *out = t;
+    return why;
 }
 
 }  // namespace groupnorm_gen

@@ -13,7 +13,7 @@ bytes() {  # text + data of object files or archives
 
 for dir in "$@"; do
   [[ -f $dir/generators/gn_variants.inc ]] || { echo "skipping $dir: not built" >&2; continue; }
-  if grep -q '_arm,' "$dir/generators/gn_variants.inc"; then
+  if grep -q ', CPU, .*, arm, ' "$dir/generators/gn_variants.inc"; then
     size_tool=aarch64-linux-gnu-size arch="ARM64 (arm-64-linux: arm_fp16 + baseline)"
   else
     size_tool=size arch="x86-64 (avx512_skylake + avx2 + sse41)"
@@ -24,14 +24,14 @@ for dir in "$@"; do
   echo "| variant | bytes |"
   echo "|---|---:|"
   total=0
-  for v in $(sed -n 's/^GN_FORWARD_VARIANT(\([a-z0-9_]*\),.*/\1/p' "$dir/generators/gn_variants.inc"); do
+  for v in $(sed -n 's/^GN_VARIANT(\([a-z0-9_]*\), [A-Z]*, CPU,.*/\1/p' "$dir/generators/gn_variants.inc"); do
     b=$(bytes "$dir"/generators/"$v"-*.o "$dir/generators/${v}_wrapper.o")
     total=$((total + b))
     echo "| \`$v\` | $b |"
   done
   echo "| all CPU variants | $total |"
   echo "| Halide runtime (\`gn_runtime_cpu\`) | $(bytes "$dir/generators/gn_runtime_cpu.o") |"
-  gpu=$(sed -n 's/^GN_FORWARD_GPU_VARIANT(\([a-z0-9_]*\),.*/\1/p' "$dir/generators/gn_variants.inc")
+  gpu=$(sed -n 's/^GN_VARIANT(\([a-z0-9_]*\), [A-Z]*, \(CUDA\|OPENCL\),.*/\1/p' "$dir/generators/gn_variants.inc")
   if [[ -n $gpu ]]; then  # x86 trees built with GPU variants (CUDA/OpenCL, host side + kernels)
     gb=0
     for v in $gpu; do gb=$((gb + $(bytes "$dir/generators/$v.o"))); done

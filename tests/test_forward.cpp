@@ -41,9 +41,9 @@ void check_forward(const Shape &shape, DType dtype, DType param_dtype, Layout la
     }
 }
 
-class ForwardVariant : public ::testing::TestWithParam<VariantCase> {};
+class Variant : public ::testing::TestWithParam<VariantCase> {};
 
-TEST_P(ForwardVariant, MatchesFloat64Reference) {
+TEST_P(Variant, MatchesFloat64Reference) {
     const VariantCase vc = GetParam();
     const uint64_t seed = fresh_seed();
     SCOPED_TRACE("GN_TEST_SEED=" + std::to_string(seed));
@@ -66,16 +66,16 @@ const char *const kFamilySuffix = "_x86";
 
 // The registry serves this case with the variant of the matching name, so every compiled
 // variant is the one under test in exactly one of these cases.
-TEST_P(ForwardVariant, DispatchesToItsVariant) {
+TEST_P(Variant, DispatchesToItsVariant) {
     const VariantCase vc = GetParam();
     Tensor x({2, 8, 5, 5}, vc.dtype, vc.layout), y({2, 8, 5, 5}, vc.dtype, vc.layout);
     Param gamma(std::vector<double>(8, 1.0), vc.param), beta(std::vector<double>(8, 0.0), vc.param);
-    groupnorm::detail::ForwardProblem problem;
+    groupnorm::detail::Problem problem;
     ASSERT_EQ(groupnorm::detail::validate_forward(x.dl(), gamma.dl(), beta.dl(), 4, 1e-5, y.dl(),
                                                   nullptr, nullptr, &problem),
               GN_STATUS_SUCCESS)
         << gn_last_error_message();
-    const auto *variant = groupnorm::detail::find_forward_variant(problem);
+    const auto *variant = groupnorm::detail::find_variant(problem);
     ASSERT_NE(variant, nullptr) << gn_last_error_message();
     const bool nhwc = vc.layout == Layout::ChannelsLast || vc.layout == Layout::PaddedBatchNhwc;
     std::string expected = std::string("gn_fwd_") + name(vc.dtype) +
@@ -96,11 +96,11 @@ std::vector<VariantCase> all_cases() {
     return cases;
 }
 
-INSTANTIATE_TEST_SUITE_P(AllVariants, ForwardVariant, ::testing::ValuesIn(all_cases()), case_name);
+INSTANTIATE_TEST_SUITE_P(AllVariants, Variant, ::testing::ValuesIn(all_cases()), case_name);
 
 TEST(Forward, EveryCpuVariantIsCovered) {
     size_t count = 0, cpu = 0;
-    const auto *variants = groupnorm::detail::forward_variants(&count);
+    const auto *variants = groupnorm::detail::all_variants(&count);
     for (size_t i = 0; i < count; i++) cpu += variants[i].device == groupnorm::detail::GN_DEVICE_CPU;
     // 3 dtypes x 2 layouts, plus float32 gamma for the two half types.
     EXPECT_EQ(cpu, 10u) << "a CPU variant was added: extend all_cases()";

@@ -35,10 +35,10 @@ std::vector<Shape> gpu_shapes() {
     return shapes;
 }
 
-std::vector<const gd::ForwardVariant *> variants_of(gd::gn_device device) {
+std::vector<const gd::Variant *> variants_of(gd::gn_device device) {
     size_t count = 0;
-    const gd::ForwardVariant *all = gd::forward_variants(&count);
-    std::vector<const gd::ForwardVariant *> out;
+    const gd::Variant *all = gd::all_variants(&count);
+    std::vector<const gd::Variant *> out;
     for (size_t i = 0; i < count; i++) {
         if (all[i].device == device) out.push_back(&all[i]);
     }
@@ -85,7 +85,7 @@ std::string opencl_cpu_extensions() {
     return ext;
 }
 
-class OpenClVariant : public ::testing::TestWithParam<const gd::ForwardVariant *> {
+class OpenClVariant : public ::testing::TestWithParam<const gd::Variant *> {
 protected:
     void SetUp() override {
         static const std::string ext = opencl_cpu_extensions();
@@ -99,7 +99,7 @@ protected:
 };
 
 TEST_P(OpenClVariant, MatchesFloat64Reference) {
-    const gd::ForwardVariant &v = *GetParam();
+    const gd::Variant &v = *GetParam();
     const uint64_t seed = fresh_seed();
     SCOPED_TRACE("GN_TEST_SEED=" + std::to_string(seed));
     std::mt19937_64 rng(seed);
@@ -112,12 +112,12 @@ TEST_P(OpenClVariant, MatchesFloat64Reference) {
                 SCOPED_TRACE(to_string(shape.dims) + " G=" + std::to_string(shape.G) + " " +
                              name(layout) + (affine ? " affine" : " no affine"));
                 ForwardCase c(shape, dt, pt, layout, affine, case_mean(rng), rng);
-                gd::ForwardProblem p;
+                gd::Problem p;
                 ASSERT_EQ(gd::validate_forward(c.x.dl(), c.g(), c.b(), shape.G, 1e-5, c.y.dl(),
                                                c.mean.dl(), c.rstd.dl(), &p),
                           GN_STATUS_SUCCESS)
                     << gn_last_error_message();
-                if (p.layout != v.layout || !v.can_run(p)) continue;  // e.g. S = 1 views
+                if (p.layout != v.layout || !gd::can_run(v, p)) continue;  // e.g. S = 1 views
                 ASSERT_EQ(gd::run_forward(v, p, 1e-5f), GN_STATUS_SUCCESS) << gn_last_error_message();
                 EXPECT_TRUE(matches_reference(c.y, c.reference(shape.G, 1e-5), &c.mean, &c.rstd));
                 EXPECT_TRUE(c.y.gaps_untouched()) << "wrote outside y's view";
@@ -133,17 +133,17 @@ TEST(OpenClRegistry, ShapeClassChoice) {
     struct Want { int64_t N, C, S, G; const char *cls; };
     for (const Want &w : {Want{16, 64, 36, 32, "_group"}, Want{1, 64, 36, 32, "_split"},
                           Want{32, 512, 9216, 32, "_split"}, Want{64, 256, 3136, 32, "_group"}}) {
-        gd::ForwardProblem p;
+        gd::Problem p;
         p.N = w.N, p.C = w.C, p.S = w.S, p.G = w.G;
         p.device = gd::GN_DEVICE_OPENCL;
-        const gd::ForwardVariant *v = gd::find_forward_variant(p);
+        const gd::Variant *v = gd::find_variant(p);
         ASSERT_NE(v, nullptr) << gn_last_error_message();
         EXPECT_NE(std::strstr(v->name, w.cls), nullptr)
             << w.N << "x" << w.C << "x" << w.S << " G=" << w.G << " -> " << v->name;
     }
 }
 
-std::string variant_name(const ::testing::TestParamInfo<const gd::ForwardVariant *> &info) {
+std::string variant_name(const ::testing::TestParamInfo<const gd::Variant *> &info) {
     return info.param->name;
 }
 
@@ -224,17 +224,17 @@ TEST(CudaForward, EveryCudaVariantMatchesFloat64Reference) {
     ASSERT_EQ(cu->cuDevicePrimaryCtxRetain(&ctx, dev), 0);
     ASSERT_EQ(cu->cuCtxSetCurrent(ctx), 0);
     std::mt19937_64 rng(fresh_seed());
-    for (const gd::ForwardVariant *v : variants_of(gd::GN_DEVICE_CUDA)) {
+    for (const gd::Variant *v : variants_of(gd::GN_DEVICE_CUDA)) {
         SCOPED_TRACE(v->name);
         const DType dt = test_dtype(v->dtype), pt = test_dtype(v->param_dtype);
         for (Layout layout : test_layouts(v->layout)) {
             for (const Shape &shape : gpu_shapes()) {
                 ForwardCase c(shape, dt, pt, layout, true, case_mean(rng), rng);
-                gd::ForwardProblem p;
+                gd::Problem p;
                 ASSERT_EQ(gd::validate_forward(c.x.dl(), c.g(), c.b(), shape.G, 1e-5, c.y.dl(),
                                                c.mean.dl(), c.rstd.dl(), &p),
                           GN_STATUS_SUCCESS);
-                if (p.layout != v->layout || !v->can_run(p)) continue;
+                if (p.layout != v->layout || !gd::can_run(*v, p)) continue;
                 DeviceCopy x(*c.x.dl()), y(*c.y.dl()), g(*c.g()), b(*c.b()), m(*c.mean.dl()),
                     r(*c.rstd.dl());
                 ASSERT_EQ(gd::validate_forward(&x.dl, &g.dl, &b.dl, shape.G, 1e-5, &y.dl, &m.dl,

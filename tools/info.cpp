@@ -40,11 +40,11 @@ void print_cpu_features() {
 
 void print_variants() {
     size_t count = 0;
-    const ForwardVariant *variants = forward_variants(&count);
+    const Variant *variants = all_variants(&count);
     std::printf("compiled forward variants (%zu, in lookup order):\n", count);
     std::printf("  %-28s %-9s %-6s %-9s %s\n", "name", "dtype", "layout", "gamma", "family");
     for (size_t i = 0; i < count; i++) {
-        const ForwardVariant &v = variants[i];
+        const Variant &v = variants[i];
         std::printf("  %-28s %-9s %-6s %-9s %s\n", v.name, dtype_name(v.dtype),
                     layout_name(v.layout), dtype_name(v.param_dtype), v.family);
     }
@@ -74,7 +74,7 @@ void query_shape(const InfoOptions &opts) {
     std::printf("), groups %lld, %s, %s, no gamma/beta (float32 params)\n", (long long)opts.groups,
                 opts.dtype.c_str(), opts.channels_last ? "channels-last" : "contiguous");
 
-    ForwardProblem problem;
+    Problem problem;
     if (gn_status st = validate_forward(&x.dl, nullptr, nullptr, opts.groups, 1e-5, &x.dl,
                                         nullptr, nullptr, &problem)) {
         throw library_error(st);
@@ -83,7 +83,7 @@ void query_shape(const InfoOptions &opts) {
         std::printf("  empty tensor: gn_forward returns at once, no variant runs\n");
         return;
     }
-    const ForwardVariant *v = find_forward_variant(problem);
+    const Variant *v = find_variant(problem);
     if (!v) throw library_error(GN_STATUS_UNSUPPORTED);
     std::printf("  served by: %s (canonical view: S %lld, C %lld, N %lld, %s)\n", v->name,
                 (long long)problem.S, (long long)problem.C, (long long)problem.N,

@@ -43,13 +43,13 @@ extern "C" gn_status gn_forward(const DLTensor *x, const DLTensor *gamma, const 
     clear_error();
     gn_config cfg;
     if (gn_status st = read_config(config, &cfg)) return st;
-    ForwardProblem problem;
+    Problem problem;
     if (gn_status st = validate_forward(x, gamma, beta, num_groups, eps, y, mean, rstd, &problem)) {
         return st;
     }
     if (problem.empty()) return GN_STATUS_SUCCESS;
     gn_status lookup = GN_STATUS_SUCCESS;
-    const ForwardVariant *variant = find_forward_variant(problem, &lookup);
+    const Variant *variant = find_variant(problem, &lookup);
     if (!variant) return lookup;
     if (gn_status st = install_cpu_isa_cap()) return st;
     return run_forward(*variant, problem, (float)eps, &cfg);

@@ -19,6 +19,8 @@ const char *dtype_name(gn_dtype t) {
     return "?";
 }
 
+const char *op_name(gn_op op) { return op == GN_OP_FORWARD ? "forward" : "?"; }
+
 const char *layout_name(gn_layout l) { return l == GN_LAYOUT_NCHW ? "nchw" : "nhwc"; }
 
 const char *device_name(gn_device d) {
@@ -84,7 +86,7 @@ gn_status device_of(const DLTensor *t, const char *name, gn_device *device, int 
 }
 
 // Every tensor must be on x's device (recorded in p by validate_forward).
-gn_status check_device(const DLTensor *t, const char *name, const ForwardProblem &p) {
+gn_status check_device(const DLTensor *t, const char *name, const Problem &p) {
     gn_device device = GN_DEVICE_CPU;
     int id = 0;
     if (gn_status st = device_of(t, name, &device, &id)) return st;
@@ -196,7 +198,7 @@ void byte_range(const View3 &v, int elem_bytes, uintptr_t *begin, uintptr_t *end
 }
 
 gn_status check_param(const DLTensor *p, const char *name, int64_t C, gn_dtype x_dtype,
-                      gn_dtype *dtype, const ForwardProblem &problem) {
+                      gn_dtype *dtype, const Problem &problem) {
     int64_t strides[kMaxRank], numel = 0;
     if (gn_status st = check_device(p, name, problem)) return st;
     if (p->ndim != 1) {
@@ -220,7 +222,7 @@ gn_status check_param(const DLTensor *p, const char *name, int64_t C, gn_dtype x
 }
 
 gn_status check_stat(const DLTensor *t, const char *name, int64_t N, int64_t G, float **data,
-                     int64_t *gn_strides, const ForwardProblem &problem) {
+                     int64_t *gn_strides, const Problem &problem) {
     int64_t strides[kMaxRank], numel = 0;
     if (gn_status st = check_device(t, name, problem)) return st;
     if (gn_status st = read_geometry(t, name, strides, &numel)) return st;
@@ -245,7 +247,7 @@ gn_status check_stat(const DLTensor *t, const char *name, int64_t N, int64_t G, 
 
 gn_status validate_forward(const DLTensor *x, const DLTensor *gamma, const DLTensor *beta,
                            int64_t num_groups, double eps, const DLTensor *y,
-                           const DLTensor *mean, const DLTensor *rstd, ForwardProblem *p) {
+                           const DLTensor *mean, const DLTensor *rstd, Problem *p) {
     if (!x) return fail(GN_STATUS_INVALID_ARGUMENT, "x is NULL");
     if (!y) return fail(GN_STATUS_INVALID_ARGUMENT, "y is NULL");
     if (gn_status st = device_of(x, "x", &p->device, &p->device_id)) return st;

@@ -8,6 +8,10 @@
 
 namespace groupnorm::detail {
 
+// The operations the registry holds variants of.
+enum gn_op { GN_OP_FORWARD };
+const char *op_name(gn_op op);
+
 enum gn_dtype { GN_DTYPE_F32, GN_DTYPE_F16, GN_DTYPE_BF16 };
 enum gn_layout { GN_LAYOUT_NCHW, GN_LAYOUT_NHWC };
 // OPENCL: variants only tests call (host buffers; schedules/gpu.h run on PoCL); no DLPack
@@ -25,14 +29,17 @@ struct View3 {
     int64_t stride[3] = {0, 0, 0};
 };
 
-// Everything dispatch needs, produced once by validate_forward().
-struct ForwardProblem {
+// Everything dispatch needs, produced once by validation: what the registry matches on (op,
+// device, dtypes, layout, sizes) and the op's canonical tensors.
+struct Problem {
+    gn_op op = GN_OP_FORWARD;
     gn_device device = GN_DEVICE_CPU;
     int device_id = 0;  // DLPack device_id (CUDA ordinal)
     gn_dtype dtype = GN_DTYPE_F32;
     gn_dtype param_dtype = GN_DTYPE_F32;  // of gamma/beta (float32 when neither is given)
     gn_layout layout = GN_LAYOUT_NCHW;
     int64_t N = 0, C = 0, S = 0, G = 0;
+    // Forward: x -> y, optional gamma/beta, optional mean/rstd.
     View3 x, y;
     const void *gamma = nullptr, *beta = nullptr;  // contiguous (C,), or null
     float *mean = nullptr, *rstd = nullptr;        // (N, G), or null
@@ -44,6 +51,6 @@ struct ForwardProblem {
 // sets the thread's error message (naming the argument).
 gn_status validate_forward(const DLTensor *x, const DLTensor *gamma, const DLTensor *beta,
                            int64_t num_groups, double eps, const DLTensor *y,
-                           const DLTensor *mean, const DLTensor *rstd, ForwardProblem *problem);
+                           const DLTensor *mean, const DLTensor *rstd, Problem *problem);
 
 }  // namespace groupnorm::detail

@@ -136,8 +136,8 @@ const CudaDriver *cuda_driver() {
     return driver_problem[0] ? nullptr : &driver;
 }
 
-gn_status run_gpu_forward(const ForwardVariant &v, const ForwardBuffers &b,
-                          const ForwardProblem &p, float eps, const gn_config &cfg) {
+gn_status run_gpu_forward(const Variant &v, const ForwardBuffers &b,
+                          const Problem &p, float eps, const gn_config &cfg) {
 #if !GN_HAVE_GPU_VARIANTS
     // No GPU rows are in the registry of such a build, so this is never reached.
     (void)b, (void)p, (void)eps, (void)cfg;
@@ -169,7 +169,8 @@ gn_status run_gpu_forward(const ForwardVariant &v, const ForwardBuffers &b,
         if (buf->host) buf->flags |= halide_buffer_flag_host_dirty;
     }
     if (!code) {
-        code = v.gpu_fn(&uc, b.x, b.x_rows, b.gamma, b.beta, (int32_t)p.G, eps, b.y, b.mean, b.rstd);
+        const auto fn = reinterpret_cast<ForwardGpuFn>(v.fn);
+        code = fn(&uc, b.x, b.x_rows, b.gamma, b.beta, (int32_t)p.G, eps, b.y, b.mean, b.rstd);
     }
     if (!code && !cuda) {
         for (halide_buffer_t *buf : {b.y, b.mean, b.rstd}) {

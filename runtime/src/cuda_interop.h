@@ -47,7 +47,7 @@ struct ForwardBuffers {
 // CUDA: the buffers' host fields hold device pointers: wrapped, run on the caller's stream,
 // detached (nothing dirty, nothing copied); scratch goes to the device and is freed.
 // OpenCL (tests): host buffers, copied to the device and the outputs back.
-gn_status run_gpu_forward(const ForwardVariant &v, const ForwardBuffers &b,
-                          const ForwardProblem &p, float eps, const gn_config &cfg);
+gn_status run_gpu_forward(const Variant &v, const ForwardBuffers &b,
+                          const Problem &p, float eps, const gn_config &cfg);
 
 }  // namespace groupnorm::detail

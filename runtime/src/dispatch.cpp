@@ -5,43 +5,9 @@
 
 #include "cuda_interop.h"
 #include "errors.h"
-#include "gn_variant_headers.h"  // generated: the AOT functions' declarations
 
 namespace groupnorm::detail {
 namespace {
-
-bool any_shape(const ForwardProblem &) { return true; }
-
-// GPU shape classes (generators/schedules/gpu.h). Launch grids put n (and c) in the
-// y/z grid dimensions, at most 65535.
-bool gpu_grid_fits(const ForwardProblem &p) { return p.N <= 65535 && p.C <= 65535; }
-// group: the group's block moments (8 bytes each; at most ceil(S / 32) * D of them,
-// whichever rows stats_rows passes) in 16 KiB of shared memory.
-bool gpu_group_fits(const ForwardProblem &p) {
-    return gpu_grid_fits(p) && (p.S + 31) / 32 * (p.C / p.G) <= 2048;
-}
-// One block per (n, g) fills the GPU when there are a few blocks per SM (132 SMs on an
-// H100); below that the spatial reduction is split across blocks. To be tuned on a GPU.
-constexpr int64_t kGpuGroupMinBlocks = 512;
-bool gpu_serves_group(const ForwardProblem &p) {
-    return gpu_group_fits(p) && p.N * p.G >= kGpuGroupMinBlocks;
-}
-// Unused in builds without GPU rows (ARM).
-[[maybe_unused]] bool gpu_serves_split(const ForwardProblem &p) {
-    return gpu_grid_fits(p) && !gpu_serves_group(p);
-}
-
-#define GN_FORWARD_VARIANT(fn_name, device, dtype, layout, param_dtype, family) \
-    {#fn_name, device, dtype, layout, param_dtype, family, fn_name, nullptr, any_shape, any_shape},
-#define GN_FORWARD_GPU_VARIANT(fn_name, device, dtype, layout, param_dtype, family, shape) \
-    {#fn_name, device, dtype, layout, param_dtype, family, nullptr, fn_name,               \
-     gpu_serves_##shape, shape == 0 ? gpu_grid_fits : gpu_group_fits},
-constexpr int split = 0, group = 1;
-const ForwardVariant kForwardVariants[] = {
-#include "gn_variants.inc"  // generated: one row per variant
-};
-#undef GN_FORWARD_VARIANT
-#undef GN_FORWARD_GPU_VARIANT
 
 halide_type_t halide_type_of(gn_dtype t) {
     switch (t) {
@@ -87,7 +53,7 @@ const void *constant_params(gn_dtype type, int64_t C, bool one) {
 // The statistics' view of x (generators: x_rows): a group as one row when its channels are
 // contiguous (NC* with channel stride S), so blocks run across its channels and short
 // rows (7x7, 8x8) cost no per-channel overhead; otherwise x itself, a row per channel.
-View3 stats_rows(const ForwardProblem &p) {
+View3 stats_rows(const Problem &p) {
     View3 rows = p.x;
     const int64_t group_size = p.C / p.G * p.S;
     if (p.layout == GN_LAYOUT_NCHW && p.x.stride[0] == 1 && p.x.stride[1] == p.S &&
@@ -107,33 +73,7 @@ float *scratch_stats(int which, int64_t count) {
 
 }  // namespace
 
-const ForwardVariant *forward_variants(size_t *count) {
-    *count = sizeof(kForwardVariants) / sizeof(kForwardVariants[0]);
-    return kForwardVariants;
-}
-
-const ForwardVariant *find_forward_variant(const ForwardProblem &p, gn_status *status) {
-    bool device_built = false;
-    for (const ForwardVariant &v : kForwardVariants) {
-        device_built |= v.device == p.device;
-        if (v.device == p.device && v.dtype == p.dtype && v.layout == p.layout &&
-            v.param_dtype == p.param_dtype && v.serves(p)) {
-            return &v;
-        }
-    }
-    const gn_status st = device_built ? GN_STATUS_UNSUPPORTED : GN_STATUS_DEVICE_UNAVAILABLE;
-    if (status) *status = st;
-    if (!device_built) {
-        fail(st, "x is a %s tensor, but this build has no %s variants", device_name(p.device),
-             device_name(p.device));
-    } else {
-        fail(st, "no compiled %s variant for x %s %s with gamma/beta %s", device_name(p.device),
-             dtype_name(p.dtype), layout_name(p.layout), dtype_name(p.param_dtype));
-    }
-    return nullptr;
-}
-
-gn_status run_forward(const ForwardVariant &v, const ForwardProblem &p, float eps,
+gn_status run_forward(const Variant &v, const Problem &p, float eps,
                       const gn_config *config) {
     // Halide's errors become this thread's message (from_halide_error), on every path.
     install_halide_error_handler();
@@ -162,7 +102,8 @@ gn_status run_forward(const ForwardVariant &v, const ForwardProblem &p, float ep
                                 p.rstd != nullptr},
                                p, eps, config ? *config : defaults);
     }
-    int code = v.fn(&x.buf, &x_rows.buf, &gamma.buf, &beta.buf, (int32_t)p.G, eps, &y.buf, &mean.buf,
+    const auto fn = reinterpret_cast<ForwardFn>(v.fn);
+    int code = fn(&x.buf, &x_rows.buf, &gamma.buf, &beta.buf, (int32_t)p.G, eps, &y.buf, &mean.buf,
                     &rstd.buf);
     return code == 0 ? GN_STATUS_SUCCESS : from_halide_error(code, v.name);
 }

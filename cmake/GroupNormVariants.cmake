@@ -1,0 +1,172 @@
+# Reads the variant table (generators/variants.txt) and turns each row into an AOT library
+# (add_halide_library, with STMT and ASSEMBLY beside it) and a registry row. Sets, in the
+# caller's scope: gn_variant_rows (the registry's generated rows), gn_variant_includes,
+# gn_variant_targets, gn_device_code ("family:variant:device code file", GPU rows).
+
+set(_gn_type_f32 float32)
+set(_gn_type_f16 float16)
+set(_gn_type_bf16 bfloat16)
+set(_gn_op_fwd_generator group_norm_forward)
+set(_gn_op_fwd_enum FORWARD)
+set(_gn_schedule_family_x86 X86)
+set(_gn_schedule_family_arm Arm)
+set(_gn_schedule_family_cuda Gpu)
+set(_gn_schedule_family_opencl Gpu)
+
+# Halide names multi-target STMT/ASSEMBLY outputs per target; the helper declares one file.
+# Write the declared file as an index of the per-target ones, so that ninja finds every
+# output it was promised and a no-op rebuild runs nothing.
+set(_gn_index_script ${CMAKE_CURRENT_LIST_DIR}/GroupNormIndexOutputs.cmake)
+
+function(gn_add_variant)
+  cmake_parse_arguments(ARG "" "OP;DTYPE;PARAMS;LAYOUT;FAMILY;CLASS;BOUNDS;TUNING" "" ${ARGN})
+  if (ARG_DTYPE STREQUAL ARG_PARAMS)
+    set(key ${ARG_DTYPE}_${ARG_LAYOUT})
+  else ()
+    set(key ${ARG_DTYPE}_g${ARG_PARAMS}_${ARG_LAYOUT})
+  endif ()
+  set(name gn_${ARG_OP}_${key}_${ARG_FAMILY})
+  if (NOT ARG_CLASS STREQUAL "any")
+    set(name ${name}_${ARG_CLASS})
+  endif ()
+  string(TOUPPER "${ARG_FAMILY}" family_uc)
+  if (ARG_FAMILY MATCHES "^(x86|arm)$")
+    set(runtime gn_runtime_cpu)
+    set(device CPU)
+  else ()
+    set(runtime gn_runtime_gpu)
+    set(device ${family_uc})
+  endif ()
+  set(targets ${GN_${family_uc}_TARGETS})
+  set(params layout=${ARG_LAYOUT}
+             x.type=${_gn_type_${ARG_DTYPE}} x_rows.type=${_gn_type_${ARG_DTYPE}}
+             y.type=${_gn_type_${ARG_DTYPE}}
+             gamma.type=${_gn_type_${ARG_PARAMS}} beta.type=${_gn_type_${ARG_PARAMS}})
+  if (ARG_CLASS MATCHES "^(split|group)$")
+    list(APPEND params gpu_shape=${ARG_CLASS})
+  endif ()
+  set(tuning "")
+  if (NOT ARG_TUNING STREQUAL "-")
+    set(tuning "${ARG_TUNING}")
+    string(REPLACE "," ";" tuning_params "${ARG_TUNING}")
+    list(APPEND params ${tuning_params})
+  endif ()
+  set(extra_outputs "")
+  if (device STREQUAL "CPU")
+    set(schedule_family ${_gn_schedule_family_${ARG_FAMILY}})
+  else ()
+    set(schedule_family Gpu)
+    set(extra_outputs DEVICE_CODE device_code_file)
+  endif ()
+  add_halide_library(${name} FROM ${GN_GENERATOR}
+                     GENERATOR ${_gn_op_${ARG_OP}_generator}
+                     FUNCTION_NAME ${name}
+                     TARGETS ${targets}
+                     USE_RUNTIME ${runtime}
+                     PARAMS ${params}
+                     STMT stmt_file
+                     ASSEMBLY asm_file
+                     ${extra_outputs})
+  list(LENGTH targets target_count)
+  if (target_count GREATER 1)
+    add_custom_command(OUTPUT ${name}.h APPEND
+                       COMMAND ${CMAKE_COMMAND} -DNAME=${name} -P ${_gn_index_script})
+  endif ()
+  if (TARGET gn_android)
+    string(REPLACE "-linux" "-android" android_targets "${targets}")
+    add_halide_library(${name}_android FROM ${GN_GENERATOR}
+                       GENERATOR ${_gn_op_${ARG_OP}_generator}
+                       FUNCTION_NAME ${name}
+                       TARGETS ${android_targets}
+                       USE_RUNTIME gn_runtime_android
+                       PARAMS ${params})
+    add_dependencies(gn_android ${name}_android)
+    set(GN_ANDROID_LIBS ${GN_ANDROID_LIBS} $<TARGET_FILE:${name}_android> PARENT_SCOPE)
+  endif ()
+
+  # Bounds of the shape class: -1 = none.
+  set(min_ng -1)
+  set(max_ng -1)
+  set(min_group -1)
+  set(max_group -1)
+  if (NOT ARG_BOUNDS STREQUAL "-")
+    string(REPLACE "," ";" bounds "${ARG_BOUNDS}")
+    foreach (bound IN LISTS bounds)
+      if (NOT bound MATCHES "^(min_ng|max_ng|min_group|max_group)=([0-9]+)$")
+        message(FATAL_ERROR "variants.txt: ${name}: bad bound '${bound}'")
+      endif ()
+      set(${CMAKE_MATCH_1} ${CMAKE_MATCH_2})
+    endforeach ()
+  endif ()
+  string(TOUPPER "${ARG_DTYPE}" dt_uc)
+  string(TOUPPER "${ARG_PARAMS}" pt_uc)
+  string(TOUPPER "${ARG_LAYOUT}" layout_uc)
+  set(row "GN_VARIANT(${name}, ${_gn_op_${ARG_OP}_enum}, ${device}, ${dt_uc}, ${layout_uc}, ${pt_uc}, ${ARG_FAMILY}, ${schedule_family}, ${ARG_CLASS}, ${min_ng}, ${max_ng}, ${min_group}, ${max_group}, \"${tuning}\")")
+  set(gn_variant_rows "${gn_variant_rows}${row}\n" PARENT_SCOPE)
+  set(gn_variant_includes "${gn_variant_includes}#include \"${name}.h\"\n" PARENT_SCOPE)
+  set(gn_variant_targets ${gn_variant_targets} ${name} PARENT_SCOPE)
+  if (extra_outputs)
+    cmake_path(ABSOLUTE_PATH device_code_file BASE_DIRECTORY "${CMAKE_CURRENT_BINARY_DIR}")
+    set(gn_device_code ${gn_device_code} "${ARG_FAMILY}:${name}:${device_code_file}" PARENT_SCOPE)
+  endif ()
+endfunction()
+
+# The rows this tree builds: its CPU family's, and the GPU families' when GN_GPU_BUILD is on
+# (x86 hosts) and the family is in GN_GPU_FAMILIES. GN_VARIANTS (edge builds, e.g.
+# "f32_nchw;f16_nhwc") keeps only the listed dtype/layout keys.
+macro(gn_read_variant_table table)
+  set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${table})
+  set(gn_variant_rows "")
+  set(gn_variant_includes "")
+  set(gn_variant_targets "")
+  set(gn_device_code "")
+  file(STRINGS ${table} _gn_lines)
+  foreach (_gn_line IN LISTS _gn_lines)
+    if (_gn_line MATCHES "^[ \t]*(#|$)")
+      continue ()
+    endif ()
+    string(REGEX REPLACE "[ \t]+" ";" _gn_f "${_gn_line}")
+    list(LENGTH _gn_f _gn_n)
+    if (NOT _gn_n EQUAL 8)
+      message(FATAL_ERROR "${table}: a row has 8 columns: '${_gn_line}'")
+    endif ()
+    list(GET _gn_f 0 _gn_op)
+    list(GET _gn_f 1 _gn_dtype)
+    list(GET _gn_f 2 _gn_params)
+    list(GET _gn_f 3 _gn_layout)
+    list(GET _gn_f 4 _gn_family)
+    list(GET _gn_f 5 _gn_class)
+    list(GET _gn_f 6 _gn_bounds)
+    list(GET _gn_f 7 _gn_tuning)
+    if (NOT DEFINED _gn_op_${_gn_op}_generator OR NOT DEFINED _gn_type_${_gn_dtype}
+        OR NOT DEFINED _gn_type_${_gn_params} OR NOT _gn_layout MATCHES "^(nchw|nhwc)$"
+        OR NOT _gn_family MATCHES "^(cpu|x86|arm|cuda|opencl)$"
+        OR NOT _gn_class MATCHES "^(any|split|group)$")
+      message(FATAL_ERROR "${table}: unknown op, dtype, layout, family or class: '${_gn_line}'")
+    endif ()
+    if (_gn_family STREQUAL "cpu")
+      set(_gn_family ${GN_CPU_FAMILY})
+    endif ()
+    set(_gn_build ON)
+    if (_gn_family MATCHES "^(x86|arm)$")
+      if (NOT _gn_family STREQUAL GN_CPU_FAMILY)
+        set(_gn_build OFF)
+      endif ()
+      if (_gn_dtype STREQUAL _gn_params)
+        set(_gn_key ${_gn_dtype}_${_gn_layout})
+      else ()
+        set(_gn_key ${_gn_dtype}_g${_gn_params}_${_gn_layout})
+      endif ()
+      if (GN_VARIANTS AND NOT _gn_key IN_LIST GN_VARIANTS)
+        set(_gn_build OFF)
+      endif ()
+    elseif (NOT GN_GPU_BUILD OR NOT _gn_family IN_LIST GN_GPU_FAMILIES)
+      set(_gn_build OFF)
+    endif ()
+    if (_gn_build)
+      gn_add_variant(OP ${_gn_op} DTYPE ${_gn_dtype} PARAMS ${_gn_params} LAYOUT ${_gn_layout}
+                     FAMILY ${_gn_family} CLASS ${_gn_class} BOUNDS ${_gn_bounds}
+                     TUNING ${_gn_tuning})
+    endif ()
+  endforeach ()
+endmacro()

@@ -1,0 +1,126 @@
+#include "registry.h"
+
+#include <array>
+#include <cstdio>
+
+#include "errors.h"
+#include "gn_variant_headers.h"  // generated: the AOT functions' declarations
+
+namespace groupnorm::detail {
+namespace {
+
+using groupnorm_gen::Family;
+
+// One generated row per variant (generators/variants.txt via cmake/GroupNormVariants.cmake).
+#define GN_VARIANT(fn_name, op, device, dtype, layout, params, family, schedule_family, cls, \
+                   min_ng, max_ng, min_group, max_group, tuning)                              \
+    {#fn_name, GN_OP_##op, GN_DEVICE_##device, GN_DTYPE_##dtype, GN_LAYOUT_##layout,         \
+     GN_DTYPE_##params, #family, Family::schedule_family, #cls,                               \
+     {min_ng, max_ng, min_group, max_group}, tuning, reinterpret_cast<void (*)()>(&fn_name)},
+const Variant kVariants[] = {
+#include "gn_variants.inc"
+};
+#undef GN_VARIANT
+constexpr size_t kVariantCount = sizeof(kVariants) / sizeof(kVariants[0]);
+
+std::string format(const char *fmt, long long a, long long b) {
+    char buf[160];
+    std::snprintf(buf, sizeof(buf), fmt, a, b);
+    return buf;
+}
+
+bool reject(std::string *why, std::string reason) {
+    if (why) *why = std::move(reason);
+    return false;
+}
+
+}  // namespace
+
+const groupnorm_gen::Tuning &Variant::tuning_record() const {
+    // Resolved once per variant; the generator checked the same record at build time.
+    static const auto records = [] {
+        std::array<groupnorm_gen::Tuning, kVariantCount> r;
+        for (size_t i = 0; i < kVariantCount; i++) {
+            const Variant &v = kVariants[i];
+            const auto layout = v.layout == GN_LAYOUT_NCHW ? groupnorm_gen::Layout::NCHW
+                                                           : groupnorm_gen::Layout::NHWC;
+            const auto shape = std::string(v.shape_class) == "group" ? groupnorm_gen::GpuShape::Group
+                                                                     : groupnorm_gen::GpuShape::Split;
+            groupnorm_gen::resolve_tuning_spec(v.schedule_family, layout, shape, v.tuning, &r[i]);
+        }
+        return r;
+    }();
+    return records[this - kVariants];
+}
+
+const Variant *all_variants(size_t *count) {
+    *count = kVariantCount;
+    return kVariants;
+}
+
+bool can_run(const Variant &v, const Problem &p, std::string *why) {
+    if (!v.is_gpu()) return true;
+    // Launch grids put n (and c) in the y/z grid dimensions, at most 65535.
+    if (p.N > 65535 || p.C > 65535) {
+        return reject(why, format("N = %lld or C = %lld exceeds a GPU grid dimension (65535)",
+                                  (long long)p.N, (long long)p.C));
+    }
+    if (std::string(v.shape_class) == "group") {
+        // The group's block moments (8 bytes each; at most ceil(S / gpu_block) * D of them,
+        // whichever rows the statistics read) sit in shared memory.
+        const int64_t block = v.tuning_record().gpu_block;
+        const int64_t moments = (p.S + block - 1) / block * (p.C / p.G);
+        const int64_t limit = groupnorm_gen::kGpuSharedMomentBytes / 8;
+        if (moments > limit) {
+            return reject(why, format("the group's %lld block moments exceed shared memory (%lld)",
+                                      (long long)moments, (long long)limit));
+        }
+    }
+    return true;
+}
+
+bool accepts(const Variant &v, const Problem &p, std::string *why) {
+    if (v.op != p.op) return reject(why, std::string("op is ") + op_name(v.op));
+    if (v.device != p.device) return reject(why, std::string("device is ") + device_name(v.device));
+    if (v.dtype != p.dtype) return reject(why, std::string("x dtype is ") + dtype_name(v.dtype));
+    if (v.layout != p.layout) return reject(why, std::string("layout is ") + layout_name(v.layout));
+    if (v.param_dtype != p.param_dtype) {
+        return reject(why, std::string("gamma/beta dtype is ") + dtype_name(v.param_dtype));
+    }
+    const ShapeBounds &b = v.bounds;
+    const int64_t ng = p.N * p.G, group = p.C / p.G * p.S;
+    if (b.min_ng >= 0 && ng < b.min_ng) {
+        return reject(why, format("N*G = %lld < %lld (its shape class)", ng, b.min_ng));
+    }
+    if (b.max_ng >= 0 && ng > b.max_ng) {
+        return reject(why, format("N*G = %lld > %lld (its shape class)", ng, b.max_ng));
+    }
+    if (b.min_group >= 0 && group < b.min_group) {
+        return reject(why, format("group size %lld < %lld (its shape class)", group, b.min_group));
+    }
+    if (b.max_group >= 0 && group > b.max_group) {
+        return reject(why, format("group size %lld > %lld (its shape class)", group, b.max_group));
+    }
+    return can_run(v, p, why);
+}
+
+const Variant *find_variant(const Problem &p, gn_status *status) {
+    bool device_built = false;
+    for (const Variant &v : kVariants) {
+        device_built |= v.device == p.device;
+        if (accepts(v, p)) return &v;
+    }
+    const gn_status st = device_built ? GN_STATUS_UNSUPPORTED : GN_STATUS_DEVICE_UNAVAILABLE;
+    if (status) *status = st;
+    if (!device_built) {
+        fail(st, "x is a %s tensor, but this build has no %s variants", device_name(p.device),
+             device_name(p.device));
+    } else {
+        fail(st, "no compiled %s %s variant for x %s %s with gamma/beta %s (groupnorm info "
+             "--shape explains each variant's answer)", device_name(p.device), op_name(p.op),
+             dtype_name(p.dtype), layout_name(p.layout), dtype_name(p.param_dtype));
+    }
+    return nullptr;
+}
+
+}  // namespace groupnorm::detail
