@@ -60,6 +60,10 @@ TEST(CpuIsa, TheRequestedLevelRuns) {
     std::string missing;
     if (!cpu_has(want, &missing)) GTEST_SKIP() << "this CPU lacks " << missing;
 
+    ASSERT_EQ(groupnorm::detail::install_cpu_isa_cap(), GN_STATUS_SUCCESS);
+    // `groupnorm info` predicts the level without running a kernel: it must match.
+    EXPECT_EQ(groupnorm::detail::expected_cpu_isa(), want);
+
     std::mt19937_64 rng(fresh_seed());
     Tensor x({2, 8, 6, 6}, DType::F32), y({2, 8, 6, 6}, DType::F32);
     x.fill_normal(rng, 1.0, 1.0);

@@ -1,13 +1,16 @@
-// `groupnorm info`: CPU features, the ISA cap, the compiled variants, and which variant
-// (and which x86 level of it) serves a given problem.
+// `groupnorm info`: CPU features, the ISA cap, the compiled variants, and for a given
+// problem each variant's answer, the one that serves it and its ISA level; nothing runs.
 #include <cstdio>
+#include <algorithm>
+#include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <string>
 #include <vector>
 
 #include "canonicalise.h"
 #include "commands.h"
-#include "dispatch.h"
+#include "registry.h"
 #include "groupnorm/groupnorm.h"
 #include "isa.h"
 
@@ -41,12 +44,17 @@ void print_cpu_features() {
 void print_variants() {
     size_t count = 0;
     const Variant *variants = all_variants(&count);
-    std::printf("compiled forward variants (%zu, in lookup order):\n", count);
-    std::printf("  %-28s %-9s %-6s %-9s %s\n", "name", "dtype", "layout", "gamma", "family");
+    size_t width = 4;
+    for (size_t i = 0; i < count; i++) width = std::max(width, std::strlen(variants[i].name));
+    std::printf("compiled variants (%zu, in lookup order):\n", count);
+    std::printf("  %-*s %-8s %-9s %-6s %-9s %-7s %-6s %s\n", (int)width, "name", "op", "dtype",
+                "layout", "gamma", "family", "class", "tuning");
     for (size_t i = 0; i < count; i++) {
         const Variant &v = variants[i];
-        std::printf("  %-28s %-9s %-6s %-9s %s\n", v.name, dtype_name(v.dtype),
-                    layout_name(v.layout), dtype_name(v.param_dtype), v.family);
+        std::printf("  %-*s %-8s %-9s %-6s %-9s %-7s %-6s %s\n", (int)width, v.name,
+                    op_name(v.op), dtype_name(v.dtype), layout_name(v.layout),
+                    dtype_name(v.param_dtype), v.family, v.shape_class,
+                    *v.tuning ? v.tuning : "defaults");
     }
 }
 
@@ -54,18 +62,11 @@ CliError library_error(gn_status st) {
     return CliError(std::string(gn_status_string(st)) + ": " + gn_last_error_message());
 }
 
-// Which variant serves the shape, then one run on scratch data (in place, y = x) to see
-// which ISA level the multi-target wrapper picked.
+// Which variant serves the shape and why the others do not; nothing is allocated or run
+// (validation reads shapes and strides only: the tensor's address is a placeholder).
 void query_shape(const InfoOptions &opts) {
     const DLDataType dtype = parse_dtype(opts.dtype);
-    uint64_t bytes = dtype.bits / 8;
-    for (int64_t d : opts.shape) {
-        if (d < 0 || __builtin_mul_overflow(bytes, (uint64_t)d, &bytes)) {
-            throw CliError("--shape: extents must be non-negative and fit in memory");
-        }
-    }
-    std::vector<uint8_t> scratch(bytes);
-    TensorView x(scratch.data(), dtype, opts.shape, opts.channels_last);
+    TensorView x(reinterpret_cast<void *>(uintptr_t(64)), dtype, opts.shape, opts.channels_last);
 
     std::printf("problem: shape (");
     for (size_t i = 0; i < opts.shape.size(); i++) {
@@ -83,18 +84,28 @@ void query_shape(const InfoOptions &opts) {
         std::printf("  empty tensor: gn_forward returns at once, no variant runs\n");
         return;
     }
-    const Variant *v = find_variant(problem);
-    if (!v) throw library_error(GN_STATUS_UNSUPPORTED);
-    std::printf("  served by: %s (canonical view: S %lld, C %lld, N %lld, %s)\n", v->name,
-                (long long)problem.S, (long long)problem.C, (long long)problem.N,
-                layout_name(problem.layout));
-
-    if (gn_status st = gn_forward(&x.dl, nullptr, nullptr, opts.groups, 1e-5, &x.dl, nullptr,
-                                  nullptr, nullptr)) {
-        throw library_error(st);
+    std::printf("  canonical view: S %lld, C %lld, N %lld, %s\n", (long long)problem.S,
+                (long long)problem.C, (long long)problem.N, layout_name(problem.layout));
+    size_t count = 0;
+    const Variant *variants = all_variants(&count);
+    const Variant *chosen = nullptr;
+    size_t width = 4;
+    for (size_t i = 0; i < count; i++) width = std::max(width, std::strlen(variants[i].name));
+    for (size_t i = 0; i < count; i++) {
+        std::string why;
+        const bool ok = accepts(variants[i], problem, &why);
+        if (ok && !chosen) chosen = &variants[i];
+        std::printf("  %-*s %s\n", (int)width, variants[i].name,
+                    ok ? (chosen == &variants[i] ? "SERVES (the first that accepts)"
+                                                 : "accepts (an earlier one serves)")
+                       : ("no: " + why).c_str());
     }
-    std::printf("  ISA level the multi-target dispatch selected: %s\n",
-                cpu_isa_name(selected_cpu_isa()));
+    if (!chosen) throw library_error(GN_STATUS_UNSUPPORTED);
+    std::printf("  served by: %s\n", chosen->name);
+    if (!chosen->is_gpu()) {
+        std::printf("  ISA level its multi-target dispatch will select: %s\n",
+                    cpu_isa_name(expected_cpu_isa()));
+    }
 }
 
 }  // namespace

@@ -24,12 +24,22 @@ bool has_feature(int count, const uint64_t *features, halide_target_feature_t f)
 
 #if defined(__aarch64__)
 const CpuIsa kLevels[] = {CPU_ISA_ARMV8, CPU_ISA_ARM_FP16};
+// The features of each level's target beyond the baseline (generators/CMakeLists.txt).
+const halide_target_feature_t kLevelFeatures[][8] = {
+    {halide_target_feature_end}, {halide_target_feature_arm_fp16, halide_target_feature_end}};
 CpuIsa level_of(int count, const uint64_t *features) {
     return has_feature(count, features, halide_target_feature_arm_fp16) ? CPU_ISA_ARM_FP16
                                                                         : CPU_ISA_ARMV8;
 }
 #else
 const CpuIsa kLevels[] = {CPU_ISA_SSE41, CPU_ISA_AVX2, CPU_ISA_AVX512};
+const halide_target_feature_t kLevelFeatures[][8] = {
+    {halide_target_feature_sse41, halide_target_feature_end},
+    {halide_target_feature_sse41, halide_target_feature_avx, halide_target_feature_f16c,
+     halide_target_feature_fma, halide_target_feature_avx2, halide_target_feature_end},
+    {halide_target_feature_sse41, halide_target_feature_avx, halide_target_feature_f16c,
+     halide_target_feature_fma, halide_target_feature_avx2, halide_target_feature_avx512,
+     halide_target_feature_avx512_skylake, halide_target_feature_end}};
 CpuIsa level_of(int count, const uint64_t *features) {
     if (has_feature(count, features, halide_target_feature_avx512) ||
         has_feature(count, features, halide_target_feature_avx512_skylake)) {
@@ -100,6 +110,21 @@ gn_status install_cpu_isa_cap() {
 const CpuIsa *cpu_isa_levels(int *count) {
     *count = sizeof(kLevels) / sizeof(kLevels[0]);
     return kLevels;
+}
+
+CpuIsa expected_cpu_isa() {
+    constexpr int kWords = (halide_target_feature_end + 63) / 64;
+    const int levels = sizeof(kLevels) / sizeof(kLevels[0]);
+    for (int i = levels - 1; i > 0; i--) {
+        uint64_t mask[kWords] = {};
+        for (const halide_target_feature_t *f = kLevelFeatures[i]; *f != halide_target_feature_end; f++) {
+            mask[*f / 64] |= uint64_t(1) << (*f % 64);
+        }
+        if (kLevels[i] <= cap.load() && halide_default_can_use_target_features(kWords, mask)) {
+            return kLevels[i];
+        }
+    }
+    return kLevels[0];
 }
 
 CpuIsa cpu_isa_cap() { return (CpuIsa)cap.load(); }

@@ -23,6 +23,9 @@ gn_status install_cpu_isa_cap();
 // so far (CPU_ISA_NONE before any variant ran). Names as in GN_CPU_ISA.
 CpuIsa cpu_isa_cap();
 CpuIsa selected_cpu_isa();
+// The level the multi-target wrappers will choose under the cap in force, asked of Halide's
+// CPU check the way they ask it (nothing runs).
+CpuIsa expected_cpu_isa();
 const char *cpu_isa_name(CpuIsa isa);
 
 }  // namespace groupnorm::detail
