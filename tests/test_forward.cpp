@@ -1,9 +1,12 @@
-// Every compiled forward variant against the float64 reference on fresh random data with
-// a non-zero mean, poisoned outputs, odd shapes, all layouts the variant serves.
+// Every compiled CPU variant (enumerated from the registry) against the float64 reference on
+// fresh random data with a non-zero mean, poisoned outputs, odd shapes, all layouts the
+// variant serves; dispatch and the registry's reasons.
 #include <gtest/gtest.h>
 
 #include "canonicalise.h"
 #include "dispatch.h"
+#include "isa.h"
+#include "registry.h"
 #include "forward_case.h"
 #include "groupnorm/groupnorm.h"
 #include "reference.h"
@@ -12,15 +15,33 @@ using namespace gntest;
 
 namespace {
 
-struct VariantCase {
-    DType dtype;
-    DType param;
-    Layout layout;
-};
+namespace gd = groupnorm::detail;
 
-std::string case_name(const ::testing::TestParamInfo<VariantCase> &info) {
-    return std::string(name(info.param.dtype)) + "_gamma_" + name(info.param.param) + "_" +
-           name(info.param.layout);
+DType test_dtype(gd::gn_dtype t) {
+    return t == gd::GN_DTYPE_F32 ? DType::F32 : t == gd::GN_DTYPE_F16 ? DType::F16 : DType::BF16;
+}
+
+// The test layouts whose canonical view has the variant's layout.
+std::vector<Layout> test_layouts(gd::gn_layout l) {
+    if (l == gd::GN_LAYOUT_NCHW) {
+        return {Layout::Contiguous, Layout::ChannelSlice, Layout::PaddedRowsNchw};
+    }
+    return {Layout::ChannelsLast, Layout::PaddedBatchNhwc};
+}
+
+// Every CPU variant of the registry (the table is the list: nothing to keep in sync here).
+std::vector<const gd::Variant *> cpu_variants() {
+    size_t count = 0;
+    const gd::Variant *all = gd::all_variants(&count);
+    std::vector<const gd::Variant *> out;
+    for (size_t i = 0; i < count; i++) {
+        if (all[i].device == gd::GN_DEVICE_CPU) out.push_back(&all[i]);
+    }
+    return out;
+}
+
+std::string variant_name(const ::testing::TestParamInfo<const gd::Variant *> &info) {
+    return info.param->name;
 }
 
 // Runs gn_forward on fresh data and checks y (and mean/rstd when asked for).
@@ -41,69 +62,95 @@ void check_forward(const Shape &shape, DType dtype, DType param_dtype, Layout la
     }
 }
 
-class Variant : public ::testing::TestWithParam<VariantCase> {};
+class CpuVariant : public ::testing::TestWithParam<const gd::Variant *> {};
 
-TEST_P(Variant, MatchesFloat64Reference) {
-    const VariantCase vc = GetParam();
+// The variant itself (run directly, whether or not dispatch would pick it for the shape) on
+// every core shape and test layout it can run, at the ISA level this process runs at.
+TEST_P(CpuVariant, MatchesFloat64Reference) {
+    const gd::Variant &v = *GetParam();
     const uint64_t seed = fresh_seed();
     SCOPED_TRACE("GN_TEST_SEED=" + std::to_string(seed));
     std::mt19937_64 rng(seed);
-    for (const Shape &shape : core_shapes()) {
-        for (bool affine : {true, false}) {
-            if (!affine && vc.param != vc.dtype && vc.dtype != DType::F32) continue;
-            SCOPED_TRACE(to_string(shape.dims) + " G=" + std::to_string(shape.G) +
-                         (affine ? " affine" : " no affine"));
-            check_forward(shape, vc.dtype, vc.param, vc.layout, affine, /*stats=*/affine, rng);
+    const DType dt = test_dtype(v.dtype), pt = test_dtype(v.param_dtype);
+    int ran = 0;
+    for (Layout layout : test_layouts(v.layout)) {
+        for (const Shape &shape : core_shapes()) {
+            for (bool affine : {true, false}) {
+                if (!affine && pt != DType::F32) continue;  // no gamma/beta: float32 params
+                SCOPED_TRACE(to_string(shape.dims) + " G=" + std::to_string(shape.G) + " " +
+                             name(layout) + (affine ? " affine" : " no affine"));
+                ForwardCase c(shape, dt, pt, layout, affine,
+                              std::uniform_real_distribution<double>(-3.0, 3.0)(rng), rng);
+                gd::Problem p;
+                ASSERT_EQ(gd::validate_forward(c.x.dl(), c.g(), c.b(), shape.G, 1e-5, c.y.dl(),
+                                               affine ? c.mean.dl() : nullptr,
+                                               affine ? c.rstd.dl() : nullptr, &p),
+                          GN_STATUS_SUCCESS)
+                    << gn_last_error_message();
+                // (N, C) data views as channels-last; a variant runs only its own layout.
+                if (p.layout != v.layout || !gd::can_run(v, p)) continue;
+                ASSERT_EQ(gd::install_cpu_isa_cap(), GN_STATUS_SUCCESS);
+                ASSERT_EQ(gd::run_forward(v, p, 1e-5f), GN_STATUS_SUCCESS) << gn_last_error_message();
+                EXPECT_TRUE(matches_reference(c.y, c.reference(shape.G, 1e-5),
+                                              affine ? &c.mean : nullptr, affine ? &c.rstd : nullptr));
+                EXPECT_TRUE(c.y.gaps_untouched()) << "wrote outside y's view";
+                if (!affine) EXPECT_TRUE(c.mean.all_poison());
+                ran++;
+            }
         }
     }
+    EXPECT_GE(ran, 20) << "too few shapes ran this variant";
 }
 
-#if defined(__aarch64__)
-const char *const kFamilySuffix = "_arm";
-#else
-const char *const kFamilySuffix = "_x86";
-#endif
-
-// The registry serves this case with the variant of the matching name, so every compiled
-// variant is the one under test in exactly one of these cases.
-TEST_P(Variant, DispatchesToItsVariant) {
-    const VariantCase vc = GetParam();
-    Tensor x({2, 8, 5, 5}, vc.dtype, vc.layout), y({2, 8, 5, 5}, vc.dtype, vc.layout);
-    Param gamma(std::vector<double>(8, 1.0), vc.param), beta(std::vector<double>(8, 0.0), vc.param);
-    groupnorm::detail::Problem problem;
-    ASSERT_EQ(groupnorm::detail::validate_forward(x.dl(), gamma.dl(), beta.dl(), 4, 1e-5, y.dl(),
-                                                  nullptr, nullptr, &problem),
+// A problem of the variant's own kind inside its shape class is served by the variant or by
+// one listed before it that also accepts it (the table's lookup order); `any`-class variants
+// are the only ones for their kind today, so they serve it.
+TEST_P(CpuVariant, DispatchServesItsClass) {
+    const gd::Variant &v = *GetParam();
+    const Layout layout = test_layouts(v.layout)[0];
+    Tensor x({2, 8, 5, 5}, test_dtype(v.dtype), layout), y({2, 8, 5, 5}, test_dtype(v.dtype), layout);
+    Param gamma(std::vector<double>(8, 1.0), test_dtype(v.param_dtype));
+    Param beta(std::vector<double>(8, 0.0), test_dtype(v.param_dtype));
+    gd::Problem problem;
+    ASSERT_EQ(gd::validate_forward(x.dl(), gamma.dl(), beta.dl(), 4, 1e-5, y.dl(), nullptr,
+                                   nullptr, &problem),
               GN_STATUS_SUCCESS)
         << gn_last_error_message();
-    const auto *variant = groupnorm::detail::find_variant(problem);
-    ASSERT_NE(variant, nullptr) << gn_last_error_message();
-    const bool nhwc = vc.layout == Layout::ChannelsLast || vc.layout == Layout::PaddedBatchNhwc;
-    std::string expected = std::string("gn_fwd_") + name(vc.dtype) +
-                           (vc.param != vc.dtype ? std::string("_g") + name(vc.param) : "") +
-                           (nhwc ? "_nhwc" : "_nchw") + kFamilySuffix;
-    EXPECT_EQ(variant->name, expected);
-}
-
-std::vector<VariantCase> all_cases() {
-    std::vector<VariantCase> cases;
-    for (Layout layout : {Layout::Contiguous, Layout::ChannelsLast, Layout::ChannelSlice,
-                          Layout::PaddedBatchNhwc, Layout::PaddedRowsNchw}) {
-        for (DType dt : {DType::F32, DType::F16, DType::BF16}) {
-            cases.push_back({dt, dt, layout});
-            if (dt != DType::F32) cases.push_back({dt, DType::F32, layout});
-        }
+    std::string why;
+    if (std::string(v.shape_class) != "any") {
+        GTEST_SKIP() << "shape class " << v.shape_class << ": see the tuned-class tests";
     }
-    return cases;
+    ASSERT_TRUE(gd::accepts(v, problem, &why)) << why;
+    EXPECT_EQ(gd::find_variant(problem), &v);
 }
 
-INSTANTIATE_TEST_SUITE_P(AllVariants, Variant, ::testing::ValuesIn(all_cases()), case_name);
+INSTANTIATE_TEST_SUITE_P(Registry, CpuVariant, ::testing::ValuesIn(cpu_variants()), variant_name);
 
-TEST(Forward, EveryCpuVariantIsCovered) {
-    size_t count = 0, cpu = 0;
-    const auto *variants = groupnorm::detail::all_variants(&count);
-    for (size_t i = 0; i < count; i++) cpu += variants[i].device == groupnorm::detail::GN_DEVICE_CPU;
-    // 3 dtypes x 2 layouts, plus float32 gamma for the two half types.
-    EXPECT_EQ(cpu, 10u) << "a CPU variant was added: extend all_cases()";
+// The registry says why it refuses: op, device, dtype, layout, params, and the class bounds.
+TEST(Registry, RefusalsSayWhy) {
+    Tensor x({2, 8, 5, 5}, DType::F32), y({2, 8, 5, 5}, DType::F32);
+    gd::Problem p;
+    ASSERT_EQ(gd::validate_forward(x.dl(), nullptr, nullptr, 4, 1e-5, y.dl(), nullptr, nullptr, &p),
+              GN_STATUS_SUCCESS);
+    size_t count = 0;
+    const gd::Variant *all = gd::all_variants(&count);
+    int refused = 0;
+    for (size_t i = 0; i < count; i++) {
+        std::string why;
+        if (gd::accepts(all[i], p, &why)) continue;
+        EXPECT_FALSE(why.empty()) << all[i].name;
+        refused++;
+    }
+    EXPECT_GT(refused, 0);
+    gd::Variant bounded = *gd::find_variant(p);
+    bounded.bounds.min_ng = 9;  // N * G = 8
+    std::string why;
+    EXPECT_FALSE(gd::accepts(bounded, p, &why));
+    EXPECT_NE(why.find("N*G = 8 < 9"), std::string::npos) << why;
+    bounded.bounds = {};
+    bounded.bounds.max_group = 49;  // D * S = 2 * 25
+    EXPECT_FALSE(gd::accepts(bounded, p, &why));
+    EXPECT_NE(why.find("group size 50 > 49"), std::string::npos) << why;
 }
 
 TEST(Forward, HugeGroup) {
