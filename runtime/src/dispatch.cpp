@@ -17,21 +17,6 @@ halide_type_t halide_type_of(gn_dtype t) {
     }
 }
 
-struct Buffer {
-    halide_buffer_t buf{};
-    halide_dimension_t dim[3]{};
-    Buffer(const void *data, halide_type_t type, int dims, const int64_t *extent,
-           const int64_t *stride) {
-        buf.host = static_cast<uint8_t *>(const_cast<void *>(data));
-        buf.type = type;
-        buf.dimensions = dims;
-        buf.dim = dim;
-        for (int i = 0; i < dims; i++) {
-            dim[i] = halide_dimension_t(0, (int32_t)extent[i], (int32_t)stride[i]);
-        }
-    }
-};
-
 // Per-thread scratch: the neutral gamma/beta when omitted (filled only when it must grow:
 // the values never change), and unrequested statistics.
 template <typename T>
@@ -73,38 +58,50 @@ float *scratch_stats(int which, int64_t count) {
 
 }  // namespace
 
-gn_status run_forward(const Variant &v, const Problem &p, float eps,
-                      const gn_config *config) {
+HalideBuffer::HalideBuffer(const void *data, gn_dtype dtype, int dims, const int64_t *extent,
+                           const int64_t *stride) {
+    buf.host = static_cast<uint8_t *>(const_cast<void *>(data));
+    buf.type = halide_type_of(dtype);
+    buf.dimensions = dims;
+    buf.dim = dim;
+    for (int i = 0; i < dims; i++) {
+        dim[i] = halide_dimension_t(0, (int32_t)extent[i], (int32_t)stride[i]);
+    }
+}
+
+namespace {
+const int64_t kUnitStride[1] = {1};
+}  // namespace
+
+ForwardArgs::ForwardArgs(const Problem &p)
+    : param_extent{p.C}, stat_extent{p.G, p.N}, dense_stat_stride{1, p.G}, rows(stats_rows(p)),
+      x(p.x.data, p.dtype, 3, p.x.extent, p.x.stride),
+      x_rows(p.x.data, p.dtype, 3, rows.extent, rows.stride),
+      gamma(p.gamma ? p.gamma : constant_params(p.param_dtype, p.C, true), p.param_dtype, 1,
+            param_extent, kUnitStride),
+      beta(p.beta ? p.beta : constant_params(p.param_dtype, p.C, false), p.param_dtype, 1,
+           param_extent, kUnitStride),
+      y(p.y.data, p.dtype, 3, p.y.extent, p.y.stride),
+      mean(p.mean ? p.mean : scratch_stats(0, p.N * p.G), GN_DTYPE_F32, 2, stat_extent,
+           p.mean ? p.mean_stride : dense_stat_stride),
+      rstd(p.rstd ? p.rstd : scratch_stats(1, p.N * p.G), GN_DTYPE_F32, 2, stat_extent,
+           p.rstd ? p.rstd_stride : dense_stat_stride) {}
+
+gn_status run_forward(const Variant &v, const Problem &p, float eps, const gn_config *config) {
     // Halide's errors become this thread's message (from_halide_error), on every path.
     install_halide_error_handler();
-    const halide_type_t type = halide_type_of(p.dtype), ptype = halide_type_of(p.param_dtype);
-    const int64_t param_extent[1] = {p.C}, unit_stride[1] = {1};
-    Buffer x(p.x.data, type, 3, p.x.extent, p.x.stride);
-    const View3 rows = stats_rows(p);
-    Buffer x_rows(p.x.data, type, 3, rows.extent, rows.stride);
-    Buffer y(p.y.data, type, 3, p.y.extent, p.y.stride);
-    Buffer gamma(p.gamma ? p.gamma : constant_params(p.param_dtype, p.C, true), ptype, 1,
-                 param_extent, unit_stride);
-    Buffer beta(p.beta ? p.beta : constant_params(p.param_dtype, p.C, false), ptype, 1,
-                param_extent, unit_stride);
-    const int64_t stat_extent[2] = {p.G, p.N}, dense_stride[2] = {1, p.G};
-    const halide_type_t f32 = halide_type_of(GN_DTYPE_F32);
-    Buffer mean(p.mean ? p.mean : scratch_stats(0, p.N * p.G), f32, 2, stat_extent,
-                 p.mean ? p.mean_stride : dense_stride);
-    Buffer rstd(p.rstd ? p.rstd : scratch_stats(1, p.N * p.G), f32, 2, stat_extent,
-                p.rstd ? p.rstd_stride : dense_stride);
-
+    ForwardArgs a(p);
     if (v.device != GN_DEVICE_CPU) {
         const gn_config defaults = GN_CONFIG_INIT;
         return run_gpu_forward(v,
-                               {&x.buf, &x_rows.buf, &gamma.buf, &beta.buf, &y.buf, &mean.buf, &rstd.buf,
-                                p.gamma != nullptr, p.beta != nullptr, p.mean != nullptr,
-                                p.rstd != nullptr},
+                               {&a.x.buf, &a.x_rows.buf, &a.gamma.buf, &a.beta.buf, &a.y.buf,
+                                &a.mean.buf, &a.rstd.buf, p.gamma != nullptr, p.beta != nullptr,
+                                p.mean != nullptr, p.rstd != nullptr},
                                p, eps, config ? *config : defaults);
     }
     const auto fn = reinterpret_cast<ForwardFn>(v.fn);
-    int code = fn(&x.buf, &x_rows.buf, &gamma.buf, &beta.buf, (int32_t)p.G, eps, &y.buf, &mean.buf,
-                    &rstd.buf);
+    const int code = fn(&a.x.buf, &a.x_rows.buf, &a.gamma.buf, &a.beta.buf, (int32_t)p.G, eps,
+                        &a.y.buf, &a.mean.buf, &a.rstd.buf);
     return code == 0 ? GN_STATUS_SUCCESS : from_halide_error(code, v.name);
 }
 

@@ -19,6 +19,27 @@ using ForwardGpuFn = int (*)(const void *user_context, halide_buffer_t *x,
                              halide_buffer_t *beta, int32_t groups, float eps,
                              halide_buffer_t *y, halide_buffer_t *mean, halide_buffer_t *rstd);
 
+// A halide_buffer_t over memory of the given extents and element strides (mins 0).
+struct HalideBuffer {
+    halide_buffer_t buf{};
+    halide_dimension_t dim[3]{};
+    HalideBuffer(const void *data, gn_dtype dtype, int dims, const int64_t *extent,
+                 const int64_t *stride);
+    HalideBuffer(const HalideBuffer &) = delete;  // buf.dim points into this object
+    HalideBuffer &operator=(const HalideBuffer &) = delete;
+};
+
+// A forward pipeline's buffer arguments over a validated, non-empty problem: x, x_rows (the
+// statistics' row view of x), gamma and beta (neutral per-thread scratch when omitted), y,
+// mean and rstd (per-thread scratch when not requested). Also what the JIT correctness gate
+// passes to a candidate schedule.
+struct ForwardArgs {
+    int64_t param_extent[1], stat_extent[2], dense_stat_stride[2];
+    View3 rows;
+    HalideBuffer x, x_rows, gamma, beta, y, mean, rstd;
+    explicit ForwardArgs(const Problem &p);
+};
+
 // Runs a forward variant on a validated, non-empty problem. GPU variants take the context
 // and stream from config (CUDA) or run on host buffers (OpenCL, tests).
 gn_status run_forward(const Variant &variant, const Problem &problem, float eps,

@@ -1,0 +1,85 @@
+// The JIT correctness gate (jit_gate.h) on the default tunings and on non-default ones that
+// stress each tuning field's code path: small blocks (many blocks and partials per group),
+// other vector counts, short chains and tasks. A candidate that breaks the numerics must
+// fail the gate; tests/test_forward.cpp covers the AOT variants.
+#include <gtest/gtest.h>
+
+#include "jit_gate.h"
+#include "reference.h"
+#include "tuning.h"
+
+using namespace gntest;
+
+namespace {
+
+// Core shapes plus groups spanning many blocks at the small block sizes below.
+std::vector<Shape> gate_shapes() {
+    std::vector<Shape> shapes = core_shapes();
+    shapes.push_back({{1, 8, 3000}, 2});
+    shapes.push_back({{2, 4, 40, 40}, 1});
+    return shapes;
+}
+
+struct Candidate {
+    const char *label;
+    std::map<std::string, std::string> params;
+};
+
+void PrintTo(const Candidate &c, std::ostream *os) { *os << c.label; }
+
+class JitGate : public ::testing::TestWithParam<Candidate> {};
+
+TEST_P(JitGate, CandidateMatchesFloat64Reference) {
+    const uint64_t seed = fresh_seed();
+    SCOPED_TRACE("GN_TEST_SEED=" + std::to_string(seed));
+    const GateResult r = jit_forward_gate(GetParam().params, DType::F32, gate_shapes(), seed);
+    EXPECT_TRUE(r.passed) << r.detail;
+    EXPECT_GE(r.cases, 30);
+}
+
+const Candidate kCandidates[] = {
+    {"nchw_defaults", {{"layout", "nchw"}}},
+    {"nchw_small_blocks", {{"layout", "nchw"}, {"y_vectors", "1"}, {"acc_vectors", "1"},
+                           {"lane_steps", "4"}, {"blocks_per_partial", "3"}}},
+    {"nhwc_defaults", {{"layout", "nhwc"}}},
+    {"nhwc_small_blocks", {{"layout", "nhwc"}, {"y_vectors", "2"}, {"stat_vectors", "2"},
+                           {"block_rows", "24"}, {"rows_per_step", "2"}, {"rows_per_chain", "4"},
+                           {"rows_per_task", "5"}, {"blocks_per_partial", "2"}}},
+};
+
+INSTANTIATE_TEST_SUITE_P(Tunings, JitGate, ::testing::ValuesIn(kCandidates),
+                         [](const auto &info) { return std::string(info.param.label); });
+
+// The gate refuses a tuning outside its documented range (tuning.h) with the reason.
+TEST(JitGateRefuses, OutOfRangeTuning) {
+    const GateResult r = jit_forward_gate({{"layout", "nhwc"}, {"rows_per_step", "3"},
+                                           {"rows_per_chain", "64"}},
+                                          DType::F32, {{{1, 4, 8, 8}, 2}}, 1);
+    EXPECT_FALSE(r.passed);
+    EXPECT_NE(r.detail.find("rows_per_chain must be a multiple of rows_per_step"), std::string::npos)
+        << r.detail;
+}
+
+// Every tuning field has a meaning and a range, and the defaults of every family are in range.
+TEST(Tuning, FieldsDocumentedAndDefaultsValid) {
+    using groupnorm_gen::Family, groupnorm_gen::GpuShape, groupnorm_gen::Tuning,
+        groupnorm_gen::TuningField;
+    using L = groupnorm_gen::Layout;
+    for (const TuningField &f : groupnorm_gen::kTuningFields) {
+        EXPECT_GT(std::string(f.meaning).size(), 10u) << f.name;
+        EXPECT_LE(f.min, f.max) << f.name;
+    }
+    for (Family fam : {Family::X86, Family::Arm, Family::Gpu}) {
+        for (L l : {L::NCHW, L::NHWC}) {
+            for (GpuShape s : {GpuShape::Split, GpuShape::Group}) {
+                EXPECT_EQ(groupnorm_gen::check_tuning(fam, groupnorm_gen::default_tuning(fam, l, s)), "");
+            }
+        }
+    }
+    Tuning t;
+    EXPECT_EQ(groupnorm_gen::resolve_tuning_spec(Family::Gpu, L::NCHW, GpuShape::Group, "gpu_block=64", &t), "");
+    EXPECT_EQ(t.gpu_block, 64);
+    EXPECT_NE(groupnorm_gen::resolve_tuning_spec(Family::Gpu, L::NCHW, GpuShape::Group, "nope=1", &t), "");
+}
+
+}  // namespace
