@@ -1,4 +1,4 @@
-// The benchmark shape suite (DESIGN.md section 5): real model shapes, shared by bench/
+// The benchmark shape suite (docs/DESIGN.md section 6): real model shapes, shared by bench/
 // and `groupnorm bench` so both always measure the same thing.
 #pragma once
 

@@ -1,4 +1,4 @@
-// PyTorch CPU's group_norm, the anchor of DESIGN.md section 6, on the same data. Built only
+// PyTorch CPU's group_norm, the anchor the benchmarks compare with, on the same data. Built only
 // when libtorch is found (GN_BENCH_TORCH); kept in its own file so that the torch headers
 // slow down nothing else.
 #include <ATen/ATen.h>

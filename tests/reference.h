@@ -1,4 +1,4 @@
-// The float64 reference GroupNorm and the numerics contract (DESIGN.md section 1) as a
+// The float64 reference GroupNorm and the numerics contract (docs/DESIGN.md section 1) as a
 // gtest predicate.
 #pragma once
 

@@ -1,4 +1,4 @@
-// The numerics contract's hard cases (DESIGN.md section 1).
+// The numerics contract's hard cases (docs/DESIGN.md section 1).
 #include <gtest/gtest.h>
 
 #include <cmath>
