@@ -16,6 +16,7 @@
 // the schedules' parameters are GeneratorParams too (tuning.h).
 
 #include "Halide.h"
+#include "generator_base.h"
 #include "group_norm_stages.h"
 #include "schedules/cpu_nchw.h"
 #include "schedules/cpu_nhwc.h"
@@ -26,18 +27,8 @@ namespace groupnorm_gen {
 
 using namespace Halide;
 
-class GroupNormForward : public Generator<GroupNormForward> {
+class GroupNormForward : public GroupNormGenerator<GroupNormForward> {
 public:
-    GeneratorParam<Layout> layout{"layout", Layout::NCHW,
-                                  {{"nchw", Layout::NCHW}, {"nhwc", Layout::NHWC}}};
-    // GPU targets only: the shape class the variant serves (schedules/gpu.h).
-    GeneratorParam<GpuShape> gpu_shape{"gpu_shape", GpuShape::Split,
-                                       {{"split", GpuShape::Split}, {"group", GpuShape::Group}}};
-    // The schedule's tuning (tuning.h: meaning and range of each); 0 = the family's default.
-#define GN_TUNING_PARAM(name, lo, hi, doc) GeneratorParam<int> name{#name, 0, 0, hi};
-    GN_TUNING_FIELDS(GN_TUNING_PARAM)
-#undef GN_TUNING_PARAM
-
     // Types are set per variant by the build: x.type, y.type (same), gamma.type, beta.type.
     Input<Buffer<void, 3>> x{"x"};
     // The statistics' view of x as rows (i, r, n): a group is rows / groups rows
@@ -162,25 +153,6 @@ private:
         }
     }
 
-    Family family() const {
-        if (get_target().has_gpu_feature()) return Family::Gpu;
-        return get_target().arch == Target::ARM ? Family::Arm : Family::X86;
-    }
-
-    // The family's defaults with this variant's GeneratorParams applied.
-    Tuning resolved_tuning() const {
-        Tuning t;
-        const std::string why = resolve_tuning(family(), layout, gpu_shape, {
-#define GN_TUNING_OVERRIDE(name, lo, hi, doc) {#name, (int)name},
-            GN_TUNING_FIELDS(GN_TUNING_OVERRIDE)
-#undef GN_TUNING_OVERRIDE
-        }, &t);
-        _halide_user_assert(why.empty()) << why;
-        return t;
-    }
-
-    // Natural float32 vector width of the target (CPU families).
-    int vector() const { return get_target().natural_vector_size<float>(); }
 
     BlockGeometry block_geometry(const Tuning &t) const {
         if (family() == Family::Gpu) return {1, 1, t.gpu_block};

@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <sstream>
+#include <tuple>
 
 namespace gntest {
 
@@ -123,6 +124,123 @@ Reference reference_group_norm(const Tensor &x, const Param *gamma, const Param 
     }
     if (bad == 0) return ::testing::AssertionSuccess();
     return ::testing::AssertionFailure() << bad << " values outside the contract; first: "
+                                         << first.str();
+}
+
+BackwardReference reference_group_norm_backward(const Tensor &dy, const Tensor &x,
+                                                const Param *gamma, int64_t G, double eps) {
+    const int64_t N = x.N(), C = x.C(), S = x.S(), D = C / G;
+    const double M = double(D * S);
+    const Reference fwd = reference_group_norm(x, nullptr, nullptr, G, eps);
+    BackwardReference r;
+    r.dx.assign(N * C * S, 0.0);
+    r.dx_scale.assign(N * G, 0.0);
+    r.dgamma.assign(C, 0.0), r.dbeta.assign(C, 0.0);
+    r.dgamma_abs.assign(C, 0.0), r.dbeta_abs.assign(C, 0.0);
+    for (int64_t n = 0; n < N; n++) {
+        for (int64_t g = 0; g < G; g++) {
+            const double mean = fwd.mean[n * G + g], rstd = fwd.rstd[n * G + g];
+            double sum_gdy = 0, sum_gdy_xhat = 0;
+            for (int64_t c = g * D; c < (g + 1) * D; c++) {
+                const double w = gamma ? (*gamma)[c] : 1.0;
+                for (int64_t s = 0; s < S; s++) {
+                    const double d = dy.get(n, c, s), xhat = (x.get(n, c, s) - mean) * rstd;
+                    sum_gdy += w * d;
+                    sum_gdy_xhat += w * d * xhat;
+                    r.dgamma[c] += d * xhat;
+                    r.dbeta[c] += d;
+                    // xhat's unit scale too: its float32 error is absolute (~1e-7), like y's.
+                    r.dgamma_abs[c] += std::fabs(d * xhat) + std::fabs(d);
+                    r.dbeta_abs[c] += std::fabs(d);
+                }
+            }
+            double sq = 0;
+            for (int64_t c = g * D; c < (g + 1) * D; c++) {
+                const double w = gamma ? (*gamma)[c] : 1.0;
+                for (int64_t s = 0; s < S; s++) {
+                    const double xhat = (x.get(n, c, s) - mean) * rstd;
+                    const double v = rstd * (w * dy.get(n, c, s) - sum_gdy / M - xhat * sum_gdy_xhat / M);
+                    r.dx[(n * C + c) * S + s] = v;
+                    sq += (rstd * w * dy.get(n, c, s)) * (rstd * w * dy.get(n, c, s));
+                }
+            }
+            r.dx_scale[n * G + g] = std::sqrt(sq / M);
+        }
+    }
+    return r;
+}
+
+ParamGrad::ParamGrad(int64_t C, DType dtype)
+    : dtype_(dtype), shape_{C}, storage_(C * gntest::bytes(dtype), 0xFF) {  // 0xFF..: NaN, the poison
+    dl_.data = storage_.data();
+    dl_.device = {kDLCPU, 0};
+    dl_.ndim = 1;
+    dl_.dtype = dl_type(dtype);
+    dl_.shape = shape_;
+}
+
+double ParamGrad::get(int64_t c) const {
+    if (dtype_ == DType::F32) {
+        float f;
+        std::memcpy(&f, &storage_[c * 4], 4);
+        return f;
+    }
+    uint16_t b;
+    std::memcpy(&b, &storage_[c * 2], 2);
+    return dtype_ == DType::F16 ? from_f16_bits(b) : from_bf16_bits(b);
+}
+
+bool ParamGrad::all_poison() const {
+    for (uint8_t b : storage_) {
+        if (b != 0xFF) return false;
+    }
+    return true;
+}
+
+namespace {
+
+bool within(DType t, double got, double want, double bound) {
+    if (std::isnan(want)) return std::isnan(got);
+    if (std::fabs(got - want) <= bound) return true;
+    return t != DType::F32 && ulp_distance(t, got, round_to(t, want)) <= 1;
+}
+
+}  // namespace
+
+::testing::AssertionResult matches_backward_reference(const BackwardReference &ref,
+                                                      const Tensor *dx, const ParamGrad *dgamma,
+                                                      const ParamGrad *dbeta, int64_t G) {
+    int64_t bad = 0;
+    std::ostringstream first;
+    if (dx) {
+        const int64_t N = dx->N(), C = dx->C(), S = dx->S(), D = C / G;
+        for (int64_t n = 0; n < N; n++) {
+            for (int64_t c = 0; c < C; c++) {
+                const double scale = ref.dx_scale[n * G + c / D];
+                for (int64_t s = 0; s < S; s++) {
+                    const double want = ref.dx[(n * C + c) * S + s], got = dx->get(n, c, s);
+                    if (!within(dx->dtype(), got, want, 1e-5 * (std::fabs(want) + scale)) &&
+                        bad++ == 0) {
+                        first << "dx[n=" << n << ", c=" << c << ", s=" << s << "] = " << got
+                              << ", reference " << want << " (group scale " << scale << ")";
+                    }
+                }
+            }
+        }
+    }
+    for (auto [grad, want, abs, name] :
+         {std::tuple{dgamma, &ref.dgamma, &ref.dgamma_abs, "dgamma"},
+          std::tuple{dbeta, &ref.dbeta, &ref.dbeta_abs, "dbeta"}}) {
+        if (!grad) continue;
+        for (size_t c = 0; c < want->size(); c++) {
+            const double w = (*want)[c], got = grad->get(c);
+            if (!within(grad->dtype(), got, w, 1e-5 * (std::fabs(w) + (*abs)[c])) && bad++ == 0) {
+                first << name << "[" << c << "] = " << got << ", reference " << w;
+            }
+        }
+    }
+    if (bad == 0) return ::testing::AssertionSuccess();
+    return ::testing::AssertionFailure() << bad << " gradients outside the contract; first: "
                                          << first.str();
 }
 

@@ -43,6 +43,48 @@ Reference reference_group_norm(const Tensor &x, const Param *gamma, const Param 
                                              const Tensor *mean = nullptr,
                                              const Tensor *rstd = nullptr);
 
+// Gradients of GroupNorm in float64 (the statistics recomputed from x in float64).
+// dx_scale: per (n, g), the rms of rstd * gamma * dy, the terms dx is formed from (the "+1"
+// of the forward contract: dx is O(rstd), not O(1), and cancels to ~0 in tiny groups);
+// dgamma_abs, dbeta_abs: per channel, the sum of the absolute values of the terms summed (a
+// float32 sum's error scales with it; for dgamma |dy| (|xhat| + 1): xhat carries an
+// absolute error like y's "+1").
+struct BackwardReference {
+    std::vector<double> dx;                      // (n, c, s) row-major
+    std::vector<double> dgamma, dbeta;           // (C,)
+    std::vector<double> dx_scale;                // (n, g)
+    std::vector<double> dgamma_abs, dbeta_abs;   // (C,)
+};
+
+BackwardReference reference_group_norm_backward(const Tensor &dy, const Tensor &x,
+                                                const Param *gamma, int64_t G, double eps);
+
+// A (C,) output tensor (dgamma, dbeta) in float32 / float16 / bfloat16, poisoned at first.
+class ParamGrad {
+public:
+    ParamGrad(int64_t C, DType dtype);
+    ParamGrad(const ParamGrad &) = delete;
+    ParamGrad &operator=(const ParamGrad &) = delete;
+    DLTensor *dl() { return &dl_; }
+    double get(int64_t c) const;
+    bool all_poison() const;
+    DType dtype() const { return dtype_; }
+    const std::vector<uint8_t> &bytes() const { return storage_; }
+
+private:
+    DType dtype_;
+    int64_t shape_[1];
+    std::vector<uint8_t> storage_;
+    DLTensor dl_{};
+};
+
+// The gradients within the contract: float32 dx within 1e-5 (|ref| + dx_scale), dgamma and
+// dbeta within 1e-5 (|ref| + abs-sum); float16 / bfloat16 within 1 ulp of the rounded
+// reference or that bound. Any of the three may be null (not checked).
+::testing::AssertionResult matches_backward_reference(const BackwardReference &ref,
+                                                      const Tensor *dx, const ParamGrad *dgamma,
+                                                      const ParamGrad *dbeta, int64_t G);
+
 // A fresh seed per run (printed in traces so a failure can be replayed via GN_TEST_SEED).
 uint64_t fresh_seed();
 

@@ -40,7 +40,7 @@ std::vector<const gd::Variant *> variants_of(gd::gn_device device) {
     const gd::Variant *all = gd::all_variants(&count);
     std::vector<const gd::Variant *> out;
     for (size_t i = 0; i < count; i++) {
-        if (all[i].device == device) out.push_back(&all[i]);
+        if (all[i].device == device && all[i].op == gd::GN_OP_FORWARD) out.push_back(&all[i]);
     }
     return out;
 }

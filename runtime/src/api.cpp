@@ -1,8 +1,12 @@
 // The C entry points: validate -> canonicalise -> look up the registry -> call.
 #include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <vector>
 
 #include "HalideRuntime.h"
 #include "canonicalise.h"
+#include "cuda_interop.h"
 #include "dispatch.h"
 #include "errors.h"
 #include "isa.h"
@@ -53,6 +57,48 @@ extern "C" gn_status gn_forward(const DLTensor *x, const DLTensor *gamma, const 
     if (!variant) return lookup;
     if (gn_status st = install_cpu_isa_cap()) return st;
     return run_forward(*variant, problem, (float)eps, &cfg);
+}
+
+namespace {
+
+// dgamma and dbeta of an empty problem: sums over nothing, zero.
+gn_status zero_param_grads(const Problem &p) {
+    const size_t bytes = size_t(p.C) * (p.param_dtype == GN_DTYPE_F32 ? 4 : 2);
+    for (void *grad : {p.dgamma, p.dbeta}) {
+        if (!grad) continue;
+        if (p.device == GN_DEVICE_CPU) {
+            std::memset(grad, 0, bytes);
+            continue;
+        }
+        const CudaDriver *driver = cuda_driver();
+        const std::vector<uint8_t> zeros(bytes, 0);
+        if (!driver || driver->cuMemcpyHtoD(reinterpret_cast<uintptr_t>(grad), zeros.data(), bytes)) {
+            return fail(GN_STATUS_DEVICE_UNAVAILABLE, "cannot zero dgamma/dbeta on the CUDA device");
+        }
+    }
+    return GN_STATUS_SUCCESS;
+}
+
+}  // namespace
+
+extern "C" gn_status gn_backward(const DLTensor *dy, const DLTensor *x, const DLTensor *mean,
+                                 const DLTensor *rstd, const DLTensor *gamma,
+                                 int64_t num_groups, DLTensor *dx, DLTensor *dgamma,
+                                 DLTensor *dbeta, const gn_config *config) {
+    clear_error();
+    gn_config cfg;
+    if (gn_status st = read_config(config, &cfg)) return st;
+    Problem problem;
+    if (gn_status st = validate_backward(dy, x, mean, rstd, gamma, num_groups, dx, dgamma,
+                                         dbeta, &problem)) {
+        return st;
+    }
+    if (problem.empty()) return zero_param_grads(problem);
+    gn_status lookup = GN_STATUS_SUCCESS;
+    const Variant *variant = find_variant(problem, &lookup);
+    if (!variant) return lookup;
+    if (gn_status st = install_cpu_isa_cap()) return st;
+    return run_backward(*variant, problem, &cfg);
 }
 
 extern "C" gn_status gn_set_num_threads(int num_threads) {

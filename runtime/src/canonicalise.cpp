@@ -19,7 +19,7 @@ const char *dtype_name(gn_dtype t) {
     return "?";
 }
 
-const char *op_name(gn_op op) { return op == GN_OP_FORWARD ? "forward" : "?"; }
+const char *op_name(gn_op op) { return op == GN_OP_FORWARD ? "forward" : "backward"; }
 
 const char *layout_name(gn_layout l) { return l == GN_LAYOUT_NCHW ? "nchw" : "nhwc"; }
 
@@ -245,11 +245,10 @@ gn_status check_stat(const DLTensor *t, const char *name, int64_t N, int64_t G, 
 
 }  // namespace
 
-gn_status validate_forward(const DLTensor *x, const DLTensor *gamma, const DLTensor *beta,
-                           int64_t num_groups, double eps, const DLTensor *y,
-                           const DLTensor *mean, const DLTensor *rstd, Problem *p) {
-    if (!x) return fail(GN_STATUS_INVALID_ARGUMENT, "x is NULL");
-    if (!y) return fail(GN_STATUS_INVALID_ARGUMENT, "y is NULL");
+namespace {
+
+// x's device, rank, dtype, geometry, C, num_groups and S into p (every op's main input).
+gn_status check_input(const DLTensor *x, int64_t num_groups, Problem *p) {
     if (gn_status st = device_of(x, "x", &p->device, &p->device_id)) return st;
     if (x->ndim < 2) {
         return fail(GN_STATUS_INVALID_ARGUMENT, "x must have rank >= 2 (N, C, *), got rank %d",
@@ -275,9 +274,6 @@ gn_status validate_forward(const DLTensor *x, const DLTensor *gamma, const DLTen
                     (long long)num_groups, (long long)p->C);
     }
     p->G = num_groups;
-    if (!std::isfinite(eps) || eps < 0) {
-        return fail(GN_STATUS_INVALID_ARGUMENT, "eps must be finite and >= 0, got %g", eps);
-    }
     // S from the spatial extents directly: numel is 0 when N is 0, and then read_geometry's
     // overflow check saw no spatial product.
     p->S = 1;
@@ -288,23 +284,65 @@ gn_status validate_forward(const DLTensor *x, const DLTensor *gamma, const DLTen
         }
         p->S *= x->shape[i];
     }
+    return GN_STATUS_SUCCESS;
+}
 
-    if (gn_status st = check_device(y, "y", *p)) return st;
-    if (y->ndim != x->ndim) {
-        return fail(GN_STATUS_INVALID_ARGUMENT, "y must have x's shape %s, got %s",
-                    describe_shape(x).c_str(), describe_shape(y).c_str());
+// t (y, dy, dx) must be on x's device with x's shape and dtype.
+gn_status check_like_x(const DLTensor *t, const char *name, const DLTensor *x, const Problem &p) {
+    if (gn_status st = check_device(t, name, p)) return st;
+    bool same = t->ndim == x->ndim;
+    for (int i = 0; same && i < x->ndim; i++) same = t->shape[i] == x->shape[i];
+    if (!same) {
+        return fail(GN_STATUS_INVALID_ARGUMENT, "%s must have x's shape %s, got %s", name,
+                    describe_shape(x).c_str(), describe_shape(t).c_str());
     }
-    for (int i = 0; i < x->ndim; i++) {
-        if (y->shape[i] != x->shape[i]) {
-            return fail(GN_STATUS_INVALID_ARGUMENT, "y must have x's shape %s, got %s",
-                        describe_shape(x).c_str(), describe_shape(y).c_str());
+    gn_dtype dtype;
+    if (!to_dtype(t->dtype, &dtype) || dtype != p.dtype) {
+        return fail(GN_STATUS_INVALID_ARGUMENT, "%s must have x's dtype %s, got %s", name,
+                    dtype_name(p.dtype), describe_dtype(t->dtype).c_str());
+    }
+    return GN_STATUS_SUCCESS;
+}
+
+bool same_view(const View3 &a, const View3 &b) {
+    return a.data == b.data && a.stride[0] == b.stride[0] && a.stride[1] == b.stride[1] &&
+           a.stride[2] == b.stride[2];
+}
+
+// An output view must not overlap itself, nor `other` unless it is `other` exactly (and
+// that is allowed).
+gn_status check_output_view(const View3 &out, const char *name, const View3 &other,
+                            const char *other_name, bool may_be_other, int elem) {
+    for (int i = 0; i < 3; i++) {
+        if (out.extent[i] > 1 && out.stride[i] == 0) {
+            return fail(GN_STATUS_INVALID_ARGUMENT, "%s has a zero stride: its elements overlap",
+                        name);
         }
     }
-    gn_dtype y_dtype;
-    if (!to_dtype(y->dtype, &y_dtype) || y_dtype != p->dtype) {
-        return fail(GN_STATUS_INVALID_ARGUMENT, "y must have x's dtype %s, got %s",
-                    dtype_name(p->dtype), describe_dtype(y->dtype).c_str());
+    uintptr_t ob, oe, xb, xe;
+    byte_range(out, elem, &ob, &oe);
+    byte_range(other, elem, &xb, &xe);
+    const bool identical = may_be_other && same_view(out, other);
+    if (ob < xe && xb < oe && !identical) {
+        return fail(GN_STATUS_INVALID_ARGUMENT, "%s overlaps %s without being %s itself", name,
+                    other_name, other_name);
     }
+    return GN_STATUS_SUCCESS;
+}
+
+}  // namespace
+
+gn_status validate_forward(const DLTensor *x, const DLTensor *gamma, const DLTensor *beta,
+                           int64_t num_groups, double eps, const DLTensor *y,
+                           const DLTensor *mean, const DLTensor *rstd, Problem *p) {
+    p->op = GN_OP_FORWARD;
+    if (!x) return fail(GN_STATUS_INVALID_ARGUMENT, "x is NULL");
+    if (!y) return fail(GN_STATUS_INVALID_ARGUMENT, "y is NULL");
+    if (gn_status st = check_input(x, num_groups, p)) return st;
+    if (!std::isfinite(eps) || eps < 0) {
+        return fail(GN_STATUS_INVALID_ARGUMENT, "eps must be finite and >= 0, got %g", eps);
+    }
+    if (gn_status st = check_like_x(y, "y", x, *p)) return st;
 
     gn_dtype gamma_dtype = GN_DTYPE_F32, beta_dtype = GN_DTYPE_F32;
     if (gamma) {
@@ -333,21 +371,64 @@ gn_status validate_forward(const DLTensor *x, const DLTensor *gamma, const DLTen
     gn_layout y_layout;
     if (gn_status st = make_view(x, "x", -1, &p->x, &p->layout)) return st;
     if (gn_status st = make_view(y, "y", p->layout, &p->y, &y_layout)) return st;
-    for (int i = 0; i < 3; i++) {
-        if (p->y.extent[i] > 1 && p->y.stride[i] == 0) {
-            return fail(GN_STATUS_INVALID_ARGUMENT, "y has a zero stride: its elements overlap");
+    return check_output_view(p->y, "y", p->x, "x", /*may_be_other=*/true, x->dtype.bits / 8);
+}
+
+gn_status validate_backward(const DLTensor *dy, const DLTensor *x, const DLTensor *mean,
+                            const DLTensor *rstd, const DLTensor *gamma, int64_t num_groups,
+                            const DLTensor *dx, const DLTensor *dgamma, const DLTensor *dbeta,
+                            Problem *p) {
+    p->op = GN_OP_BACKWARD;
+    if (!dy) return fail(GN_STATUS_INVALID_ARGUMENT, "dy is NULL");
+    if (!x) return fail(GN_STATUS_INVALID_ARGUMENT, "x is NULL");
+    if (!mean) return fail(GN_STATUS_INVALID_ARGUMENT, "mean is NULL (gn_forward's mean output)");
+    if (!rstd) return fail(GN_STATUS_INVALID_ARGUMENT, "rstd is NULL (gn_forward's rstd output)");
+    if (gn_status st = check_input(x, num_groups, p)) return st;
+    if (gn_status st = check_like_x(dy, "dy", x, *p)) return st;
+    if (dx) {
+        if (gn_status st = check_like_x(dx, "dx", x, *p)) return st;
+    }
+    if (gn_status st = check_stat(mean, "mean", p->N, p->G, &p->mean, p->mean_stride, *p)) return st;
+    if (gn_status st = check_stat(rstd, "rstd", p->N, p->G, &p->rstd, p->rstd_stride, *p)) return st;
+
+    // gamma's dtype is the parameters' (dgamma and dbeta have it); float32 without gamma.
+    gn_dtype param_dtype = GN_DTYPE_F32;
+    if (gamma) {
+        if (gn_status st = check_param(gamma, "gamma", p->C, p->dtype, &param_dtype, *p)) return st;
+    }
+    for (auto [t, name] : {std::pair{dgamma, "dgamma"}, std::pair{dbeta, "dbeta"}}) {
+        if (!t) continue;
+        gn_dtype dtype;
+        if (gn_status st = check_param(t, name, p->C, p->dtype, &dtype, *p)) return st;
+        if (gamma && dtype != param_dtype) {
+            return fail(GN_STATUS_INVALID_ARGUMENT, "%s must have gamma's dtype %s, got %s",
+                        name, dtype_name(param_dtype), dtype_name(dtype));
         }
+        if (!gamma) param_dtype = dtype;
     }
+    if (dgamma && dbeta && !gamma) {
+        gn_dtype a, b;
+        to_dtype(dgamma->dtype, &a);
+        to_dtype(dbeta->dtype, &b);
+        if (a != b) return fail(GN_STATUS_INVALID_ARGUMENT, "dgamma and dbeta must have one dtype");
+    }
+    p->param_dtype = param_dtype;
+    p->gamma = gamma ? static_cast<const char *>(gamma->data) + gamma->byte_offset : nullptr;
+    p->dgamma = dgamma ? static_cast<char *>(dgamma->data) + dgamma->byte_offset : nullptr;
+    p->dbeta = dbeta ? static_cast<char *>(dbeta->data) + dbeta->byte_offset : nullptr;
+
+    if (p->empty()) return GN_STATUS_SUCCESS;  // dgamma and dbeta are zero, nothing else written
+
+    gn_layout layout;
+    if (gn_status st = make_view(x, "x", -1, &p->x, &p->layout)) return st;
+    if (gn_status st = make_view(dy, "dy", p->layout, &p->dy, &layout)) return st;
+    if (!dx) return GN_STATUS_SUCCESS;
+    if (gn_status st = make_view(dx, "dx", p->layout, &p->dx, &layout)) return st;
     const int elem = x->dtype.bits / 8;
-    uintptr_t xb, xe, yb, ye;
-    byte_range(p->x, elem, &xb, &xe);
-    byte_range(p->y, elem, &yb, &ye);
-    const bool in_place = xb == yb && p->x.stride[0] == p->y.stride[0] &&
-                          p->x.stride[1] == p->y.stride[1] && p->x.stride[2] == p->y.stride[2];
-    if (yb < xe && xb < ye && !in_place) {
-        return fail(GN_STATUS_INVALID_ARGUMENT, "y overlaps x without being x itself");
+    if (gn_status st = check_output_view(p->dx, "dx", p->dy, "dy", /*may_be_other=*/true, elem)) {
+        return st;
     }
-    return GN_STATUS_SUCCESS;
+    return check_output_view(p->dx, "dx", p->x, "x", /*may_be_other=*/false, elem);
 }
 
 }  // namespace groupnorm::detail

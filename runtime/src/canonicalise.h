@@ -9,7 +9,7 @@
 namespace groupnorm::detail {
 
 // The operations the registry holds variants of.
-enum gn_op { GN_OP_FORWARD };
+enum gn_op { GN_OP_FORWARD, GN_OP_BACKWARD };
 const char *op_name(gn_op op);
 
 enum gn_dtype { GN_DTYPE_F32, GN_DTYPE_F16, GN_DTYPE_BF16 };
@@ -39,18 +39,24 @@ struct Problem {
     gn_dtype param_dtype = GN_DTYPE_F32;  // of gamma/beta (float32 when neither is given)
     gn_layout layout = GN_LAYOUT_NCHW;
     int64_t N = 0, C = 0, S = 0, G = 0;
-    // Forward: x -> y, optional gamma/beta, optional mean/rstd.
-    View3 x, y;
+    // Forward: x -> y, optional gamma/beta, optional outputs mean/rstd.
+    // Backward: dy, x, inputs mean/rstd, optional gamma -> optional dx, dgamma, dbeta.
+    View3 x, y, dy, dx;                            // dx.data null: not requested
     const void *gamma = nullptr, *beta = nullptr;  // contiguous (C,), or null
+    void *dgamma = nullptr, *dbeta = nullptr;      // contiguous (C,), or null
     float *mean = nullptr, *rstd = nullptr;        // (N, G), or null
     int64_t mean_stride[2] = {0, 0}, rstd_stride[2] = {0, 0};  // (g, n) element strides
     bool empty() const { return N == 0 || S == 0; }
 };
 
-// Checks every argument; on success fills `problem`. On failure returns the status and
-// sets the thread's error message (naming the argument).
+// Check every argument of an op; on success fill `problem`. On failure they return the
+// status and set the thread's error message (naming the argument).
 gn_status validate_forward(const DLTensor *x, const DLTensor *gamma, const DLTensor *beta,
                            int64_t num_groups, double eps, const DLTensor *y,
                            const DLTensor *mean, const DLTensor *rstd, Problem *problem);
+gn_status validate_backward(const DLTensor *dy, const DLTensor *x, const DLTensor *mean,
+                            const DLTensor *rstd, const DLTensor *gamma, int64_t num_groups,
+                            const DLTensor *dx, const DLTensor *dgamma, const DLTensor *dbeta,
+                            Problem *problem);
 
 }  // namespace groupnorm::detail

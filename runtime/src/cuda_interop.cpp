@@ -136,18 +136,15 @@ const CudaDriver *cuda_driver() {
     return driver_problem[0] ? nullptr : &driver;
 }
 
-gn_status run_gpu_forward(const Variant &v, const ForwardBuffers &b,
-                          const Problem &p, float eps, const gn_config &cfg) {
+gn_status run_on_gpu(const Variant &v, const Problem &p, const gn_config &cfg,
+                     std::initializer_list<GpuArg> args,
+                     const std::function<int(const void *user_context)> &call) {
 #if !GN_HAVE_GPU_VARIANTS
     // No GPU rows are in the registry of such a build, so this is never reached.
-    (void)b, (void)p, (void)eps, (void)cfg;
+    (void)p, (void)cfg, (void)args, (void)call;
     return fail(GN_STATUS_DEVICE_UNAVAILABLE, "%s: this build has no GPU variants", v.name);
 #else
     GpuUserContext uc;
-    halide_buffer_t *user[7] = {b.x, b.x_rows, b.y, b.user_gamma ? b.gamma : nullptr,
-                                b.user_beta ? b.beta : nullptr, b.user_mean ? b.mean : nullptr,
-                                b.user_rstd ? b.rstd : nullptr};
-    halide_buffer_t *all[7] = {b.x, b.x_rows, b.gamma, b.beta, b.y, b.mean, b.rstd};
     const bool cuda = v.device == GN_DEVICE_CUDA;
     int code = 0;
     install_cuda_hooks();  // also turns on device allocation reuse (OpenCL too)
@@ -157,33 +154,31 @@ gn_status run_gpu_forward(const Variant &v, const ForwardBuffers &b,
         if (!uc.cuda_context) {
             if (gn_status st = resolve_context(p.device_id, &uc.cuda_context)) return st;
         }
-        for (halide_buffer_t *buf : user) {
-            if (!buf) continue;
-            const uint64_t ptr = reinterpret_cast<uintptr_t>(buf->host);
-            buf->host = nullptr;
-            if (!code) code = halide_cuda_wrap_device_ptr(&uc, buf, ptr);
+        // The caller's tensors hold device pointers: wrapped in place, never copied.
+        for (const GpuArg &a : args) {
+            if (!a.user) continue;
+            const uint64_t ptr = reinterpret_cast<uintptr_t>(a.buf->host);
+            a.buf->host = nullptr;
+            if (!code) code = halide_cuda_wrap_device_ptr(&uc, a.buf, ptr);
         }
     }
-    // Host memory Halide must copy in: all inputs (OpenCL), the neutral gamma/beta (CUDA).
-    for (halide_buffer_t *buf : {b.x, b.x_rows, b.gamma, b.beta}) {
-        if (buf->host) buf->flags |= halide_buffer_flag_host_dirty;
+    // Host memory Halide must copy in: all inputs (OpenCL), the library's scratch (CUDA).
+    for (const GpuArg &a : args) {
+        if (a.input && a.buf->host) a.buf->flags |= halide_buffer_flag_host_dirty;
     }
-    if (!code) {
-        const auto fn = reinterpret_cast<ForwardGpuFn>(v.fn);
-        code = fn(&uc, b.x, b.x_rows, b.gamma, b.beta, (int32_t)p.G, eps, b.y, b.mean, b.rstd);
-    }
+    if (!code) code = call(&uc);
     if (!code && !cuda) {
-        for (halide_buffer_t *buf : {b.y, b.mean, b.rstd}) {
-            if (!code) code = halide_copy_to_host(&uc, buf);
+        for (const GpuArg &a : args) {
+            if (!code && !a.input) code = halide_copy_to_host(&uc, a.buf);
         }
     }
     // Leave nothing behind: the caller's memory detached, clean; scratch freed (to the pool).
-    for (halide_buffer_t *buf : all) {
+    for (const GpuArg &a : args) {
+        halide_buffer_t *buf = a.buf;
         buf->flags &= ~(uint64_t)(halide_buffer_flag_host_dirty | halide_buffer_flag_device_dirty);
         if (!buf->device) continue;
-        bool wrapped = false;
-        for (halide_buffer_t *u : user) wrapped |= cuda && u == buf;
-        int err = wrapped ? halide_cuda_detach_device_ptr(&uc, buf) : halide_device_free(&uc, buf);
+        const int err = cuda && a.user ? halide_cuda_detach_device_ptr(&uc, buf)
+                                       : halide_device_free(&uc, buf);
         if (!code) code = err;
     }
     return code == 0 ? GN_STATUS_SUCCESS : from_halide_error(code, v.name);

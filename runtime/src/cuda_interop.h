@@ -4,6 +4,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <initializer_list>
 
 #include "HalideRuntime.h"
 #include "dispatch.h"
@@ -37,17 +39,19 @@ struct GpuUserContext {
     void *cuda_stream = nullptr;
 };
 
-// A forward call's buffers; `user_*` tells the caller's tensors from the library's host
-// scratch (neutral gamma/beta, statistics nobody asked for).
-struct ForwardBuffers {
-    halide_buffer_t *x, *x_rows, *gamma, *beta, *y, *mean, *rstd;  // x_rows: x's memory
-    bool user_gamma, user_beta, user_mean, user_rstd;
+// One buffer argument of a GPU variant call. user: the caller's tensor (on CUDA its host
+// field holds a device pointer); input: the variant reads it.
+struct GpuArg {
+    halide_buffer_t *buf;
+    bool user, input;
 };
 
-// CUDA: the buffers' host fields hold device pointers: wrapped, run on the caller's stream,
+// Runs `call` (the variant with its arguments) on the GPU. CUDA: the caller's tensors are
+// wrapped in place, the call runs on the caller's context and stream, then they are
 // detached (nothing dirty, nothing copied); scratch goes to the device and is freed.
-// OpenCL (tests): host buffers, copied to the device and the outputs back.
-gn_status run_gpu_forward(const Variant &v, const ForwardBuffers &b,
-                          const Problem &p, float eps, const gn_config &cfg);
+// OpenCL (tests): host buffers, inputs copied to the device and outputs back.
+gn_status run_on_gpu(const Variant &v, const Problem &p, const gn_config &cfg,
+                     std::initializer_list<GpuArg> args,
+                     const std::function<int(const void *user_context)> &call);
 
 }  // namespace groupnorm::detail

@@ -91,17 +91,77 @@ gn_status run_forward(const Variant &v, const Problem &p, float eps, const gn_co
     // Halide's errors become this thread's message (from_halide_error), on every path.
     install_halide_error_handler();
     ForwardArgs a(p);
-    if (v.device != GN_DEVICE_CPU) {
+    int code = 0;
+    if (v.is_gpu()) {
         const gn_config defaults = GN_CONFIG_INIT;
-        return run_gpu_forward(v,
-                               {&a.x.buf, &a.x_rows.buf, &a.gamma.buf, &a.beta.buf, &a.y.buf,
-                                &a.mean.buf, &a.rstd.buf, p.gamma != nullptr, p.beta != nullptr,
-                                p.mean != nullptr, p.rstd != nullptr},
-                               p, eps, config ? *config : defaults);
+        const auto fn = reinterpret_cast<ForwardGpuFn>(v.fn);
+        return run_on_gpu(v, p, config ? *config : defaults,
+                          {{&a.x.buf, true, true}, {&a.x_rows.buf, true, true},
+                           {&a.gamma.buf, p.gamma != nullptr, true},
+                           {&a.beta.buf, p.beta != nullptr, true}, {&a.y.buf, true, false},
+                           {&a.mean.buf, p.mean != nullptr, false},
+                           {&a.rstd.buf, p.rstd != nullptr, false}},
+                          [&](const void *uc) {
+                              return fn(uc, &a.x.buf, &a.x_rows.buf, &a.gamma.buf, &a.beta.buf,
+                                        (int32_t)p.G, eps, &a.y.buf, &a.mean.buf, &a.rstd.buf);
+                          });
     }
     const auto fn = reinterpret_cast<ForwardFn>(v.fn);
-    const int code = fn(&a.x.buf, &a.x_rows.buf, &a.gamma.buf, &a.beta.buf, (int32_t)p.G, eps,
-                        &a.y.buf, &a.mean.buf, &a.rstd.buf);
+    code = fn(&a.x.buf, &a.x_rows.buf, &a.gamma.buf, &a.beta.buf, (int32_t)p.G, eps, &a.y.buf,
+              &a.mean.buf, &a.rstd.buf);
+    return code == 0 ? GN_STATUS_SUCCESS : from_halide_error(code, v.name);
+}
+
+namespace {
+// dgamma/dbeta nobody asked for: per-thread scratch of C parameters.
+void *scratch_params(int which, int64_t C) {
+    thread_local std::vector<uint32_t> params[2];
+    params[which].resize(C);
+    return params[which].data();
+}
+}  // namespace
+
+BackwardArgs::BackwardArgs(const Problem &p)
+    : param_extent{p.C}, stat_stride{{p.mean_stride[0], p.mean_stride[1]},
+                                     {p.rstd_stride[0], p.rstd_stride[1]}},
+      stat_extent{p.G, p.N}, dx_extent{p.dx.data ? p.x.extent[0] : 0, p.C, p.N},
+      dy(p.dy.data, p.dtype, 3, p.dy.extent, p.dy.stride),
+      x(p.x.data, p.dtype, 3, p.x.extent, p.x.stride),
+      mean(p.mean, GN_DTYPE_F32, 2, stat_extent, stat_stride[0]),
+      rstd(p.rstd, GN_DTYPE_F32, 2, stat_extent, stat_stride[1]),
+      gamma(p.gamma ? p.gamma : constant_params(p.param_dtype, p.C, true), p.param_dtype, 1,
+            param_extent, kUnitStride),
+      // Not requested: spatial extent 0 (the variant then computes dgamma and dbeta only),
+      // at x's address, never written.
+      dx(p.dx.data ? p.dx.data : p.x.data, p.dtype, 3, dx_extent,
+         p.dx.data ? p.dx.stride : p.x.stride),
+      dgamma(p.dgamma ? p.dgamma : scratch_params(0, p.C), p.param_dtype, 1, param_extent,
+             kUnitStride),
+      dbeta(p.dbeta ? p.dbeta : scratch_params(1, p.C), p.param_dtype, 1, param_extent,
+            kUnitStride) {}
+
+gn_status run_backward(const Variant &v, const Problem &p, const gn_config *config) {
+    install_halide_error_handler();
+    BackwardArgs a(p);
+    if (v.is_gpu()) {
+        const gn_config defaults = GN_CONFIG_INIT;
+        const auto fn = reinterpret_cast<BackwardGpuFn>(v.fn);
+        return run_on_gpu(v, p, config ? *config : defaults,
+                          {{&a.dy.buf, true, true}, {&a.x.buf, true, true},
+                           {&a.mean.buf, true, true}, {&a.rstd.buf, true, true},
+                           {&a.gamma.buf, p.gamma != nullptr, true},
+                           {&a.dx.buf, p.dx.data != nullptr, false},
+                           {&a.dgamma.buf, p.dgamma != nullptr, false},
+                           {&a.dbeta.buf, p.dbeta != nullptr, false}},
+                          [&](const void *uc) {
+                              return fn(uc, &a.dy.buf, &a.x.buf, &a.mean.buf, &a.rstd.buf,
+                                        &a.gamma.buf, (int32_t)p.G, &a.dx.buf, &a.dgamma.buf,
+                                        &a.dbeta.buf);
+                          });
+    }
+    const auto fn = reinterpret_cast<BackwardFn>(v.fn);
+    const int code = fn(&a.dy.buf, &a.x.buf, &a.mean.buf, &a.rstd.buf, &a.gamma.buf,
+                        (int32_t)p.G, &a.dx.buf, &a.dgamma.buf, &a.dbeta.buf);
     return code == 0 ? GN_STATUS_SUCCESS : from_halide_error(code, v.name);
 }
 

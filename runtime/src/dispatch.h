@@ -19,6 +19,16 @@ using ForwardGpuFn = int (*)(const void *user_context, halide_buffer_t *x,
                              halide_buffer_t *beta, int32_t groups, float eps,
                              halide_buffer_t *y, halide_buffer_t *mean, halide_buffer_t *rstd);
 
+// Every AOT backward variant: inputs dy, x, mean, rstd, gamma, groups; outputs dx (spatial
+// extent 0: not computed), dgamma, dbeta.
+using BackwardFn = int (*)(halide_buffer_t *dy, halide_buffer_t *x, halide_buffer_t *mean,
+                           halide_buffer_t *rstd, halide_buffer_t *gamma, int32_t groups,
+                           halide_buffer_t *dx, halide_buffer_t *dgamma, halide_buffer_t *dbeta);
+using BackwardGpuFn = int (*)(const void *user_context, halide_buffer_t *dy, halide_buffer_t *x,
+                              halide_buffer_t *mean, halide_buffer_t *rstd,
+                              halide_buffer_t *gamma, int32_t groups, halide_buffer_t *dx,
+                              halide_buffer_t *dgamma, halide_buffer_t *dbeta);
+
 // A halide_buffer_t over memory of the given extents and element strides (mins 0).
 struct HalideBuffer {
     halide_buffer_t buf{};
@@ -39,6 +49,18 @@ struct ForwardArgs {
     HalideBuffer x, x_rows, gamma, beta, y, mean, rstd;
     explicit ForwardArgs(const Problem &p);
 };
+
+// A backward pipeline's buffer arguments over a validated, non-empty problem: gamma neutral
+// when omitted, dx of spatial extent 0 when not requested, dgamma/dbeta scratch when not.
+struct BackwardArgs {
+    int64_t param_extent[1], stat_stride[2][2], stat_extent[2], dx_extent[3];
+    HalideBuffer dy, x, mean, rstd, gamma, dx, dgamma, dbeta;
+    explicit BackwardArgs(const Problem &p);
+};
+
+// Runs a backward variant on a validated, non-empty problem (GPU: as run_forward).
+gn_status run_backward(const Variant &variant, const Problem &problem,
+                       const gn_config *config = nullptr);
 
 // Runs a forward variant on a validated, non-empty problem. GPU variants take the context
 // and stream from config (CUDA) or run on host buffers (OpenCL, tests).

@@ -57,6 +57,20 @@ gn_status gn_forward(const DLTensor *x, const DLTensor *gamma, const DLTensor *b
                      int64_t num_groups, double eps, DLTensor *y, DLTensor *mean,
                      DLTensor *rstd, const gn_config *config);
 
+/* Gradients of gn_forward (PyTorch's native_group_norm_backward): given dy (x's shape,
+ * dtype and layout kind), x, and the mean and rstd gn_forward wrote for it (float32 (N, G)),
+ * and gamma when the forward had one (NULL: 1):
+ *   dx     = rstd * gamma * (dy - mean_g(gamma dy) / gamma - xhat * mean_g(gamma dy xhat) / gamma)
+ *   dgamma = sum over n and s of dy * xhat,  dbeta = sum over n and s of dy
+ * (xhat = (x - mean) * rstd), computed about the mean (no cancellation when |mean| >> std).
+ * Any of dx, dgamma, dbeta may be NULL: not computed. dx may be dy itself (in place);
+ * dgamma and dbeta (C,) have gamma's dtype (without gamma: x's dtype or float32). dgamma
+ * and dbeta are reduced over the samples in a fixed order: bit-identical results for any
+ * thread count. N = 0 or an empty spatial size: dgamma and dbeta are zero. */
+gn_status gn_backward(const DLTensor *dy, const DLTensor *x, const DLTensor *mean,
+                      const DLTensor *rstd, const DLTensor *gamma, int64_t num_groups,
+                      DLTensor *dx, DLTensor *dgamma, DLTensor *dbeta, const gn_config *config);
+
 /* A constant name for a status, e.g. "GN_STATUS_INVALID_ARGUMENT". */
 const char *gn_status_string(gn_status status);
 

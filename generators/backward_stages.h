@@ -1,0 +1,26 @@
+// The Funcs of the GroupNorm backward algorithm (group_norm_backward_generator.cpp), handed
+// to exactly one schedule (schedules/backward_*.h).
+#pragma once
+
+#include "Halide.h"
+#include "tuning.h"
+
+namespace groupnorm_gen {
+
+struct BackwardStages {
+    // s spatial (flattened), c channel, n sample, g group.
+    Halide::Var s{"s"}, c{"c"}, n{"n"}, g{"g"};
+    Halide::Expr D;   // channels per group
+    Halide::RDom rs;  // the spatial positions of a channel (its sums)
+    Halide::RDom rn;  // the samples (dgamma, dbeta)
+
+    Halide::Func centered{"centered"};    // (s, c, n) x - mean, float32
+    Halide::Func dy_f{"dy_f"};            // (s, c, n) dy in float32
+    Halide::Func chan_sums{"chan_sums"};  // (c, n) {sum dy, sum dy (x - mean), sum x - mean} over s
+    Halide::Func chan_sums_out{"chan_sums_out"};  // (c, n) {db, dsc} re-centred, for dgamma/dbeta
+    Halide::Func grp_coef{"grp_coef"};    // (g, n) {c2, c3, delta}: dx = a dy + c2 (x - mean) + c3
+    Halide::Func chan_scale{"chan_scale"};  // (c, n) a = rstd * gamma
+    Halide::Func dx, dgamma, dbeta;       // the pipeline's outputs
+};
+
+}  // namespace groupnorm_gen

@@ -1,0 +1,48 @@
+// What every GroupNorm generator shares: the layout and GPU shape-class parameters, one
+// GeneratorParam per tuning field (tuning.h), and the target's schedule family.
+#pragma once
+
+#include <string>
+
+#include "Halide.h"
+#include "tuning.h"
+
+namespace groupnorm_gen {
+
+template <typename T>
+class GroupNormGenerator : public Halide::Generator<T> {
+public:
+    Halide::GeneratorParam<Layout> layout{"layout", Layout::NCHW,
+                                          {{"nchw", Layout::NCHW}, {"nhwc", Layout::NHWC}}};
+    // GPU targets only: the shape class the variant serves (schedules/gpu.h).
+    Halide::GeneratorParam<GpuShape> gpu_shape{
+        "gpu_shape", GpuShape::Split, {{"split", GpuShape::Split}, {"group", GpuShape::Group}}};
+    // The schedule's tuning (tuning.h: meaning and range of each); 0 = the family's default.
+#define GN_TUNING_PARAM(name, lo, hi, doc) Halide::GeneratorParam<int> name{#name, 0, 0, hi};
+    GN_TUNING_FIELDS(GN_TUNING_PARAM)
+#undef GN_TUNING_PARAM
+
+protected:
+    Family family() const {
+        const Halide::Target t = this->get_target();
+        if (t.has_gpu_feature()) return Family::Gpu;
+        return t.arch == Halide::Target::ARM ? Family::Arm : Family::X86;
+    }
+
+    // The family's defaults with this variant's GeneratorParams applied.
+    Tuning resolved_tuning() const {
+        Tuning t;
+        const std::string why = resolve_tuning(family(), layout, gpu_shape, {
+#define GN_TUNING_OVERRIDE(name, lo, hi, doc) {#name, (int)name},
+            GN_TUNING_FIELDS(GN_TUNING_OVERRIDE)
+#undef GN_TUNING_OVERRIDE
+        }, &t);
+        _halide_user_assert(why.empty()) << why;
+        return t;
+    }
+
+    // Natural float32 vector width of the target (CPU families).
+    int vector() const { return this->get_target().template natural_vector_size<float>(); }
+};
+
+}  // namespace groupnorm_gen

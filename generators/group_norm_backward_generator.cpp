@@ -1,0 +1,145 @@
+// GroupNorm backward: the algorithm, written once (docs/DESIGN.md). Given dy, x and the
+// forward's mean and rstd per (n, g):
+//
+//   chan_sums(c, n) = {db, dsc, sx} = {sum_s dy, sum_s dy * (x - mean), sum_s (x - mean)}
+//   grp_coef(g, n)  = {c2, c3}  = {-rstd^3 / M * sum_c gamma dsc,  -rstd / M * sum_c gamma db}
+//   dx              = rstd * gamma * dy + c2 * (x - mean) + c3
+//   dgamma(c)       = sum_n dsc(c, n) * rstd(g(c), n),   dbeta(c) = sum_n db(c, n)
+//
+// (every dsc re-centred on the group's true mean: see delta below).
+//
+// These are PyTorch's native_group_norm_backward formulas with the sums taken about the mean
+// (dsc = ds - db * mean): ds = sum dy * x would cancel catastrophically against db * mean when
+// |mean| >> std. All float32; dgamma and dbeta reduce over n in a fixed order (no atomics):
+// bit-identical whatever the thread count. dx may be dy itself (each group is read before it
+// is written). A dx buffer of spatial extent 0 computes only dgamma and dbeta.
+
+#include "Halide.h"
+#include "generator_base.h"
+#include "backward_stages.h"
+#include "schedules/backward_cpu.h"
+#include "schedules/backward_gpu.h"
+#include "tuning.h"
+
+namespace groupnorm_gen {
+
+using namespace Halide;
+
+class GroupNormBackward : public GroupNormGenerator<GroupNormBackward> {
+public:
+    // Types set per variant by the build: dy.type = x.type = dx.type; gamma.type = dgamma.type
+    // = dbeta.type (x's or float32).
+    Input<Buffer<void, 3>> dy{"dy"};
+    Input<Buffer<void, 3>> x{"x"};
+    Input<Buffer<float, 2>> mean{"mean"};  // (g, n)
+    Input<Buffer<float, 2>> rstd{"rstd"};  // (g, n)
+    Input<Buffer<void, 1>> gamma{"gamma"};
+    Input<int32_t> groups{"groups"};
+
+    Output<Buffer<void, 3>> dx{"dx"};
+    Output<Buffer<void, 1>> dgamma{"dgamma"};
+    Output<Buffer<void, 1>> dbeta{"dbeta"};
+
+    void generate() {
+        const Tuning tune = resolved_tuning();
+        BackwardStages st;
+        Var s = st.s, c = st.c, n = st.n, g = st.g;
+        Expr S = x.dim(0).extent(), C = x.dim(1).extent(), N = x.dim(2).extent();
+        st.D = C / groups;
+        Expr D = st.D;
+
+        // strict_float: x - mean is the numerics (fast-math must not turn dy * (x - mean)
+        // into dy * x - dy * mean).
+        st.centered(s, c, n) = strict_float(cast<float>(x(s, c, n)) - mean(c / D, n));
+        st.dy_f(s, c, n) = cast<float>(dy(s, c, n));
+
+        st.rs = RDom(0, S, "rs");
+        st.chan_sums(c, n) = Tuple(0.0f, 0.0f, 0.0f);
+        Expr dyv = st.dy_f(st.rs, c, n), xcv = st.centered(st.rs, c, n);
+        st.chan_sums(c, n) = Tuple(st.chan_sums(c, n)[0] + dyv,
+                                   st.chan_sums(c, n)[1] + dyv * xcv,
+                                   st.chan_sums(c, n)[2] + xcv);
+
+        // Per group: the gamma-weighted sums over its channels, in a short serial loop.
+        RDom rd(0, D, "rd");
+        Expr cg = g * D + rd;
+        Expr w = cast<float>(gamma(cg));
+        Func grp_sums("grp_sums");
+        grp_sums(g, n) = Tuple(0.0f, 0.0f, 0.0f);
+        grp_sums(g, n) = Tuple(grp_sums(g, n)[0] + w * st.chan_sums(cg, n)[0],
+                               grp_sums(g, n)[1] + w * st.chan_sums(cg, n)[1],
+                               grp_sums(g, n)[2] + st.chan_sums(cg, n)[2]);
+        // The given mean is float32: up to half an ulp of |mean| away from the group's true
+        // mean, which is 6e-4 std at |mean| = 1e4 std. delta = true mean - given mean, from the
+        // sums of x - mean, re-centres every sum (sum dy (x - mean_true) = dsc - delta * db).
+        Expr r = rstd(g, n);
+        Expr inv_m = 1.0f / (cast<float>(S) * cast<float>(D));
+        Expr delta = grp_sums(g, n)[2] * inv_m;
+        Expr c2 = -(r * r * r) * inv_m * (grp_sums(g, n)[1] - delta * grp_sums(g, n)[0]);
+        Expr c3 = -r * inv_m * grp_sums(g, n)[0];
+        st.grp_coef(g, n) = Tuple(c2, c3 - c2 * delta, delta);
+        st.chan_scale(c, n) = rstd(c / D, n) * cast<float>(gamma(c));
+        st.dx(s, c, n) = cast(x.type(), st.chan_scale(c, n) * st.dy_f(s, c, n) +
+                                            st.grp_coef(c / D, n)[0] * st.centered(s, c, n) +
+                                            st.grp_coef(c / D, n)[1]);
+        // The channel sums dgamma and dbeta need, re-centred: {db, dsc - delta * db}.
+        st.chan_sums_out(c, n) =
+            Tuple(st.chan_sums(c, n)[0],
+                  st.chan_sums(c, n)[1] - st.grp_coef(c / D, n)[2] * st.chan_sums(c, n)[0]);
+
+        // dgamma, dbeta: over the samples in order.
+        st.rn = RDom(0, N, "rn");
+        Func param_sums("param_sums");
+        param_sums(c) = Tuple(0.0f, 0.0f);
+        param_sums(c) = Tuple(param_sums(c)[0] + st.chan_sums_out(c, st.rn)[1] * rstd(c / D, st.rn),
+                              param_sums(c)[1] + st.chan_sums_out(c, st.rn)[0]);
+        st.dgamma(c) = cast(gamma.type(), param_sums(c)[0]);
+        st.dbeta(c) = cast(gamma.type(), param_sums(c)[1]);
+
+        dx = st.dx;
+        dgamma = st.dgamma;
+        dbeta = st.dbeta;
+
+        add_requirement(groups > 0 && C % groups == 0,
+                        "groups must be positive and divide the channel count");
+        constrain(st);
+        if (family() == Family::Gpu) {
+            schedule_backward_gpu(st, layout, tune, param_sums, grp_sums);
+        } else if (layout == Layout::NCHW) {
+            schedule_backward_cpu_nchw(st, tune, vector(), param_sums, grp_sums);
+        } else {
+            schedule_backward_cpu_nhwc(st, tune, vector(), param_sums, grp_sums);
+        }
+    }
+
+private:
+    void constrain(BackwardStages &st) {
+        for (int i = 0; i < 3; i++) {
+            dy.dim(i).set_min(0).set_extent(x.dim(i).extent());
+            x.dim(i).set_min(0);
+            dx.dim(i).set_min(0);
+        }
+        // dx: x's shape, or spatial extent 0 (only dgamma and dbeta wanted).
+        dx.dim(1).set_extent(x.dim(1).extent());
+        dx.dim(2).set_extent(x.dim(2).extent());
+        add_requirement(dx.dim(0).extent() == x.dim(0).extent() || dx.dim(0).extent() == 0,
+                        "dx must have x's shape");
+        for (auto *p : {&gamma}) (*p).dim(0).set_min(0).set_extent(x.dim(1).extent()).set_stride(1);
+        for (auto *p : {&dgamma, &dbeta}) (*p).dim(0).set_min(0).set_extent(x.dim(1).extent()).set_stride(1);
+        for (auto *stat : {&mean, &rstd}) {
+            (*stat).dim(0).set_min(0).set_stride(Expr());
+            (*stat).dim(1).set_min(0);
+        }
+        if (layout == Layout::NHWC) {
+            for (auto *t : {&dy, &x}) (*t).dim(0).set_stride(Expr()), (*t).dim(1).set_stride(1);
+            dx.dim(0).set_stride(Expr());
+            dx.dim(1).set_stride(1);
+        }
+        (void)st;
+    }
+
+};
+
+}  // namespace groupnorm_gen
+
+HALIDE_REGISTER_GENERATOR(groupnorm_gen::GroupNormBackward, group_norm_backward)

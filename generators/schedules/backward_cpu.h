@@ -1,0 +1,86 @@
+// CPU schedules of the backward pass, both layouts, every CPU family; tuning fields used:
+// y_vectors, acc_vectors (nchw), stat_vectors, block_rows, rows_per_task (nhwc).
+//
+// nchw: one parallel task per (sample, group), as the forward: the group's channel sums
+// (x and dy from DRAM), its coefficients, then dx re-reading the group from cache.
+// nhwc: per sample, blocks of spatial rows summed in parallel a vector of channels at a
+// time, the blocks added per channel, then dx in parallel tasks of rows.
+// Both: dgamma and dbeta from the stored channel sums, a vector of channels at a time, the
+// samples in order (deterministic).
+#pragma once
+
+#include "../backward_stages.h"
+
+namespace groupnorm_gen {
+
+inline void schedule_backward_params(BackwardStages &st, Halide::Func param_sums, int vec) {
+    using namespace Halide;
+    param_sums.compute_root().vectorize(st.c, vec, TailStrategy::GuardWithIf);
+    param_sums.update().reorder(st.c, st.rn.x).vectorize(st.c, vec, TailStrategy::GuardWithIf);
+    for (Func f : {st.dgamma, st.dbeta}) f.vectorize(st.c, vec, TailStrategy::GuardWithIf);
+}
+
+inline void schedule_backward_cpu_nchw(BackwardStages &st, const Tuning &tune, int vector,
+                                       Halide::Func param_sums, Halide::Func grp_sums) {
+    using namespace Halide;
+    const int out_vector = tune.y_vectors * vector, lanes = tune.acc_vectors * vector;
+    Var d{"d"}, u{"u"};
+    st.dx.split(st.c, st.g, d, st.D, TailStrategy::RoundUp)
+        .reorder(st.s, d, st.g, st.n)
+        .parallel(st.n)
+        .parallel(st.g)
+        .vectorize(st.s, out_vector, TailStrategy::GuardWithIf);
+    // The stored channel sums are written in the same (sample, group) task.
+    st.chan_sums_out.compute_root()
+        .split(st.c, st.g, d, st.D, TailStrategy::RoundUp)
+        .reorder(d, st.g, st.n)
+        .parallel(st.n)
+        .parallel(st.g)
+        .compute_with(st.dx, st.g);
+    // Per group, before its dx is written (dx may be dy): channel sums, coefficients.
+    st.chan_sums.compute_at(st.dx, st.g).store_in(MemoryType::Stack);
+    for (Func f : {grp_sums, st.grp_coef}) f.compute_at(st.dx, st.g).bound_storage(st.g, 1);
+    st.chan_scale.compute_at(st.dx, d);
+    // A channel's sums: a vector of `lanes` accumulators (independent add chains), then
+    // the lanes added.
+    RVar rso{"rso"}, rsi{"rsi"};
+    Func lane_sums = st.chan_sums.update()
+                         .split(st.rs.x, rso, rsi, lanes, TailStrategy::GuardWithIf)
+                         .rfactor(rsi, u);
+    lane_sums.compute_at(st.chan_sums, st.c).vectorize(u);
+    lane_sums.update().reorder(u, rso).vectorize(u);
+    schedule_backward_params(st, param_sums, vector);
+}
+
+inline void schedule_backward_cpu_nhwc(BackwardStages &st, const Tuning &tune, int vector,
+                                       Halide::Func param_sums, Halide::Func grp_sums) {
+    using namespace Halide;
+    const int vec = tune.stat_vectors * vector, out_vector = tune.y_vectors * vector;
+    Var so{"so"}, si{"si"}, b{"b"};
+    st.dx.reorder(st.c, st.s, st.n)
+        .split(st.s, so, si, tune.rows_per_task, TailStrategy::GuardWithIf)
+        .parallel(so)
+        .parallel(st.n)
+        .vectorize(st.c, out_vector, TailStrategy::GuardWithIf);
+    st.chan_sums_out.compute_root()
+        .parallel(st.n)
+        .vectorize(st.c, vec, TailStrategy::GuardWithIf)
+        .compute_with(st.dx, st.n);
+    st.chan_sums.compute_at(st.dx, st.n).vectorize(st.c, vec, TailStrategy::GuardWithIf);
+    // Blocks of block_rows rows in parallel (each channel a chain of block_rows terms), then
+    // the blocks added per channel.
+    RVar rso{"rso"}, rsi{"rsi"};
+    Func blocks = st.chan_sums.update()
+                      .split(st.rs.x, rso, rsi, tune.block_rows, TailStrategy::GuardWithIf)
+                      .rfactor(rso, b);
+    st.chan_sums.update().reorder(st.c, rso).vectorize(st.c, vec, TailStrategy::GuardWithIf);
+    blocks.compute_at(st.dx, st.n).reorder(st.c, b).parallel(b)
+        .vectorize(st.c, vec, TailStrategy::GuardWithIf);
+    blocks.update().reorder(st.c, rsi, b).parallel(b)
+        .vectorize(st.c, vec, TailStrategy::GuardWithIf);
+    for (Func f : {grp_sums, st.grp_coef}) f.compute_at(st.dx, st.n);
+    st.chan_scale.compute_at(st.dx, st.n).vectorize(st.c, vec, TailStrategy::GuardWithIf);
+    schedule_backward_params(st, param_sums, vector);
+}
+
+}  // namespace groupnorm_gen
