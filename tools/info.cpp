@@ -10,6 +10,7 @@
 #include "dispatch.h"
 #include "groupnorm/groupnorm.h"
 #include "isa.h"
+#include "support/layout.h"
 
 namespace groupnorm::tools {
 namespace {
@@ -65,7 +66,7 @@ void query_shape(const InfoOptions &opts) {
         }
     }
     std::vector<uint8_t> scratch(bytes);
-    TensorView x(scratch.data(), dtype, opts.shape, opts.channels_last);
+    support::DLTensorView x(scratch.data(), dtype, opts.shape, opts.channels_last);
 
     std::printf("problem: shape (");
     for (size_t i = 0; i < opts.shape.size(); i++) {
