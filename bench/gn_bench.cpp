@@ -4,11 +4,15 @@
 // shape. Names: <family>/<variant>/<shape>/threads:<n> (Google Benchmark appends
 // /process_time/real_time), so --benchmark_filter can pick; report.py reads the JSON.
 #include <algorithm>
+#include <cmath>
+#include <cstring>
 #include <fstream>
 #include <map>
 #include <memory>
 #include <random>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include <benchmark/benchmark.h>
 #if defined(__GLIBC__)
@@ -19,8 +23,14 @@
 #include "bench_util.h"
 #include "dispatch.h"
 #include "groupnorm/groupnorm.h"
+#include "support/buffer.h"
+#include "support/half.h"
+#include "support/layout.h"
+#include "support/roofline.h"
 
 namespace groupnorm::bench {
+
+using namespace groupnorm::support;
 
 #ifdef GN_BENCH_HAVE_TORCH
 void register_torch(const SuiteShape &s, int threads);
@@ -67,7 +77,9 @@ void convert(const float *src, int64_t n, DLDataType dt, void *dst) {
         return;
     }
     uint16_t *d = static_cast<uint16_t *>(dst);
-    for (int64_t i = 0; i < n; i++) d[i] = dt.code == kDLBfloat ? to_bf16(src[i]) : to_f16(src[i]);
+    for (int64_t i = 0; i < n; i++) {
+        d[i] = dt.code == kDLBfloat ? to_bf16_bits(src[i]) : to_f16_bits(src[i]);
+    }
 }
 
 void set_counters(benchmark::State &state, int64_t n, int64_t elem_bytes) {
@@ -87,16 +99,18 @@ void BM_gn(benchmark::State &state, const SuiteShape &s, const Variant &v, int t
     convert(b.data(), C, v.dtype, beta.data);
     std::memset(y.data, 0xff, n * esize);  // NaN: an element the kernel skips fails the check
 
-    DLView xv(x.data, v.dtype, s.shape, v.channels_last), yv(y.data, v.dtype, s.shape, v.channels_last);
-    DLView gv(gamma.data, v.dtype, {C}, false), bv(beta.data, v.dtype, {C}, false);
+    DLTensorView xv(x.data, v.dtype, s.shape, v.channels_last);
+    DLTensorView yv(y.data, v.dtype, s.shape, v.channels_last);
+    DLTensorView gv(gamma.data, v.dtype, {C}, false), bv(beta.data, v.dtype, {C}, false);
     auto run = [&] {
-        return gn_forward(&xv.t, &gv.t, &bv.t, s.groups, kEps, &yv.t, nullptr, nullptr, nullptr);
+        return gn_forward(&xv.dl, &gv.dl, &bv.dl, s.groups, kEps, &yv.dl, nullptr, nullptr,
+                          nullptr);
     };
     if (gn_status st = run()) {
         state.SkipWithError((std::string(gn_status_string(st)) + ": " + gn_last_error_message()).c_str());
         return;
     }
-    if (!all_finite(y.data, n, v.dtype.bits, v.dtype.code == kDLBfloat)) {
+    if (!all_finite(y.data, n, v.dtype)) {
         state.SkipWithError("output is not finite");
         return;
     }
@@ -170,8 +184,9 @@ void BM_dispatch(benchmark::State &state, const SuiteShape &s, bool direct) {
     y.resize(n), gamma.assign(C, 1.0f), beta.assign(C, 0.0f), mean.resize(N * G), rstd.resize(N * G);
 
     const DLDataType f32{kDLFloat, 32, 1};
-    DLView xv(const_cast<float *>(x), f32, s.shape, false), yv(y.data(), f32, s.shape, false);
-    DLView gv(gamma.data(), f32, {C}, false), bv(beta.data(), f32, {C}, false);
+    DLTensorView xv(const_cast<float *>(x), f32, s.shape, false);
+    DLTensorView yv(y.data(), f32, s.shape, false);
+    DLTensorView gv(gamma.data(), f32, {C}, false), bv(beta.data(), f32, {C}, false);
 
     const halide_type_t hf32(halide_type_float, 32);
     halide_dimension_t xd[3] = {{0, int32_t(S), 1}, {0, int32_t(C), int32_t(S)},
@@ -195,10 +210,11 @@ void BM_dispatch(benchmark::State &state, const SuiteShape &s, bool direct) {
     const auto kernel = reinterpret_cast<ForwardFn>(fv->fn);
     auto run = [&] {
         return direct ? (kernel(&hx, &hxr, &hg, &hb, int32_t(G), float(kEps), &hy, &hm, &hr) ? 1 : 0)
-                      : int(gn_forward(&xv.t, &gv.t, &bv.t, G, kEps, &yv.t, nullptr, nullptr, nullptr));
+                      : int(gn_forward(&xv.dl, &gv.dl, &bv.dl, G, kEps, &yv.dl, nullptr, nullptr,
+                                       nullptr));
     };
     std::fill(y.begin(), y.end(), NAN);
-    if (run() != 0 || !all_finite(y.data(), n, 32, false)) {
+    if (run() != 0 || !all_finite(y.data(), n, f32)) {
         state.SkipWithError("call failed or output is not finite");
         return;
     }

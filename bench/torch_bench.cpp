@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "bench_util.h"
+#include "support/layout.h"
 
 namespace groupnorm::bench {
 namespace {
@@ -28,7 +29,7 @@ void BM_torch(benchmark::State &state, const SuiteShape &s, bool channels_last, 
     c10::InferenceMode guard;
     at::set_num_threads(threads);
     at::Tensor x = at::from_blob(const_cast<float *>(master_input(s)), s.shape,
-                                 strides_of(s.shape, channels_last), at::kFloat);
+                                 support::nc_strides(s.shape, channels_last), at::kFloat);
     at::Tensor gamma = at::rand({s.shape[1]}) + 0.5, beta = at::rand({s.shape[1]});
     at::Tensor y = at::group_norm(x, s.groups, gamma, beta, 1e-5, false);
     if (!at::isfinite(y).all().item<bool>()) {

@@ -3,6 +3,8 @@
 #include <cmath>
 #include <cstring>
 
+#include "support/layout.h"
+
 namespace gntest {
 
 const char *name(DType t) {
@@ -26,41 +28,6 @@ const char *name(Layout l) {
     case Layout::PaddedRowsNchw: return "padded_rows_nchw";
     }
     return "?";
-}
-
-#if defined(__aarch64__)
-using f16_t = __fp16;  // g++ 12 has no C++ _Float16 here; FCVT h, d rounds once
-#else
-using f16_t = _Float16;
-#endif
-
-uint16_t to_f16_bits(double v) {
-    f16_t h = (f16_t)v;  // correctly rounded (libgcc)
-    uint16_t b;
-    std::memcpy(&b, &h, 2);
-    return b;
-}
-
-double from_f16_bits(uint16_t b) {
-    f16_t h;
-    std::memcpy(&h, &b, 2);
-    return (double)h;
-}
-
-uint16_t to_bf16_bits(double v) {
-    float f = (float)v;  // double rounding is within the 1-ulp contract
-    uint32_t u;
-    std::memcpy(&u, &f, 4);
-    if (std::isnan(f)) return 0x7FC0;
-    u += 0x7FFF + ((u >> 16) & 1);  // round to nearest even
-    return (uint16_t)(u >> 16);
-}
-
-double from_bf16_bits(uint16_t b) {
-    uint32_t u = (uint32_t)b << 16;
-    float f;
-    std::memcpy(&f, &u, 4);
-    return f;
 }
 
 double round_to(DType t, double a) {
@@ -108,39 +75,23 @@ std::string to_string(const std::vector<int64_t> &shape) {
 }
 
 Tensor::Tensor(std::vector<int64_t> shape, DType dtype, Layout layout)
-    : shape_(std::move(shape)), strides_(shape_.size()), dtype_(dtype), layout_(layout) {
+    : shape_(std::move(shape)), dtype_(dtype), layout_(layout) {
     const int rank = (int)shape_.size();
     const int64_t N = shape_[0], C = shape_[1], S = this->S();
+    const bool channels_last = layout == Layout::ChannelsLast || layout == Layout::PaddedBatchNhwc;
+    strides_ = groupnorm::support::nc_strides(shape_, channels_last);
+    // The padded layouts and the slice: wider channel rows or samples than the dense ones.
     int64_t size = 0;
-    switch (layout) {
-    case Layout::Contiguous:
-    case Layout::ChannelSlice:
-    case Layout::PaddedRowsNchw: {
+    if (channels_last) {
+        const int64_t pad = layout == Layout::PaddedBatchNhwc ? 5 : 0;
+        strides_[0] = S * C + pad;
+        size = N * (S * C + pad);
+    } else {
         const int64_t c_alloc = layout == Layout::ChannelSlice ? C + 3 : C;
         const int64_t row = layout == Layout::PaddedRowsNchw ? S + 3 : S;
-        int64_t st = 1;
-        for (int i = rank - 1; i >= 2; i--) {
-            strides_[i] = st;
-            st *= shape_[i];
-        }
         strides_[1] = row;
         strides_[0] = c_alloc * row;
         size = N * c_alloc * row;
-        break;
-    }
-    case Layout::ChannelsLast:
-    case Layout::PaddedBatchNhwc: {
-        const int64_t pad = layout == Layout::PaddedBatchNhwc ? 5 : 0;
-        strides_[1] = 1;
-        int64_t st = C;
-        for (int i = rank - 1; i >= 2; i--) {
-            strides_[i] = st;
-            st *= shape_[i];
-        }
-        strides_[0] = S * C + pad;
-        size = N * (S * C + pad);
-        break;
-    }
     }
     storage_.assign(std::max<int64_t>(size, 1) * bytes(dtype_), 0);
     // A channel slice starts one channel into its allocation, like x[:, 1:1+C].

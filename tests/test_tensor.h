@@ -9,6 +9,8 @@
 
 #include <dlpack/dlpack.h>
 
+#include "support/half.h"
+
 namespace gntest {
 
 enum class DType { F32, F16, BF16 };
@@ -17,10 +19,10 @@ DLDataType dl_type(DType t);
 int bytes(DType t);
 
 // Float conversions of the element types (round to nearest even).
-uint16_t to_f16_bits(double v);
-uint16_t to_bf16_bits(double v);
-double from_f16_bits(uint16_t b);
-double from_bf16_bits(uint16_t b);
+using groupnorm::support::from_bf16_bits;
+using groupnorm::support::from_f16_bits;
+using groupnorm::support::to_bf16_bits;
+using groupnorm::support::to_f16_bits;
 // Ordered distance in units in the last place between two values of type t.
 int64_t ulp_distance(DType t, double a, double b);
 // a rounded to type t, back in float64.

@@ -43,14 +43,4 @@ int info_command(const InfoOptions &opts);
 // "f32" | "f16" | "bf16" -> DLPack dtype.
 DLDataType parse_dtype(const std::string &name);
 
-// A DLTensor over caller-owned CPU memory of logical shape (N, C, *). Channels-last
-// means the memory order is (N, *, C), expressed through strides (no copy).
-struct TensorView {
-    std::vector<int64_t> shape, strides;
-    DLTensor dl{};
-    TensorView(void *data, DLDataType dtype, std::vector<int64_t> nc_shape, bool channels_last);
-    TensorView(const TensorView &) = delete;  // dl points into shape/strides
-    TensorView &operator=(const TensorView &) = delete;
-};
-
 }  // namespace groupnorm::tools

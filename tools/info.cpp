@@ -13,6 +13,7 @@
 #include "registry.h"
 #include "groupnorm/groupnorm.h"
 #include "isa.h"
+#include "support/layout.h"
 
 namespace groupnorm::tools {
 namespace {
@@ -66,7 +67,8 @@ CliError library_error(gn_status st) {
 // (validation reads shapes and strides only: the tensor's address is a placeholder).
 void query_shape(const InfoOptions &opts) {
     const DLDataType dtype = parse_dtype(opts.dtype);
-    TensorView x(reinterpret_cast<void *>(uintptr_t(64)), dtype, opts.shape, opts.channels_last);
+    support::DLTensorView x(reinterpret_cast<void *>(uintptr_t(64)), dtype, opts.shape,
+                            opts.channels_last);
 
     std::printf("problem: shape (");
     for (size_t i = 0; i < opts.shape.size(); i++) {

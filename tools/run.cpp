@@ -6,9 +6,12 @@
 #include "commands.h"
 #include "groupnorm/groupnorm.h"
 #include "npy.h"
+#include "support/layout.h"
 
 namespace groupnorm::tools {
 namespace {
+
+using support::DLTensorView;
 
 DLDataType dtype_of(const NpyArray &a) {
     return {kDLFloat, (uint8_t)(a.item_size() * 8), 1};
@@ -17,12 +20,12 @@ DLDataType dtype_of(const NpyArray &a) {
 // weight/bias: an optional (C,) array, float32 or x's dtype (gn_forward checks both).
 struct Param {
     NpyArray array;
-    std::unique_ptr<TensorView> view;
+    std::unique_ptr<DLTensorView> view;
     Param(const std::string &path, const char *what) {
         if (path.empty()) return;
         array = read_npy(path, what);
-        view = std::make_unique<TensorView>(array.data.data(), dtype_of(array), array.shape,
-                                            false);
+        view = std::make_unique<DLTensorView>(array.data.data(), dtype_of(array), array.shape,
+                                              false);
     }
     const DLTensor *tensor() const { return view ? &view->dl : nullptr; }
 };
@@ -40,8 +43,8 @@ int run_command(const RunOptions &opts) {
         nc_shape.pop_back();
     }
     std::vector<uint8_t> y_data(x.data.size());
-    TensorView xv(x.data.data(), dtype_of(x), nc_shape, opts.channels_last);
-    TensorView yv(y_data.data(), dtype_of(x), nc_shape, opts.channels_last);
+    DLTensorView xv(x.data.data(), dtype_of(x), nc_shape, opts.channels_last);
+    DLTensorView yv(y_data.data(), dtype_of(x), nc_shape, opts.channels_last);
 
     // Statistics (N, G) in float32, only when asked for. They are sized for N * G only
     // when G can be valid (G <= C), so a bad --groups cannot allocate wildly before
@@ -51,14 +54,14 @@ int run_command(const RunOptions &opts) {
     const int64_t C = nc_shape.size() >= 2 ? nc_shape[1] : 0;
     const int64_t G = opts.groups;
     std::vector<float> mean, rstd;
-    std::unique_ptr<TensorView> mv, rv;
+    std::unique_ptr<DLTensorView> mv, rv;
     if (want_stats) {
         const int64_t count = (G > 0 && G <= C) ? N * G : 0;
         mean.resize(count + 1);
         rstd.resize(count + 1);
         const DLDataType f32{kDLFloat, 32, 1};
-        mv = std::make_unique<TensorView>(mean.data(), f32, std::vector<int64_t>{N, G}, false);
-        rv = std::make_unique<TensorView>(rstd.data(), f32, std::vector<int64_t>{N, G}, false);
+        mv = std::make_unique<DLTensorView>(mean.data(), f32, std::vector<int64_t>{N, G}, false);
+        rv = std::make_unique<DLTensorView>(rstd.data(), f32, std::vector<int64_t>{N, G}, false);
     }
 
     gn_config config = GN_CONFIG_INIT;

@@ -14,9 +14,9 @@
 
 #include <omp.h>
 
-#include "bench_util.h"
+#include "support/roofline.h"
 
-namespace groupnorm::bench {
+namespace groupnorm::support {
 namespace {
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -110,4 +110,4 @@ void stream_copy(const void *x, void *y, size_t bytes, int threads) {
                 bytes - n * 8);
 }
 
-}  // namespace groupnorm::bench
+}  // namespace groupnorm::support

@@ -1,0 +1,20 @@
+// The streaming rooflines a GroupNorm kernel is measured against (gn_bench, `groupnorm
+// bench`): plain loops over the same bytes, split over up to `threads` OpenMP threads.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace groupnorm::support {
+
+// y[i] = x[i] over `bytes` bytes with up to `threads` threads (OpenMP): the read+write
+// traffic a one-pass kernel needs, with ordinary (write-allocating) stores like the kernels'.
+void stream_copy(const void *x, void *y, size_t bytes, int threads);
+// float16 x -> y = f16(f32(x) * a + b) with AVX-512 and F16C, `bytes` of each: the
+// conversions a float16 kernel cannot avoid. false (nothing run) on CPUs without them.
+bool stream_half_affine(const void *x, void *y, size_t bytes, int threads);
+// A streaming read of `bytes` (an XOR of 8-byte words, returned so it is not elided): the
+// second pass over x of a two-pass kernel (statistics, then normalize).
+uint64_t stream_read(const void *x, size_t bytes, int threads);
+
+}  // namespace groupnorm::support
