@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "backward_case.h"
 #include "canonicalise.h"
 #include "cuda_interop.h"
 #include "dispatch.h"
@@ -35,12 +36,12 @@ std::vector<Shape> gpu_shapes() {
     return shapes;
 }
 
-std::vector<const gd::Variant *> variants_of(gd::gn_device device) {
+std::vector<const gd::Variant *> variants_of(gd::gn_device device, gd::gn_op op = gd::GN_OP_FORWARD) {
     size_t count = 0;
     const gd::Variant *all = gd::all_variants(&count);
     std::vector<const gd::Variant *> out;
     for (size_t i = 0; i < count; i++) {
-        if (all[i].device == device && all[i].op == gd::GN_OP_FORWARD) out.push_back(&all[i]);
+        if (all[i].device == device && all[i].op == op) out.push_back(&all[i]);
     }
     return out;
 }
@@ -151,6 +152,50 @@ INSTANTIATE_TEST_SUITE_P(OpenCL, OpenClVariant,
                          ::testing::ValuesIn(variants_of(gd::GN_DEVICE_OPENCL)), variant_name);
 GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(OpenClVariant);
 
+// Every OpenCL backward variant on the GPU shapes (float32: PoCL's CPU device has no fp16).
+class OpenClBackward : public ::testing::TestWithParam<const gd::Variant *> {
+protected:
+    void SetUp() override {
+        static const std::string ext = opencl_cpu_extensions();
+        if (ext.empty()) GTEST_SKIP() << "no CPU OpenCL device (install pocl-opencl-icd)";
+    }
+};
+
+TEST_P(OpenClBackward, MatchesFloat64Reference) {
+    const gd::Variant &v = *GetParam();
+    const uint64_t seed = fresh_seed();
+    SCOPED_TRACE("GN_TEST_SEED=" + std::to_string(seed));
+    std::mt19937_64 rng(seed);
+    const DType dt = test_dtype(v.dtype), pt = test_dtype(v.param_dtype);
+    int ran = 0;
+    for (Layout layout : test_layouts(v.layout)) {
+        for (const Shape &shape : gpu_shapes()) {
+            for (bool affine : {true, false}) {
+                SCOPED_TRACE(to_string(shape.dims) + " G=" + std::to_string(shape.G) + " " +
+                             name(layout) + (affine ? " gamma" : " no gamma"));
+                BackwardCase c(shape, dt, pt, layout, affine, case_mean(rng), 1.5, rng);
+                gd::Problem p;
+                ASSERT_EQ(gd::validate_backward(c.dy.dl(), c.x.dl(), c.mean.dl(), c.rstd.dl(),
+                                                c.g(), c.G, c.dx.dl(), c.dgamma.dl(),
+                                                c.dbeta.dl(), &p),
+                          GN_STATUS_SUCCESS)
+                    << gn_last_error_message();
+                if (p.layout != v.layout || !gd::can_run(v, p)) continue;
+                ASSERT_EQ(gd::run_backward(v, p), GN_STATUS_SUCCESS) << gn_last_error_message();
+                EXPECT_TRUE(matches_backward_reference(c.reference(), &c.dx, &c.dgamma, &c.dbeta, c.G));
+                EXPECT_TRUE(c.dx.gaps_untouched()) << "wrote outside dx's view";
+                ran++;
+            }
+        }
+    }
+    EXPECT_GE(ran, 20) << "too few shapes ran this variant";
+}
+
+INSTANTIATE_TEST_SUITE_P(OpenCL, OpenClBackward,
+                         ::testing::ValuesIn(variants_of(gd::GN_DEVICE_OPENCL, gd::GN_OP_BACKWARD)),
+                         variant_name);
+GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(OpenClBackward);
+
 // A DLTensor of t's shape and strides at a fake CUDA address (never dereferenced).
 DLTensor on_cuda(const DLTensor &t, int device_id = 0) {
     DLTensor d = t;
@@ -249,6 +294,45 @@ TEST(CudaForward, EveryCudaVariantMatchesFloat64Reference) {
                 EXPECT_TRUE(matches_reference(c.y, c.reference(shape.G, 1e-5), &c.mean, &c.rstd))
                     << to_string(shape.dims) << " " << name(layout);
                 EXPECT_TRUE(c.y.gaps_untouched());
+            }
+        }
+    }
+}
+
+TEST(CudaBackward, EveryCudaVariantMatchesFloat64Reference) {
+    if (!gd::cuda_driver()) GTEST_SKIP() << "no CUDA driver: " << gd::cuda_unavailable_reason(0);
+    const gd::CudaDriver *cu = gd::cuda_driver();
+    void *ctx = nullptr;
+    int dev = 0;
+    ASSERT_EQ(cu->cuDeviceGet(&dev, 0), 0);
+    ASSERT_EQ(cu->cuDevicePrimaryCtxRetain(&ctx, dev), 0);
+    ASSERT_EQ(cu->cuCtxSetCurrent(ctx), 0);
+    std::mt19937_64 rng(fresh_seed());
+    for (const gd::Variant *v : variants_of(gd::GN_DEVICE_CUDA, gd::GN_OP_BACKWARD)) {
+        SCOPED_TRACE(v->name);
+        const DType dt = test_dtype(v->dtype), pt = test_dtype(v->param_dtype);
+        for (Layout layout : test_layouts(v->layout)) {
+            for (const Shape &shape : gpu_shapes()) {
+                BackwardCase c(shape, dt, pt, layout, true, case_mean(rng), 1.5, rng);
+                gd::Problem p;
+                ASSERT_EQ(gd::validate_backward(c.dy.dl(), c.x.dl(), c.mean.dl(), c.rstd.dl(),
+                                                c.g(), c.G, c.dx.dl(), c.dgamma.dl(),
+                                                c.dbeta.dl(), &p),
+                          GN_STATUS_SUCCESS);
+                if (p.layout != v->layout || !gd::can_run(*v, p)) continue;
+                DeviceCopy dy(*c.dy.dl()), x(*c.x.dl()), m(*c.mean.dl()), r(*c.rstd.dl()),
+                    g(*c.g()), dx(*c.dx.dl()), dg(*c.dgamma.dl()), db(*c.dbeta.dl());
+                ASSERT_EQ(gd::validate_backward(&dy.dl, &x.dl, &m.dl, &r.dl, &g.dl, c.G, &dx.dl,
+                                                &dg.dl, &db.dl, &p),
+                          GN_STATUS_SUCCESS);
+                ASSERT_EQ(gd::run_backward(*v, p), GN_STATUS_SUCCESS) << gn_last_error_message();
+                ASSERT_EQ(cu->cuCtxSynchronize(), 0);
+                dx.copy_back(*c.dx.dl());
+                dg.copy_back(*c.dgamma.dl());
+                db.copy_back(*c.dbeta.dl());
+                EXPECT_TRUE(matches_backward_reference(c.reference(), &c.dx, &c.dgamma, &c.dbeta, c.G))
+                    << to_string(shape.dims) << " " << name(layout);
+                EXPECT_TRUE(c.dx.gaps_untouched());
             }
         }
     }

@@ -11,7 +11,8 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv || true
 .venv/bin/cmake -S . -B "$B" -G Ninja -DCMAKE_MAKE_PROGRAM="$PWD/.venv/bin/ninja" \
   -DCMAKE_PREFIX_PATH="$PWD/.venv" -DPython3_EXECUTABLE="$PWD/.venv/bin/python" -DGN_BUILD_BENCH=OFF
 .venv/bin/ninja -C "$B" -j"$(nproc)"
-# CUDA.dispatch runs CudaForward (every CUDA variant on the device) when a driver is present.
+# CUDA.dispatch runs CudaForward and CudaBackward (every CUDA variant on the device) when a
+# driver is present.
 .venv/bin/ctest --test-dir "$B" -L gpu --output-on-failure
 "$NVCC" -O2 -std=c++17 -arch=native tools/gpu/gpu_bench.cu -Iruntime/include \
   "$B/runtime/libgroupnorm.a" -ldl -lpthread -o "$B/gn_gpu_bench"
