@@ -27,6 +27,34 @@ TEST(Module, TorchDocumentedExamples) {
     }
 }
 
+// backward returns dx and accumulates the parameter gradients across calls, like autograd.
+TEST(Module, BackwardAccumulatesParameterGradients) {
+    std::mt19937_64 rng(fresh_seed());
+    Tensor x({2, 8, 6, 6}, DType::F32), y({2, 8, 6, 6}, DType::F32), dy({2, 8, 6, 6}, DType::F32);
+    Tensor dx({2, 8, 6, 6}, DType::F32), mean({2, 4}, DType::F32), rstd({2, 4}, DType::F32);
+    x.fill_normal(rng, 1.0, 2.0);
+    dy.fill_normal(rng, 0.0, 1.0);
+    groupnorm::GroupNorm m(4, 8);
+    Param w = random_param(8, DType::F32, rng, 1, 0.5);
+    std::vector<float> wv(8);
+    for (int i = 0; i < 8; i++) wv[i] = (float)w[i];
+    m.set_weight(wv);
+    m.forward(*x.dl(), *y.dl(), mean.dl(), rstd.dl());
+    const BackwardReference ref = reference_group_norm_backward(dy, x, &w, 4, 1e-5);
+    m.backward(*dy.dl(), *x.dl(), *mean.dl(), *rstd.dl(), dx.dl());
+    EXPECT_TRUE(matches_backward_reference(ref, &dx, nullptr, nullptr, 4));
+    m.backward(*dy.dl(), *x.dl(), *mean.dl(), *rstd.dl(), nullptr);  // accumulates again
+    for (int c = 0; c < 8; c++) {
+        EXPECT_NEAR(m.weight_grad()[c], 2 * ref.dgamma[c], 1e-5 * (2 * ref.dgamma_abs[c])) << c;
+        EXPECT_NEAR(m.bias_grad()[c], 2 * ref.dbeta[c], 1e-5 * (2 * ref.dbeta_abs[c])) << c;
+    }
+    m.zero_grad();
+    EXPECT_EQ(m.weight_grad(), std::vector<float>(8, 0.0f));
+    Tensor dy_bad({2, 8, 6, 5}, DType::F32);
+    EXPECT_THROW(m.backward(*dy_bad.dl(), *x.dl(), *mean.dl(), *rstd.dl(), dx.dl()), groupnorm::Error);
+    EXPECT_EQ(m.weight_grad(), std::vector<float>(8, 0.0f)) << "a failed call accumulates nothing";
+}
+
 TEST(Module, WeightBiasStatsAndEps) {
     std::mt19937_64 rng(fresh_seed());
     Tensor x({3, 8, 5, 5}, DType::BF16, Layout::ChannelsLast), y({3, 8, 5, 5}, DType::BF16, Layout::ChannelsLast);

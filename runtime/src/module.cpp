@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <cmath>
 #include <utility>
 
@@ -36,7 +37,14 @@ GroupNorm::GroupNorm(int64_t num_groups, int64_t num_channels, double eps, bool 
     if (affine) {
         weight_.assign(num_channels, 1.0f);
         bias_.assign(num_channels, 0.0f);
+        weight_grad_.assign(num_channels, 0.0f);
+        bias_grad_.assign(num_channels, 0.0f);
     }
+}
+
+void GroupNorm::zero_grad() {
+    std::fill(weight_grad_.begin(), weight_grad_.end(), 0.0f);
+    std::fill(bias_grad_.begin(), bias_grad_.end(), 0.0f);
 }
 
 void GroupNorm::set_param(std::vector<float> &param, std::vector<float> value, const char *name) {
@@ -57,12 +65,31 @@ void GroupNorm::set_bias(std::vector<float> bias) { set_param(bias_, std::move(b
 
 void GroupNorm::forward(const DLTensor &x, DLTensor &y) const { forward(x, y, nullptr, nullptr); }
 
-void GroupNorm::forward(const DLTensor &x, DLTensor &y, DLTensor *mean, DLTensor *rstd) const {
+void GroupNorm::check_channels(const DLTensor &x) const {
     if (x.ndim >= 2 && x.shape && x.shape[1] != num_channels_) {
         throw Error(GN_STATUS_INVALID_ARGUMENT,
                     "x has " + std::to_string(x.shape[1]) + " channels; the module expects " +
                         std::to_string(num_channels_));
     }
+}
+
+void GroupNorm::backward(const DLTensor &dy, const DLTensor &x, const DLTensor &mean,
+                         const DLTensor &rstd, DLTensor *dx) {
+    check_channels(x);
+    int64_t shape[1] = {num_channels_};
+    DLTensor w = param_tensor(weight_, shape);
+    std::vector<float> dw(affine_ ? num_channels_ : 0), db(dw.size());
+    DLTensor dwt = param_tensor(dw, shape), dbt = param_tensor(db, shape);
+    check(gn_backward(&dy, &x, &mean, &rstd, affine_ ? &w : nullptr, num_groups_, dx,
+                      affine_ ? &dwt : nullptr, affine_ ? &dbt : nullptr, &config_));
+    for (size_t c = 0; c < dw.size(); c++) {
+        weight_grad_[c] += dw[c];
+        bias_grad_[c] += db[c];
+    }
+}
+
+void GroupNorm::forward(const DLTensor &x, DLTensor &y, DLTensor *mean, DLTensor *rstd) const {
+    check_channels(x);
     int64_t shape[1] = {num_channels_};
     DLTensor w = param_tensor(weight_, shape), b = param_tensor(bias_, shape);
     check(gn_forward(&x, affine_ ? &w : nullptr, affine_ ? &b : nullptr, num_groups_, eps_, &y,

@@ -28,7 +28,9 @@ inline void check(gn_status status) {
 }
 
 // torch.nn.GroupNorm(num_groups, num_channels, eps=1e-5, affine=True): weight starts at
-// ones and bias at zeros (float32, settable); forward(x, y) normalizes x of shape (N, C, *).
+// ones and bias at zeros (float32, settable); forward(x, y) normalizes x of shape (N, C, *);
+// backward(dy, x, mean, rstd, dx) returns dx and, like autograd, accumulates the weight and
+// bias gradients into weight_grad() and bias_grad() (zero_grad() resets them).
 class GroupNorm {
 public:
     GroupNorm(int64_t num_groups, int64_t num_channels, double eps = 1e-5, bool affine = true);
@@ -51,13 +53,23 @@ public:
     // Also writes mean and rstd, float32 (N, num_groups) tensors, as a backward pass needs.
     void forward(const DLTensor &x, DLTensor &y, DLTensor *mean, DLTensor *rstd) const;
 
+    // dx (nullptr: not computed; may be &dy) from dy, the forward's input x and the mean and
+    // rstd it wrote; with affine, adds this batch's gradients to weight_grad(), bias_grad().
+    void backward(const DLTensor &dy, const DLTensor &x, const DLTensor &mean,
+                  const DLTensor &rstd, DLTensor *dx);
+    // Accumulated gradients (zeros at first; empty when affine is false).
+    const std::vector<float> &weight_grad() const { return weight_grad_; }
+    const std::vector<float> &bias_grad() const { return bias_grad_; }
+    void zero_grad();
+
 private:
     void set_param(std::vector<float> &param, std::vector<float> value, const char *name);
+    void check_channels(const DLTensor &x) const;
 
     int64_t num_groups_, num_channels_;
     double eps_;
     bool affine_;
-    std::vector<float> weight_, bias_;
+    std::vector<float> weight_, bias_, weight_grad_, bias_grad_;
     gn_config config_ = GN_CONFIG_INIT;
 };
 
