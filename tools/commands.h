@@ -22,6 +22,13 @@ struct RunOptions {
     std::string input, output, weight, bias, mean, rstd;
 };
 
+struct BackwardOptions {
+    int64_t groups = 0;
+    double eps = 1e-5;
+    bool channels_last = false;
+    std::string input, dy, weight, dx, dweight, dbias;
+};
+
 struct BenchOptions {
     int threads = 0;  // 0: one per core
     std::string shapes = "default", dtype = "f32";
@@ -37,6 +44,7 @@ struct InfoOptions {
 };
 
 int run_command(const RunOptions &opts);
+int backward_command(const BackwardOptions &opts);
 int bench_command(const BenchOptions &opts);
 int info_command(const InfoOptions &opts);
 

@@ -1,4 +1,5 @@
-// groupnorm: run GroupNorm on .npy files, benchmark the shape suite, report the build.
+// groupnorm: run GroupNorm (and its backward) on .npy files, benchmark the shape suite,
+// report the build.
 #include <cstdio>
 #include <new>
 #include <string>
@@ -39,6 +40,20 @@ int main(int argc, char **argv) {
     run_cmd->add_option("--mean", run.mean, "write the group means, float32 (N, G)");
     run_cmd->add_option("--rstd", run.rstd, "write 1/sqrt(var + eps), float32 (N, G)");
 
+    BackwardOptions bwd;
+    CLI::App *bwd_cmd = app.add_subcommand(
+        "backward", "GroupNorm's gradients for .npy arrays (the statistics recomputed from x)");
+    bwd_cmd->add_option("--groups", bwd.groups, "number of groups G (C % G == 0)")->required();
+    bwd_cmd->add_option("--eps", bwd.eps, "added to the variance")->capture_default_str();
+    bwd_cmd->add_flag("--channels-last", bwd.channels_last,
+                      "the arrays are (N, *, C) instead of (N, C, *)");
+    bwd_cmd->add_option("--input", bwd.input, "x, .npy (the forward's input)")->required();
+    bwd_cmd->add_option("--dy", bwd.dy, "the gradient of y, .npy (x's shape and dtype)")->required();
+    bwd_cmd->add_option("--weight", bwd.weight, "gamma, shape (C,), float32 or x's dtype");
+    bwd_cmd->add_option("--dx", bwd.dx, "write the gradient of x, .npy (x's shape and dtype)");
+    bwd_cmd->add_option("--dweight", bwd.dweight, "write the gradient of gamma, (C,)");
+    bwd_cmd->add_option("--dbias", bwd.dbias, "write the gradient of beta, (C,)");
+
     BenchOptions bench;
     CLI::App *bench_cmd = app.add_subcommand("bench", "time gn_forward against a memory roofline");
     bench_cmd->add_option("--threads", bench.threads, "worker threads (0: one per core)");
@@ -66,6 +81,7 @@ int main(int argc, char **argv) {
     }
     try {
         if (*run_cmd) return run_command(run);
+        if (*bwd_cmd) return backward_command(bwd);
         if (*bench_cmd) return bench_command(bench);
         return info_command(info);
     } catch (const std::bad_alloc &) {

@@ -58,6 +58,49 @@ def check_close(name, got, ref, dtype):
         f"{name}: error {err.flat[worst]:.3g} > {bound.flat[worst]:.3g} at {worst}")
 
 
+def reference_backward(x, dy, groups, weight=None, eps=1e-5, channels_last=False):
+    """float64 gradients of GroupNorm: dx, dweight, dbias, and the contract's scales
+    (per-element dx scale: rms of rstd * weight * dy over the group; per-channel sums of
+    |dy| (|xhat| + 1) and |dy|)."""
+    x, dy = np.asarray(x, np.float64), np.asarray(dy, np.float64)
+    if channels_last:
+        x, dy = np.moveaxis(x, -1, 1), np.moveaxis(dy, -1, 1)
+    n, c = x.shape[:2]
+    bshape = (1, c) + (1,) * (x.ndim - 2)
+    w = np.ones(c) if weight is None else np.asarray(weight, np.float64)
+    xg = x.reshape(n, groups, -1)
+    mean = xg.mean(axis=2, keepdims=True)
+    rstd = 1.0 / np.sqrt(((xg - mean) ** 2).mean(axis=2, keepdims=True) + eps)
+    xhat = ((xg - mean) * rstd).reshape(x.shape)
+    gdy = (dy * w.reshape(bshape)).reshape(n, groups, -1)
+    xh = xhat.reshape(n, groups, -1)
+    dx = rstd * (gdy - gdy.mean(axis=2, keepdims=True) - xh * (gdy * xh).mean(axis=2, keepdims=True))
+    scale = np.sqrt(((rstd * gdy) ** 2).mean(axis=2, keepdims=True)) * np.ones_like(dx)
+    axes = (0,) + tuple(range(2, x.ndim))
+    dweight, dbias = (dy * xhat).sum(axis=axes), dy.sum(axis=axes)
+    dweight_abs = (np.abs(dy) * (np.abs(xhat) + 1)).sum(axis=axes)
+    dbias_abs = np.abs(dy).sum(axis=axes)
+    dx, scale = dx.reshape(x.shape), scale.reshape(x.shape)
+    if channels_last:
+        dx, scale = np.moveaxis(dx, 1, -1), np.moveaxis(scale, 1, -1)
+    return (dx, scale), (dweight, dweight_abs), (dbias, dbias_abs)
+
+
+def check_grad(name, got, ref, dtype):
+    """The gradient contract: |got - ref| <= 1e-5 (|ref| + scale); float16 also passes
+    within 1 ulp of round(ref)."""
+    ref, scale = ref
+    assert got.shape == ref.shape, f"{name}: shape {got.shape} != {ref.shape}"
+    assert got.dtype == dtype, f"{name}: dtype {got.dtype} != {dtype}"
+    err = np.abs(got.astype(np.float64) - ref)
+    ok = err <= 1e-5 * (np.abs(ref) + scale)
+    if dtype == np.float16:
+        rounded = ref.astype(np.float16)
+        ok |= np.abs(got.astype(np.float64) - rounded) <= np.abs(np.spacing(rounded))
+    worst = np.argmax(np.where(ok, 0, err))
+    assert np.all(ok), f"{name}: error {err.flat[worst]:.3g} at {worst}"
+
+
 class Case:
     def __init__(self, cli, work):
         self.cli, self.work = cli, work
@@ -96,6 +139,27 @@ class Case:
         if stats:
             check_close("mean", np.load(self.path("mean.npy")), mean, np.float32)
             check_close("rstd", np.load(self.path("rstd.npy")), rstd, np.float32)
+
+    def backward(self, x, dy, groups, weight=None, channels_last=False, outputs=("dx", "dweight", "dbias")):
+        """Runs `groupnorm backward` and checks the requested gradients."""
+        args = ["backward", "--groups", groups, "--input", self.save("x.npy", x),
+                "--dy", self.save("dy.npy", dy)]
+        if weight is not None:
+            args += ["--weight", self.save("w.npy", weight)]
+        if channels_last:
+            args.append("--channels-last")
+        for o in outputs:
+            args += ["--" + o, self.path(o + ".npy")]
+        r = subprocess.run([self.cli, *map(str, args)], capture_output=True, text=True)
+        assert r.returncode == 0 and r.stderr == "", f"exit {r.returncode}: {r.stderr}"
+        dx, dw, db = reference_backward(x, dy, groups, weight=weight, channels_last=channels_last)
+        pdtype = np.float32 if weight is None else weight.dtype
+        want = {"dx": (dx, x.dtype), "dweight": (dw, pdtype), "dbias": (db, pdtype)}
+        for name in ("dx", "dweight", "dbias"):
+            if name in outputs:
+                check_grad(name, np.load(self.path(name + ".npy")), *want[name])
+            else:
+                assert not os.path.exists(self.path(name + ".npy")), f"{name} written unasked"
 
     def fails(self, *args):
         """Bad input: exit code 2, one line on stderr, no outputs and no temporaries."""
@@ -159,6 +223,37 @@ def f16_channels_last(t):
               channels_last=True)
 
 
+# Backward: gradients against the float64 reference.
+def bwd_f32(t):
+    t.backward(data((2, 8, 5, 3)), data((2, 8, 5, 3)), 4, weight=data(8))
+
+
+def bwd_f32_no_weight_channels_last(t):
+    t.backward(data((2, 5, 3, 8)), data((2, 5, 3, 8)), 2, channels_last=True)
+
+
+def bwd_f16_f32_weight(t):
+    t.backward(data((2, 8, 7, 5), np.float16), data((2, 8, 7, 5), np.float16), 4,
+               weight=data(8))
+
+
+def bwd_only_dbias(t):
+    t.backward(data((3, 6, 7)), data((3, 6, 7)), 3, weight=data(6), outputs=("dbias",))
+
+
+def bad_bwd_dy_shape(t):
+    """dy of the wrong shape: exit 2, one line, nothing written."""
+    before = set(os.listdir(t.work))
+    x, dy = t.save("x.npy", data((2, 6, 8))), t.save("dy.npy", data((2, 6, 7)))
+    r = subprocess.run([t.cli, "backward", "--groups", "3", "--input", x, "--dy", dy,
+                        "--dx", t.path("dx.npy"), "--dbias", t.path("db.npy")],
+                       capture_output=True, text=True)
+    assert r.returncode == 2, f"exit {r.returncode}, stderr {r.stderr!r}"
+    assert len(r.stderr.splitlines()) == 1 and "--dy" in r.stderr, r.stderr
+    created = set(os.listdir(t.work)) - before - {"x.npy", "dy.npy"}
+    assert not created, f"files written on failure: {sorted(created)}"
+
+
 # Bad input: each must exit 2 with a one-line message naming the problem.
 def bad_missing_file(t):
     msg = t.fails("--groups", 2, "--input", t.path("absent.npy"))
@@ -212,7 +307,8 @@ CASES = {f.__name__: f for f in [
     f32_affine, f32_no_affine, f32_rank2, f32_weight_only, f32_bias_only, f32_channels_last,
     f32_channels_last_5d, f32_mean_rstd, f16, f16_f32_params, f16_channels_last,
     bad_missing_file, bad_not_npy, bad_truncated, bad_dtype, bad_fortran, bad_rank,
-    bad_groups, bad_weight_length, bad_weight_dtype]}
+    bad_groups, bad_weight_length, bad_weight_dtype, bwd_f32, bwd_f32_no_weight_channels_last,
+    bwd_f16_f32_weight, bwd_only_dbias, bad_bwd_dy_shape]}
 
 if __name__ == "__main__":
     cli, work, name = sys.argv[1:4]
