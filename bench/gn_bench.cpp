@@ -1,7 +1,7 @@
 // gn_bench: every shape of groupnorm::bench::suite() through gn_forward (f32 NCHW and
-// NHWC, f16 and bf16 NCHW), each next to a streaming roofline of the same bytes and, when
-// built with libtorch, PyTorch CPU's group_norm; plus the dispatch overhead on the tiny
-// shape. Names: <family>/<variant>/<shape>/threads:<n> (Google Benchmark appends
+// NHWC, f16 and bf16 NCHW) and gn_backward (f32 NCHW and NHWC), each next to a streaming
+// roofline of the same bytes and, when built with libtorch, PyTorch CPU's group_norm and
+// its backward; plus the dispatch overhead on the tiny shape. Names: <family>/<variant>/<shape>/threads:<n> (Google Benchmark appends
 // /process_time/real_time), so --benchmark_filter can pick; report.py reads the JSON.
 #include <algorithm>
 #include <cmath>
@@ -139,6 +139,77 @@ void BM_roofline(benchmark::State &state, const SuiteShape &s, int esize, int th
     set_counters(state, n, esize);
 }
 
+// The backward's data: dy = x - 3 (zero-mean normal), the forward's statistics, gamma.
+struct BackwardData {
+    AlignedBuffer x, dy, dx;
+    std::vector<float> mean, rstd, gamma, dgamma, dbeta;
+    BackwardData(const SuiteShape &s, bool channels_last)
+        : x(numel(s) * 4), dy(numel(s) * 4), dx(numel(s) * 4) {
+        const int64_t n = numel(s), N = s.shape[0], C = s.shape[1];
+        std::memcpy(x.data, master_input(s), n * 4);
+        float *d = static_cast<float *>(dy.data);
+        for (int64_t i = 0; i < n; i++) d[i] = static_cast<float *>(x.data)[i] - 3.0f;
+        mean.resize(N * s.groups), rstd.resize(N * s.groups), gamma.resize(C);
+        dgamma.resize(C), dbeta.resize(C);
+        for (int64_t c = 0; c < C; c++) gamma[c] = 0.5f + float(c % 7) / 7;
+        std::vector<float> y(n);
+        const DLDataType f32{kDLFloat, 32, 1};
+        DLTensorView xv(x.data, f32, s.shape, channels_last), yv(y.data(), f32, s.shape, channels_last);
+        DLTensorView mv(mean.data(), f32, {N, s.groups}, false), rv(rstd.data(), f32, {N, s.groups}, false);
+        gn_forward(&xv.dl, nullptr, nullptr, s.groups, kEps, &yv.dl, &mv.dl, &rv.dl, nullptr);
+    }
+};
+
+void set_backward_counters(benchmark::State &state, int64_t n) {
+    state.SetItemsProcessed(state.iterations() * n);
+    state.SetBytesProcessed(state.iterations() * n * 4 * 3);  // x, dy read + dx written
+}
+
+// gn_backward, all three gradients, float32.
+void BM_backward(benchmark::State &state, const SuiteShape &s, bool channels_last, int threads) {
+    gn_set_num_threads(threads);
+    BackwardData d(s, channels_last);
+    const int64_t n = numel(s), N = s.shape[0], C = s.shape[1];
+    const DLDataType f32{kDLFloat, 32, 1};
+    DLTensorView xv(d.x.data, f32, s.shape, channels_last), dyv(d.dy.data, f32, s.shape, channels_last);
+    DLTensorView dxv(d.dx.data, f32, s.shape, channels_last);
+    DLTensorView mv(d.mean.data(), f32, {N, s.groups}, false), rv(d.rstd.data(), f32, {N, s.groups}, false);
+    DLTensorView gv(d.gamma.data(), f32, {C}, false), dgv(d.dgamma.data(), f32, {C}, false);
+    DLTensorView dbv(d.dbeta.data(), f32, {C}, false);
+    auto run = [&] {
+        return gn_backward(&dyv.dl, &xv.dl, &mv.dl, &rv.dl, &gv.dl, s.groups, &dxv.dl, &dgv.dl,
+                           &dbv.dl, nullptr);
+    };
+    std::memset(d.dx.data, 0xff, n * 4);
+    if (gn_status st = run()) {
+        state.SkipWithError((std::string(gn_status_string(st)) + ": " + gn_last_error_message()).c_str());
+        return;
+    }
+    if (!all_finite(d.dx.data, n, f32)) {
+        state.SkipWithError("dx is not finite");
+        return;
+    }
+    for (auto _ : state) {
+        benchmark::DoNotOptimize(run());
+        benchmark::ClobberMemory();
+    }
+    set_backward_counters(state, n);
+}
+
+// The backward's least traffic: x and dy read, dx written, in one streaming loop.
+void BM_roofline3(benchmark::State &state, const SuiteShape &s, int threads) {
+    const int64_t n = numel(s);
+    BackwardData d(s, false);
+    stream_add(static_cast<float *>(d.x.data), static_cast<float *>(d.dy.data),
+               static_cast<float *>(d.dx.data), n, threads);
+    for (auto _ : state) {
+        stream_add(static_cast<float *>(d.x.data), static_cast<float *>(d.dy.data),
+                   static_cast<float *>(d.dx.data), n, threads);
+        benchmark::ClobberMemory();
+    }
+    set_backward_counters(state, n);
+}
+
 // The float16 counterpart of the copy roofline: read f16, convert, one FMA, convert, write
 // (the same bytes as the f16 copy). Its GB/s over f32's copy is the most a float16 kernel can
 // gain from its halved bytes on this CPU.
@@ -257,6 +328,12 @@ void register_all() {
             add("roofline/f32_two_pass" + tail, [s, threads](benchmark::State &st) {
                 BM_roofline(st, s, 4, threads, true);
             });
+            for (bool cl : {false, true}) {
+                add(std::string("bwd/f32_") + (cl ? "nhwc" : "nchw") + tail,
+                    [s, cl, threads](benchmark::State &st) { BM_backward(st, s, cl, threads); });
+            }
+            add("roofline/f32_three_stream" + tail,
+                [s, threads](benchmark::State &st) { BM_roofline3(st, s, threads); });
             add("roofline/f16_convert" + tail,
                 [s, threads](benchmark::State &st) { BM_half_convert(st, s, threads); });
 #ifdef GN_BENCH_HAVE_TORCH

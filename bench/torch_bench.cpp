@@ -48,6 +48,43 @@ void BM_torch(benchmark::State &state, const SuiteShape &s, bool channels_last, 
     state.SetBytesProcessed(state.iterations() * n * 2 * int64_t(sizeof(float)));
 }
 
+// at::native_group_norm_backward (what autograd calls), all three gradients, with the
+// forward's mean and rstd; its outputs are allocated per call as in training.
+void BM_torch_backward(benchmark::State &state, const SuiteShape &s, bool channels_last,
+                       int threads) {
+    const size_t rank = s.shape.size();
+    if (channels_last && rank != 4 && rank != 5) {
+        state.SkipWithError("torch has channels-last formats for 4-D and 5-D only");
+        return;
+    }
+    at::set_num_threads(threads);
+    c10::InferenceMode guard;
+    const std::vector<int64_t> strides = support::nc_strides(s.shape, channels_last);
+    at::Tensor x = at::from_blob(const_cast<float *>(master_input(s)), s.shape, strides, at::kFloat);
+    at::Tensor dy = (x - 3.0f).contiguous(channels_last ? (rank == 4 ? at::MemoryFormat::ChannelsLast
+                                                                     : at::MemoryFormat::ChannelsLast3d)
+                                                        : at::MemoryFormat::Contiguous);
+    at::Tensor gamma = at::rand({s.shape[1]}) + 0.5, beta = at::rand({s.shape[1]});
+    const int64_t N = s.shape[0], C = s.shape[1], HxW = numel(s) / (N * C);
+    auto fwd = at::native_group_norm(x, gamma, beta, N, C, HxW, s.groups, 1e-5);
+    const at::Tensor &mean = std::get<1>(fwd), &rstd = std::get<2>(fwd);
+    auto run = [&] {
+        return at::native_group_norm_backward(dy, x, mean, rstd, gamma, N, C, HxW, s.groups,
+                                              {true, true, true});
+    };
+    if (!at::isfinite(std::get<0>(run())).all().item<bool>()) {
+        state.SkipWithError("torch dx is not finite");
+        return;
+    }
+    for (auto _ : state) {
+        auto out = run();
+        benchmark::DoNotOptimize(std::get<0>(out).data_ptr());
+    }
+    const int64_t n = numel(s);
+    state.SetItemsProcessed(state.iterations() * n);
+    state.SetBytesProcessed(state.iterations() * n * 3 * int64_t(sizeof(float)));
+}
+
 }  // namespace
 
 void register_torch(const SuiteShape &s, int threads) {
@@ -55,6 +92,11 @@ void register_torch(const SuiteShape &s, int threads) {
     for (bool cl : {false, true}) {
         benchmark::RegisterBenchmark(("torch/f32_" + std::string(cl ? "nhwc" : "nchw") + tail).c_str(),
                                      [=](benchmark::State &st) { BM_torch(st, s, cl, threads); })
+            ->UseRealTime()
+            ->MeasureProcessCPUTime()
+            ->Unit(benchmark::kMillisecond);
+        benchmark::RegisterBenchmark(("torch_bwd/f32_" + std::string(cl ? "nhwc" : "nchw") + tail).c_str(),
+                                     [=](benchmark::State &st) { BM_torch_backward(st, s, cl, threads); })
             ->UseRealTime()
             ->MeasureProcessCPUTime()
             ->Unit(benchmark::kMillisecond);

@@ -19,7 +19,8 @@ struct BackwardStages {
     Halide::Func chan_sums{"chan_sums"};  // (c, n) {sum dy, sum dy (x - mean), sum x - mean} over s
     Halide::Func chan_sums_out{"chan_sums_out"};  // (c, n) {db, dsc} re-centred, for dgamma/dbeta
     Halide::Func grp_coef{"grp_coef"};    // (g, n) {c2, c3, delta}: dx = a dy + c2 (x - mean) + c3
-    Halide::Func chan_scale{"chan_scale"};  // (c, n) a = rstd * gamma
+    Halide::Func chan_mean{"chan_mean"};  // (c, n) the mean of c's group: a vector of channels loads it
+    Halide::Func chan_coef{"chan_coef"};  // (c, n) {rstd * gamma, c2, c3} of c's group
     Halide::Func dx, dgamma, dbeta;       // the pipeline's outputs
 };
 

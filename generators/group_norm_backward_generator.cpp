@@ -50,7 +50,8 @@ public:
 
         // strict_float: x - mean is the numerics (fast-math must not turn dy * (x - mean)
         // into dy * x - dy * mean).
-        st.centered(s, c, n) = strict_float(cast<float>(x(s, c, n)) - mean(c / D, n));
+        st.chan_mean(c, n) = mean(c / D, n);
+        st.centered(s, c, n) = strict_float(cast<float>(x(s, c, n)) - st.chan_mean(c, n));
         st.dy_f(s, c, n) = cast<float>(dy(s, c, n));
 
         st.rs = RDom(0, S, "rs");
@@ -78,10 +79,11 @@ public:
         Expr c2 = -(r * r * r) * inv_m * (grp_sums(g, n)[1] - delta * grp_sums(g, n)[0]);
         Expr c3 = -r * inv_m * grp_sums(g, n)[0];
         st.grp_coef(g, n) = Tuple(c2, c3 - c2 * delta, delta);
-        st.chan_scale(c, n) = rstd(c / D, n) * cast<float>(gamma(c));
-        st.dx(s, c, n) = cast(x.type(), st.chan_scale(c, n) * st.dy_f(s, c, n) +
-                                            st.grp_coef(c / D, n)[0] * st.centered(s, c, n) +
-                                            st.grp_coef(c / D, n)[1]);
+        st.chan_coef(c, n) = Tuple(rstd(c / D, n) * cast<float>(gamma(c)),
+                                   st.grp_coef(c / D, n)[0], st.grp_coef(c / D, n)[1]);
+        st.dx(s, c, n) = cast(x.type(), st.chan_coef(c, n)[0] * st.dy_f(s, c, n) +
+                                            st.chan_coef(c, n)[1] * st.centered(s, c, n) +
+                                            st.chan_coef(c, n)[2]);
         // The channel sums dgamma and dbeta need, re-centred: {db, dsc - delta * db}.
         st.chan_sums_out(c, n) =
             Tuple(st.chan_sums(c, n)[0],

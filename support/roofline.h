@@ -13,6 +13,9 @@ void stream_copy(const void *x, void *y, size_t bytes, int threads);
 // float16 x -> y = f16(f32(x) * a + b) with AVX-512 and F16C, `bytes` of each: the
 // conversions a float16 kernel cannot avoid. false (nothing run) on CPUs without them.
 bool stream_half_affine(const void *x, void *y, size_t bytes, int threads);
+// y[i] = a[i] + b[i] over n floats: the three streams of a backward pass (x and dy read,
+// dx written).
+void stream_add(const float *a, const float *b, float *y, size_t n, int threads);
 // A streaming read of `bytes` (an XOR of 8-byte words, returned so it is not elided): the
 // second pass over x of a two-pass kernel (statistics, then normalize).
 uint64_t stream_read(const void *x, size_t bytes, int threads);

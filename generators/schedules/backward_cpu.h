@@ -40,7 +40,7 @@ inline void schedule_backward_cpu_nchw(BackwardStages &st, const Tuning &tune, i
     // Per group, before its dx is written (dx may be dy): channel sums, coefficients.
     st.chan_sums.compute_at(st.dx, st.g).store_in(MemoryType::Stack);
     for (Func f : {grp_sums, st.grp_coef}) f.compute_at(st.dx, st.g).bound_storage(st.g, 1);
-    st.chan_scale.compute_at(st.dx, d);
+    st.chan_coef.compute_at(st.dx, d);
     // A channel's sums: a vector of `lanes` accumulators (independent add chains), then
     // the lanes added.
     RVar rso{"rso"}, rsi{"rsi"};
@@ -79,7 +79,10 @@ inline void schedule_backward_cpu_nhwc(BackwardStages &st, const Tuning &tune, i
     blocks.update().reorder(st.c, rsi, b).parallel(b)
         .vectorize(st.c, vec, TailStrategy::GuardWithIf);
     for (Func f : {grp_sums, st.grp_coef}) f.compute_at(st.dx, st.n);
-    st.chan_scale.compute_at(st.dx, st.n).vectorize(st.c, vec, TailStrategy::GuardWithIf);
+    // Per-channel tables of the group values, so a vector of channels loads them.
+    for (Func f : {st.chan_mean, st.chan_coef}) {
+        f.compute_at(st.dx, st.n).vectorize(st.c, vec, TailStrategy::GuardWithIf);
+    }
     schedule_backward_params(st, param_sums, vector);
 }
 
