@@ -20,6 +20,8 @@ from collections import defaultdict
 UNIT_MS = {"ns": 1e-6, "us": 1e-3, "ms": 1.0, "s": 1e3}
 # The targets the kernels are asked to reach (see the team's brief).
 T_NCHW_GEOMEAN, T_NCHW_MIN, T_NHWC_GEOMEAN, T_ROOFLINE, T_HALF = 3.5, 2.0, 2.5, 0.90, 0.90
+# Backward: vs torch's native_group_norm_backward, and its share of the 3-stream roofline.
+T_BWD_NCHW_GEOMEAN, T_BWD_NCHW_MIN, T_BWD_NHWC_GEOMEAN, T_BWD_NHWC_MIN, T_BWD_ROOF = 1.5, 1.1, 3.0, 1.2, 0.70
 
 
 def load(paths):
@@ -188,6 +190,31 @@ def main():
               f"| {fmt(hb16 and 100 * hb16, '.0f', '%')} |")
         w("")
 
+    # Backward, one table per thread count.
+    if any(k[0] == "bwd" for k in rows):
+        for t in threads:
+            w(f"## Backward, {t} thread{'s' if t > 1 else ''}\n")
+            w("| shape | MB x+dy+dx | ms | 3-stream roofline ms | % roofline | torch ms | speedup "
+              "| NHWC ms | torch CL ms | NHWC speedup |")
+            w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+            for s in shapes:
+                ours, nhwc = get("bwd", "f32_nchw", s, t), get("bwd", "f32_nhwc", s, t)
+                roof = get("roofline", "f32_three_stream", s, t)
+                tn, tc = get("torch_bwd", "f32_nchw", s, t), get("torch_bwd", "f32_nhwc", s, t)
+                mb = roof.get("gbs", 0) * roof.get("ms", 0)
+                pct = ratio(roof.get("ms"), ours.get("ms"))
+                sp, sp_cl = ratio(tn.get("ms"), ours.get("ms")), ratio(tc.get("ms"), nhwc.get("ms"))
+                for metric, v in (("bwd_nchw", sp), ("bwd_nhwc", sp_cl)):
+                    if v:
+                        summary[metric, t].append((v, s))
+                if pct and mb * 1e6 > l3:
+                    summary["bwd_roof", t].append((pct, s))
+                w(f"| {s} | {fmt(mb, '.1f')} | {fmt(ours.get('ms'), '.4g')} | {fmt(roof.get('ms'), '.4g')} "
+                  f"| {fmt(pct and 100 * pct, '.0f', '%')} | {fmt(tn.get('ms'), '.4g')} "
+                  f"| {fmt(sp, '.2f', 'x')} | {fmt(nhwc.get('ms'), '.4g')} | {fmt(tc.get('ms'), '.4g')} "
+                  f"| {fmt(sp_cl, '.2f', 'x')} |")
+            w("")
+
     # Summary against the targets.
     w("## Summary\n")
     w(f"\"> L3\": shapes whose f32 x + y exceed the {l3 >> 20} MiB L3. "
@@ -225,6 +252,14 @@ def main():
              check_threads=set())
         line("bound: torch CL / two-pass roofline time, NHWC, geomean", "nhwc_bound2", 0,
              "geomean", check_threads=set())
+    if have_torch and any(k[0] == "bwd" for k in rows):
+        line("backward: speedup vs torch, f32 NCHW, geomean", "bwd_nchw", T_BWD_NCHW_GEOMEAN, "geomean")
+        line("backward: speedup vs torch, f32 NCHW, min", "bwd_nchw", T_BWD_NCHW_MIN, "min")
+        line("backward: speedup vs torch channels_last, f32 NHWC, geomean", "bwd_nhwc",
+             T_BWD_NHWC_GEOMEAN, "geomean")
+        line("backward: speedup vs torch channels_last, f32 NHWC, min", "bwd_nhwc", T_BWD_NHWC_MIN, "min")
+    line("backward: % of 3-stream roofline, f32 NCHW, shapes > L3, min", "bwd_roof", T_BWD_ROOF,
+         "min", pct=True)
     line("% of two-pass roofline (x read, then copied), f32 NCHW, geomean", "nchw_2pass", 0,
          "geomean", pct=True, check_threads=set())
     line("% of two-pass roofline (x read, then copied), f32 NHWC, geomean", "nhwc_2pass", 0,
@@ -250,6 +285,10 @@ def main():
           f"**{(fwd['ms'] - direct['ms']) * 1e6:.0f} ns** per call.")
 
     w("\n## Notes\n")
+    w("- torch backward: `at::native_group_norm_backward` (what autograd calls) with the "
+      "forward's mean and rstd, all three gradients, new outputs per call; ours: `gn_backward`, "
+      "all three gradients; 3-stream roofline: a streaming dx = x + dy (x and dy read, dx "
+      "written), the least traffic a backward pass needs.")
     w("- torch: `at::group_norm` under `c10::InferenceMode`, a new output per call. gn_bench keeps "
       "freed memory in glibc's heap, so the page faults of a fresh output over 32 MB are not "
       "timed as torch's; `GN_BENCH_MALLOC_DEFAULT=1` times them (what a plain PyTorch user pays).")

@@ -9,13 +9,15 @@ namespace groupnorm_gen {
 
 struct BackwardStages {
     // s spatial (flattened), c channel, n sample, g group.
-    Halide::Var s{"s"}, c{"c"}, n{"n"}, g{"g"};
+    Halide::Var s{"s"}, c{"c"}, n{"n"}, g{"g"}, l{"l"};
     Halide::Expr D;   // channels per group
-    Halide::RDom rs;  // the spatial positions of a channel (its sums)
+    Halide::RDom rs;  // a channel's positions (L = 1) or whole chunks of L positions (its sums)
+    Halide::RDom rl;  // the lanes (L > 1)
     Halide::RDom rn;  // the samples (dgamma, dbeta)
 
     Halide::Func centered{"centered"};    // (s, c, n) x - mean, float32
     Halide::Func dy_f{"dy_f"};            // (s, c, n) dy in float32
+    Halide::Func lane_sums{"lane_sums"};  // (l, c, n) the channel sums of lane l (L > 1 only)
     Halide::Func chan_sums{"chan_sums"};  // (c, n) {sum dy, sum dy (x - mean), sum x - mean} over s
     Halide::Func chan_sums_out{"chan_sums_out"};  // (c, n) {db, dsc} re-centred, for dgamma/dbeta
     Halide::Func grp_coef{"grp_coef"};    // (g, n) {c2, c3, delta}: dx = a dy + c2 (x - mean) + c3

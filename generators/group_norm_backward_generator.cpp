@@ -54,12 +54,36 @@ public:
         st.centered(s, c, n) = strict_float(cast<float>(x(s, c, n)) - st.chan_mean(c, n));
         st.dy_f(s, c, n) = cast<float>(dy(s, c, n));
 
-        st.rs = RDom(0, S, "rs");
+        // Channel sums: {dy, dy (x - mean), x - mean} over s. With L > 1 lanes (nchw CPU: a
+        // vector of accumulators), lane l sums positions l, l + L, ... of the channel's whole
+        // chunks of L (a pure vector dimension: no mask), then the lanes and the last S % L
+        // positions are added; with L = 1 one sum over s.
+        auto terms = [&](Expr pos) {
+            Expr dyv = st.dy_f(pos, c, n), xcv = st.centered(pos, c, n);
+            return std::vector<Expr>{dyv, dyv * xcv, xcv};
+        };
+        auto accumulate = [](Func f, std::vector<Expr> args, std::vector<Expr> add) {
+            std::vector<Expr> sums;
+            for (size_t k = 0; k < add.size(); k++) sums.push_back(f(args)[k] + add[k]);
+            f(args) = Tuple(sums);
+        };
+        const int L = lanes(tune);
         st.chan_sums(c, n) = Tuple(0.0f, 0.0f, 0.0f);
-        Expr dyv = st.dy_f(st.rs, c, n), xcv = st.centered(st.rs, c, n);
-        st.chan_sums(c, n) = Tuple(st.chan_sums(c, n)[0] + dyv,
-                                   st.chan_sums(c, n)[1] + dyv * xcv,
-                                   st.chan_sums(c, n)[2] + xcv);
+        if (L == 1) {
+            st.rs = RDom(0, S, "rs");
+            accumulate(st.chan_sums, {c, n}, terms(st.rs));
+        } else {
+            Expr chunks = S / L;
+            st.rs = RDom(0, chunks, "rs");
+            st.lane_sums(st.l, c, n) = Tuple(0.0f, 0.0f, 0.0f);
+            accumulate(st.lane_sums, {st.l, c, n}, terms(st.rs * L + st.l));
+            st.rl = RDom(0, L, "rl");
+            std::vector<Expr> lane_terms;
+            for (int k = 0; k < 3; k++) lane_terms.push_back(st.lane_sums(st.rl, c, n)[k]);
+            accumulate(st.chan_sums, {c, n}, lane_terms);
+            RDom rt(0, S - chunks * L, "rt");
+            accumulate(st.chan_sums, {c, n}, terms(chunks * L + rt));
+        }
 
         // Per group: the gamma-weighted sums over its channels, in a short serial loop.
         RDom rd(0, D, "rd");
@@ -115,6 +139,11 @@ public:
     }
 
 private:
+    // Lanes of the channel sums: a vector of accumulators on nchw CPUs, else 1.
+    int lanes(const Tuning &t) const {
+        return family() != Family::Gpu && layout == Layout::NCHW ? t.acc_vectors * vector() : 1;
+    }
+
     void constrain(BackwardStages &st) {
         for (int i = 0; i < 3; i++) {
             dy.dim(i).set_min(0).set_extent(x.dim(i).extent());

@@ -23,8 +23,8 @@ inline void schedule_backward_params(BackwardStages &st, Halide::Func param_sums
 inline void schedule_backward_cpu_nchw(BackwardStages &st, const Tuning &tune, int vector,
                                        Halide::Func param_sums, Halide::Func grp_sums) {
     using namespace Halide;
-    const int out_vector = tune.y_vectors * vector, lanes = tune.acc_vectors * vector;
-    Var d{"d"}, u{"u"};
+    const int out_vector = tune.y_vectors * vector;
+    Var d{"d"};
     st.dx.split(st.c, st.g, d, st.D, TailStrategy::RoundUp)
         .reorder(st.s, d, st.g, st.n)
         .parallel(st.n)
@@ -41,14 +41,12 @@ inline void schedule_backward_cpu_nchw(BackwardStages &st, const Tuning &tune, i
     st.chan_sums.compute_at(st.dx, st.g).store_in(MemoryType::Stack);
     for (Func f : {grp_sums, st.grp_coef}) f.compute_at(st.dx, st.g).bound_storage(st.g, 1);
     st.chan_coef.compute_at(st.dx, d);
-    // A channel's sums: a vector of `lanes` accumulators (independent add chains), then
-    // the lanes added.
-    RVar rso{"rso"}, rsi{"rsi"};
-    Func lane_sums = st.chan_sums.update()
-                         .split(st.rs.x, rso, rsi, lanes, TailStrategy::GuardWithIf)
-                         .rfactor(rsi, u);
-    lane_sums.compute_at(st.chan_sums, st.c).vectorize(u);
-    lane_sums.update().reorder(u, rso).vectorize(u);
+    // A channel's sums: lane_sums, a vector of accumulators in registers (independent add
+    // chains), then its lanes added as one vector reduction, then the channel's tail.
+    st.lane_sums.compute_at(st.chan_sums, st.c).store_in(MemoryType::Register).vectorize(st.l);
+    st.lane_sums.update().reorder(st.l, st.rs.x).vectorize(st.l);
+    st.chan_sums.update(0).atomic().vectorize(st.rl.x);
+    st.chan_sums.update(1).unscheduled();  // the tail: < L positions per channel
     schedule_backward_params(st, param_sums, vector);
 }
 
