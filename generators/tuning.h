@@ -78,8 +78,9 @@ inline Tuning default_tuning(Family family, Layout layout, GpuShape shape) {
     t.rows_per_step = 1;
     switch (family) {
     case Family::X86:
-        // nchw: four vectors of accumulators keep enough adds in flight at L1/L2 speed; y
-        // two vectors at a time (a half-precision y is then converted in registers and
+    case Family::Arm:
+        // x86: nchw four vectors of accumulators keep enough adds in flight at L1/L2 speed;
+        // y two vectors at a time (a half-precision y is then converted in registers and
         // stored whole: one vector's VCVTPS2PH folded into its store is slow on Zen 4).
         // nhwc: 512 rows of C <= 320 float channels fit L2; eight rows per step of the
         // second moment (10-30% faster in cache than one).
@@ -91,18 +92,14 @@ inline Tuning default_tuning(Family family, Layout layout, GpuShape shape) {
         t.rows_per_step = 8;
         t.rows_per_chain = 64;
         t.rows_per_task = 32;
-        break;
-    case Family::Arm:
-        // NEON: 4 lanes a register, 32 registers; y 8 values (one 128-bit f16 store) per
-        // iteration; 4 rows per step of the nhwc second moment (untimed on hardware).
-        t.y_vectors = 2;
-        t.acc_vectors = 4;
-        t.lane_steps = 64;
-        t.stat_vectors = 2;
-        t.block_rows = 512;
-        t.rows_per_step = 4;
-        t.rows_per_chain = 64;
-        t.rows_per_task = 32;
+        if (family == Family::Arm) {
+            // NEON: 4 lanes a register, 32 registers: y 8 values (one 128-bit f16 store)
+            // per iteration, nhwc accumulators two vectors wide, 4 rows per step of the
+            // second moment (untimed on hardware).
+            t.y_vectors = 2;
+            t.stat_vectors = 2;
+            t.rows_per_step = 4;
+        }
         break;
     case Family::Gpu:
         // split: nchw 16 values per thread of a block; nhwc 128 rows of a 32-channel tile.

@@ -12,6 +12,7 @@
 #include "isa.h"
 #include "backward_case.h"
 #include "reference.h"
+#include "registry_cases.h"
 #include "registry.h"
 #include "test_shapes.h"
 #include "groupnorm/groupnorm.h"
@@ -20,25 +21,6 @@ using namespace gntest;
 namespace gd = groupnorm::detail;
 
 namespace {
-
-DType test_dtype(gd::gn_dtype t) {
-    return t == gd::GN_DTYPE_F32 ? DType::F32 : t == gd::GN_DTYPE_F16 ? DType::F16 : DType::BF16;
-}
-
-std::vector<Layout> test_layouts(gd::gn_layout l) {
-    if (l == gd::GN_LAYOUT_NCHW) return {Layout::Contiguous, Layout::ChannelSlice, Layout::PaddedRowsNchw};
-    return {Layout::ChannelsLast, Layout::PaddedBatchNhwc};
-}
-
-std::vector<const gd::Variant *> backward_variants() {
-    size_t count = 0;
-    const gd::Variant *all = gd::all_variants(&count);
-    std::vector<const gd::Variant *> out;
-    for (size_t i = 0; i < count; i++) {
-        if (all[i].device == gd::GN_DEVICE_CPU && all[i].op == gd::GN_OP_BACKWARD) out.push_back(&all[i]);
-    }
-    return out;
-}
 
 class BackwardVariant : public ::testing::TestWithParam<const gd::Variant *> {};
 
@@ -75,7 +57,7 @@ TEST_P(BackwardVariant, MatchesFloat64Reference) {
     EXPECT_GE(ran, 16) << "too few shapes ran this variant";
 }
 
-INSTANTIATE_TEST_SUITE_P(Registry, BackwardVariant, ::testing::ValuesIn(backward_variants()),
+INSTANTIATE_TEST_SUITE_P(Registry, BackwardVariant, ::testing::ValuesIn(variants_of(gd::GN_DEVICE_CPU, gd::GN_OP_BACKWARD)),
                          [](const auto &info) { return std::string(info.param->name); });
 
 // |mean| = 1e4 std: the sums about the mean (and its float32 rounding corrected) hold the

@@ -10,35 +10,13 @@
 #include "forward_case.h"
 #include "groupnorm/groupnorm.h"
 #include "reference.h"
+#include "registry_cases.h"
 
 using namespace gntest;
 
 namespace {
 
 namespace gd = groupnorm::detail;
-
-DType test_dtype(gd::gn_dtype t) {
-    return t == gd::GN_DTYPE_F32 ? DType::F32 : t == gd::GN_DTYPE_F16 ? DType::F16 : DType::BF16;
-}
-
-// The test layouts whose canonical view has the variant's layout.
-std::vector<Layout> test_layouts(gd::gn_layout l) {
-    if (l == gd::GN_LAYOUT_NCHW) {
-        return {Layout::Contiguous, Layout::ChannelSlice, Layout::PaddedRowsNchw};
-    }
-    return {Layout::ChannelsLast, Layout::PaddedBatchNhwc};
-}
-
-// Every CPU forward variant of the registry (the table is the list: nothing to keep in sync).
-std::vector<const gd::Variant *> cpu_variants() {
-    size_t count = 0;
-    const gd::Variant *all = gd::all_variants(&count);
-    std::vector<const gd::Variant *> out;
-    for (size_t i = 0; i < count; i++) {
-        if (all[i].device == gd::GN_DEVICE_CPU && all[i].op == gd::GN_OP_FORWARD) out.push_back(&all[i]);
-    }
-    return out;
-}
 
 std::string variant_name(const ::testing::TestParamInfo<const gd::Variant *> &info) {
     return info.param->name;
@@ -124,7 +102,9 @@ TEST_P(CpuVariant, DispatchServesItsClass) {
     EXPECT_EQ(gd::find_variant(problem), &v);
 }
 
-INSTANTIATE_TEST_SUITE_P(Registry, CpuVariant, ::testing::ValuesIn(cpu_variants()), variant_name);
+INSTANTIATE_TEST_SUITE_P(Registry, CpuVariant,
+                         ::testing::ValuesIn(variants_of(gd::GN_DEVICE_CPU, gd::GN_OP_FORWARD)),
+                         variant_name);
 
 // The registry says why it refuses: op, device, dtype, layout, params, and the class bounds.
 TEST(Registry, RefusalsSayWhy) {

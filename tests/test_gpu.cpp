@@ -17,6 +17,7 @@
 #include "forward_case.h"
 #include "groupnorm/groupnorm.h"
 #include "reference.h"
+#include "registry_cases.h"
 
 using namespace gntest;
 namespace gd = groupnorm::detail;
@@ -34,27 +35,6 @@ std::vector<Shape> gpu_shapes() {
         shapes.push_back(extra);
     }
     return shapes;
-}
-
-std::vector<const gd::Variant *> variants_of(gd::gn_device device, gd::gn_op op = gd::GN_OP_FORWARD) {
-    size_t count = 0;
-    const gd::Variant *all = gd::all_variants(&count);
-    std::vector<const gd::Variant *> out;
-    for (size_t i = 0; i < count; i++) {
-        if (all[i].device == device && all[i].op == op) out.push_back(&all[i]);
-    }
-    return out;
-}
-
-DType test_dtype(gd::gn_dtype t) {
-    return t == gd::GN_DTYPE_F32 ? DType::F32 : t == gd::GN_DTYPE_F16 ? DType::F16 : DType::BF16;
-}
-
-std::vector<Layout> test_layouts(gd::gn_layout l) {
-    if (l == gd::GN_LAYOUT_NCHW) {
-        return {Layout::Contiguous, Layout::ChannelSlice, Layout::PaddedRowsNchw};
-    }
-    return {Layout::ChannelsLast, Layout::PaddedBatchNhwc};
 }
 
 // The data mean of a case: up to +-60 (ForwardCase: CPU-resident tensors, outputs poisoned).
@@ -149,7 +129,7 @@ std::string variant_name(const ::testing::TestParamInfo<const gd::Variant *> &in
 }
 
 INSTANTIATE_TEST_SUITE_P(OpenCL, OpenClVariant,
-                         ::testing::ValuesIn(variants_of(gd::GN_DEVICE_OPENCL)), variant_name);
+                         ::testing::ValuesIn(variants_of(gd::GN_DEVICE_OPENCL, gd::GN_OP_FORWARD)), variant_name);
 GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(OpenClVariant);
 
 // Every OpenCL backward variant on the GPU shapes (float32: PoCL's CPU device has no fp16).
@@ -269,7 +249,7 @@ TEST(CudaForward, EveryCudaVariantMatchesFloat64Reference) {
     ASSERT_EQ(cu->cuDevicePrimaryCtxRetain(&ctx, dev), 0);
     ASSERT_EQ(cu->cuCtxSetCurrent(ctx), 0);
     std::mt19937_64 rng(fresh_seed());
-    for (const gd::Variant *v : variants_of(gd::GN_DEVICE_CUDA)) {
+    for (const gd::Variant *v : variants_of(gd::GN_DEVICE_CUDA, gd::GN_OP_FORWARD)) {
         SCOPED_TRACE(v->name);
         const DType dt = test_dtype(v->dtype), pt = test_dtype(v->param_dtype);
         for (Layout layout : test_layouts(v->layout)) {
