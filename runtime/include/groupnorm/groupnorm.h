@@ -18,8 +18,10 @@
 extern "C" {
 #endif
 
+/* The library's version; CMake's project version is read from these lines. */
 #define GN_VERSION_MAJOR 0
 #define GN_VERSION_MINOR 1
+#define GN_VERSION_PATCH 0
 
 typedef enum gn_status {
     GN_STATUS_SUCCESS = 0,
@@ -67,6 +69,10 @@ const char *gn_last_error_message(void);
  * core, or HL_NUM_THREADS). It restarts the thread pool: call it while no gn_forward is
  * running in the process. */
 gn_status gn_set_num_threads(int num_threads);
+
+/* The version of the library linked at run time (the macros give the headers'). Any
+ * pointer may be NULL. */
+void gn_version(int *major, int *minor, int *patch);
 
 #ifdef __cplusplus
 } /* extern "C" */
