@@ -74,7 +74,9 @@ gn_status gn_set_num_threads(int num_threads);
  * a phone app's). parallel_for(pool, count, task, task_context) must call
  * task(task_context, i) exactly once for every i in [0, count), on any of its threads
  * (the calling one included), return when all have returned, and return 0 or a non-zero
- * value one of them returned. num_workers (>= 1) is how many threads the pool runs tasks
+ * value one of them returned. The kernels nest parallel loops, so parallel_for is also
+ * called from inside a task: a pool that cannot nest runs such a call's tasks in order on
+ * the calling thread. num_workers (>= 1) is how many threads the pool runs tasks
  * on; with 1, tasks run in order on the calling thread and parallel_for is not called.
  * Every CPU variant then runs its parallel loops through it instead of the library's own
  * pool (which is shut down). parallel_for = NULL restores the library's own pool
