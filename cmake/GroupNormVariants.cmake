@@ -1,7 +1,8 @@
 # Reads the variant table (generators/variants.txt) and turns each row into an AOT library
 # (add_halide_library, with STMT and ASSEMBLY beside it) and a registry row. Sets, in the
 # caller's scope: gn_variant_rows (the registry's generated rows), gn_variant_includes,
-# gn_variant_targets, gn_device_code ("family:variant:device code file", GPU rows).
+# gn_variant_targets (and per library family: gn_variant_targets_cpu, _cuda, _opencl),
+# gn_device_code ("family:variant:device code file", GPU rows).
 
 set(_gn_type_f32 float32)
 set(_gn_type_f16 float16)
@@ -36,6 +37,14 @@ function(gn_add_variant)
   set(name gn_${ARG_OP}_${key}_${ARG_FAMILY})
   if (NOT ARG_CLASS STREQUAL "any")
     set(name ${name}_${ARG_CLASS})
+  endif ()
+  # GN_CPU_TUNING (edge builds): tuning fields for every CPU row, e.g. smaller unrolling.
+  if (GN_CPU_TUNING AND ARG_FAMILY MATCHES "^(x86|arm)$")
+    if (ARG_TUNING STREQUAL "-")
+      set(ARG_TUNING "${GN_CPU_TUNING}")
+    else ()
+      set(ARG_TUNING "${ARG_TUNING},${GN_CPU_TUNING}")
+    endif ()
   endif ()
   string(TOUPPER "${ARG_FAMILY}" family_uc)
   if (ARG_FAMILY MATCHES "^(x86|arm)$")
@@ -116,6 +125,13 @@ function(gn_add_variant)
   set(gn_variant_rows "${gn_variant_rows}${row}\n" PARENT_SCOPE)
   set(gn_variant_includes "${gn_variant_includes}#include \"${name}.h\"\n" PARENT_SCOPE)
   set(gn_variant_targets ${gn_variant_targets} ${name} PARENT_SCOPE)
+  # Per family library (runtime/CMakeLists.txt): cpu, cuda, opencl.
+  if (device STREQUAL "CPU")
+    set(lib_family cpu)
+  else ()
+    set(lib_family ${ARG_FAMILY})
+  endif ()
+  set(gn_variant_targets_${lib_family} ${gn_variant_targets_${lib_family}} ${name} PARENT_SCOPE)
   if (extra_outputs)
     cmake_path(ABSOLUTE_PATH device_code_file BASE_DIRECTORY "${CMAKE_CURRENT_BINARY_DIR}")
     set(gn_device_code ${gn_device_code} "${ARG_FAMILY}:${name}:${device_code_file}" PARENT_SCOPE)
@@ -130,6 +146,9 @@ macro(gn_read_variant_table table)
   set(gn_variant_rows "")
   set(gn_variant_includes "")
   set(gn_variant_targets "")
+  set(gn_variant_targets_cpu "")
+  set(gn_variant_targets_cuda "")
+  set(gn_variant_targets_opencl "")
   set(gn_device_code "")
   file(STRINGS ${table} _gn_lines)
   foreach (_gn_line IN LISTS _gn_lines)

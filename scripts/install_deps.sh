@@ -11,6 +11,7 @@ APT_PACKAGES=(
   libcli11-dev libxtensor-dev xtl-dev     # the groupnorm CLI (.npy I/O)
   pocl-opencl-icd ocl-icd-opencl-dev      # GPU schedules run through OpenCL on PoCL (tests)
   g++-aarch64-linux-gnu qemu-user-static  # ARM64 tree: cross compiler, tests under qemu
+  pkgconf                                 # tests: a C program built with `pkg-config`
 )
 
 missing=()

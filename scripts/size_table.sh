@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Prints docs/SIZES.md's tables (markdown) from existing build trees: code + data bytes
 # (`size`: text + data) of each variant's objects (all ISA levels of its multi-target and
-# the dispatch wrapper), of the Halide runtime, and of the whole libgroupnorm.a.
+# the dispatch wrapper), of the Halide runtime, of the whole libgroupnorm.a, and of a
+# stripped C application (tests/consumer/c_main.c) linked with libgroupnorm_cpu.a and with
+# libgroupnorm.a (-Wl,--gc-sections; file size and text + data).
 #   scripts/size_table.sh [BUILD_DIR...]    (default: build build-aarch64 build-aarch64-min)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,18 +16,22 @@ bytes() {  # text + data of object files or archives
 for dir in "$@"; do
   [[ -f $dir/generators/gn_variants.inc ]] || { echo "skipping $dir: not built" >&2; continue; }
   if grep -q ', CPU, .*, arm, ' "$dir/generators/gn_variants.inc"; then
-    size_tool=aarch64-linux-gnu-size arch="ARM64 (arm-64-linux: arm_fp16 + baseline)"
+    size_tool=aarch64-linux-gnu-size strip_tool=aarch64-linux-gnu-strip cc=aarch64-linux-gnu-gcc
+    arch="ARM64" options="ARM_TARGETS"
   else
-    size_tool=size arch="x86-64 (avx512_skylake + avx2 + sse41)"
+    size_tool=size strip_tool=strip cc=cc arch="x86-64" options="X86_TARGETS|GPU_VARIANTS"
   fi
-  opts=$(grep -E '^GN_(VARIANTS|NO_THREADS):' "$dir/CMakeCache.txt" | sed 's/:[A-Z]*=/=/' | tr '\n' ' ')
+  opts=$(grep -E "^GN_(VARIANTS|NO_THREADS|CPU_TUNING|$options):" "$dir/CMakeCache.txt" |
+         sed 's/:[A-Z]*=/=/; s/-large_buffers//g' | tr '\n' ' ')
   echo "### $arch: \`$dir\` ($opts)"
   echo
   echo "| variant | bytes |"
   echo "|---|---:|"
   total=0
   for v in $(sed -n 's/^GN_VARIANT(\([a-z0-9_]*\), [A-Z]*, CPU,.*/\1/p' "$dir/generators/gn_variants.inc"); do
-    b=$(bytes "$dir"/generators/"$v"-*.o "$dir/generators/${v}_wrapper.o")
+    # multi-target: one object per level + the wrapper; one target: $v.o
+    b=$(bytes $(ls "$dir"/generators/"$v"-*.o "$dir/generators/${v}_wrapper.o" \
+                   "$dir/generators/$v.o" 2>/dev/null))
     total=$((total + b))
     echo "| \`$v\` | $b |"
   done
@@ -39,5 +45,15 @@ for dir in "$@"; do
   fi
   lib=$dir/runtime/libgroupnorm.a
   echo "| **libgroupnorm.a** (code + data; file size $(stat -c %s "$lib")) | **$(bytes "$lib")** |"
+  libs=libgroupnorm_cpu.a
+  [[ -z $gpu ]] || libs+=" libgroupnorm.a"  # else the same variants
+  for lib in $libs; do
+    app=$(mktemp)
+    "$cc" -O2 tests/consumer/c_main.c -Iruntime/include -I"$dir/cross_deps/dlpack/include" \
+      "$dir/runtime/$lib" -lstdc++ -lm -lpthread -ldl -Wl,--gc-sections -o "$app"
+    "$strip_tool" "$app"
+    echo "| **C app + \`$lib\`**, stripped (file size $(stat -c %s "$app")) | **$(bytes "$app")** |"
+    rm -f "$app"
+  done
   echo
 done

@@ -7,6 +7,7 @@
 #include <CLI/CLI.hpp>
 
 #include "commands.h"
+#include "groupnorm/groupnorm.h"
 
 using namespace groupnorm::tools;
 
@@ -26,6 +27,11 @@ std::string one_line(std::string s) {
 int main(int argc, char **argv) {
     CLI::App app{"GroupNorm kernels (Halide, AOT): run on .npy files, benchmark, inspect"};
     app.require_subcommand(1);
+    // The linked library's version (gn_version), not only the headers'.
+    int major = 0, minor = 0, patch = 0;
+    gn_version(&major, &minor, &patch);
+    app.set_version_flag("--version", "groupnorm " + std::to_string(major) + "." +
+                                          std::to_string(minor) + "." + std::to_string(patch));
 
     RunOptions run;
     CLI::App *run_cmd = app.add_subcommand("run", "GroupNorm of an .npy array (float32/float16)");
@@ -56,7 +62,9 @@ int main(int argc, char **argv) {
 
     BenchOptions bench;
     CLI::App *bench_cmd = app.add_subcommand("bench", "time gn_forward against a memory roofline");
-    bench_cmd->add_option("--threads", bench.threads, "worker threads (0: one per core)");
+    // Halide's pool has at most 256 threads; a negative count is a typo, not "default".
+    bench_cmd->add_option("--threads", bench.threads, "worker threads (0: one per core)")
+        ->check(CLI::Range(0, 256));
     bench_cmd->add_option("--shapes", bench.shapes, "shape set")
         ->check(CLI::IsMember({"default", "small"}))->capture_default_str();
     bench_cmd->add_option("--dtype", bench.dtype)

@@ -12,11 +12,25 @@ namespace {
 using groupnorm_gen::Family;
 
 // One generated row per variant (generators/variants.txt via cmake/GroupNormVariants.cmake).
-#define GN_VARIANT(fn_name, op, device, dtype, layout, params, family, schedule_family, cls, \
-                   min_ng, max_ng, min_group, max_group, tuning)                              \
+#define GN_ROW(fn_name, op, device, dtype, layout, params, family, schedule_family, cls,     \
+               min_ng, max_ng, min_group, max_group, tuning)                                  \
     {#fn_name, GN_OP_##op, GN_DEVICE_##device, GN_DTYPE_##dtype, GN_LAYOUT_##layout,         \
      GN_DTYPE_##params, #family, Family::schedule_family, #cls,                               \
      {min_ng, max_ng, min_group, max_group}, tuning, reinterpret_cast<void (*)()>(&fn_name)},
+// Each library links the rows of its device families only (runtime/CMakeLists.txt:
+// libgroupnorm_cpu.a references, hence links, no GPU variant).
+#define GN_ROW_CPU GN_ROW
+#if GN_WITH_CUDA
+#define GN_ROW_CUDA GN_ROW
+#else
+#define GN_ROW_CUDA(...)
+#endif
+#if GN_WITH_OPENCL
+#define GN_ROW_OPENCL GN_ROW
+#else
+#define GN_ROW_OPENCL(...)
+#endif
+#define GN_VARIANT(fn_name, op, device, ...) GN_ROW_##device(fn_name, op, device, __VA_ARGS__)
 const Variant kVariants[] = {
 #include "gn_variants.inc"
 };

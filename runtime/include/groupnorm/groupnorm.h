@@ -18,8 +18,10 @@
 extern "C" {
 #endif
 
+/* The library's version; CMake's project version is read from these lines. */
 #define GN_VERSION_MAJOR 0
 #define GN_VERSION_MINOR 1
+#define GN_VERSION_PATCH 0
 
 typedef enum gn_status {
     GN_STATUS_SUCCESS = 0,
@@ -81,6 +83,26 @@ const char *gn_last_error_message(void);
  * core, or HL_NUM_THREADS). It restarts the thread pool: call it while no gn_forward is
  * running in the process. */
 gn_status gn_set_num_threads(int num_threads);
+
+/* Running on the caller's thread pool (an inference engine's, PyTorch's at::parallel_for,
+ * a phone app's). parallel_for(pool, count, task, task_context) must call
+ * task(task_context, i) exactly once for every i in [0, count), on any of its threads
+ * (the calling one included), return when all have returned, and return 0 or a non-zero
+ * value one of them returned. The kernels nest parallel loops, so parallel_for is also
+ * called from inside a task: a pool that cannot nest runs such a call's tasks in order on
+ * the calling thread. num_workers (>= 1) is how many threads the pool runs tasks
+ * on; with 1, tasks run in order on the calling thread and parallel_for is not called.
+ * Every CPU variant then runs its parallel loops through it instead of the library's own
+ * pool (which is shut down). parallel_for = NULL restores the library's own pool
+ * (gn_set_num_threads). Like gn_set_num_threads, call it while no gn_forward is running
+ * in the process. */
+typedef int (*gn_task_fn)(void *task_context, int index);
+typedef int (*gn_parallel_for_fn)(void *pool, int count, gn_task_fn task, void *task_context);
+gn_status gn_set_thread_pool(gn_parallel_for_fn parallel_for, void *pool, int num_workers);
+
+/* The version of the library linked at run time (the macros give the headers'). Any
+ * pointer may be NULL. */
+void gn_version(int *major, int *minor, int *patch);
 
 #ifdef __cplusplus
 } /* extern "C" */

@@ -1,0 +1,127 @@
+// gn_set_thread_pool: every CPU variant runs its parallel loops on a pool of the caller's,
+// here one that counts the tasks it ran and on which threads.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <thread>
+#include <vector>
+
+#include "forward_case.h"
+#include "groupnorm/groupnorm.h"
+#include "reference.h"
+#include "registry.h"
+
+using namespace gntest;
+
+namespace {
+
+namespace gd = groupnorm::detail;
+
+// A pool of `workers` threads started per call (plain, not fast: the test counts).
+struct CountingPool {
+    int workers = 2;
+    int fail_with = 0;  // non-zero: refuse to run anything and return this
+    std::atomic<long> calls{0}, tasks{0}, tasks_off_caller{0};
+
+    static int parallel_for(void *self, int count, gn_task_fn task, void *task_context) {
+        auto *pool = static_cast<CountingPool *>(self);
+        pool->calls++;
+        if (pool->fail_with) return pool->fail_with;
+        std::atomic<int> next{0}, result{0};
+        const std::thread::id caller = std::this_thread::get_id();
+        auto work = [&] {
+            for (int i; (i = next++) < count;) {
+                pool->tasks++;
+                if (std::this_thread::get_id() != caller) pool->tasks_off_caller++;
+                if (int r = task(task_context, i)) {
+                    int zero = 0;
+                    result.compare_exchange_strong(zero, r);
+                }
+            }
+        };
+        std::vector<std::thread> threads;
+        for (int t = 1; t < pool->workers; t++) threads.emplace_back(work);
+        work();  // the calling thread is one of the workers
+        for (std::thread &t : threads) t.join();
+        return result;
+    }
+};
+
+// Restores the library's own pool whatever a test does.
+struct ThreadPoolTest : ::testing::Test {
+    void TearDown() override { ASSERT_EQ(gn_set_thread_pool(nullptr, nullptr, 0), GN_STATUS_SUCCESS); }
+};
+
+DType test_dtype(gd::gn_dtype t) {
+    return t == gd::GN_DTYPE_F32 ? DType::F32 : t == gd::GN_DTYPE_F16 ? DType::F16 : DType::BF16;
+}
+
+// gn_forward on a problem that `v` (an any-shape CPU variant) serves, checked.
+void run_case(const gd::Variant &v, std::mt19937_64 &rng) {
+    const Shape shape{{2, 32, 9, 9}, 8};
+    ForwardCase c(shape, test_dtype(v.dtype), test_dtype(v.param_dtype),
+                  v.layout == gd::GN_LAYOUT_NCHW ? Layout::Contiguous : Layout::ChannelsLast,
+                  true, 1.5, rng);
+    ASSERT_EQ(gn_forward(c.x.dl(), c.g(), c.b(), shape.G, 1e-5, c.y.dl(), nullptr, nullptr,
+                         nullptr),
+              GN_STATUS_SUCCESS)
+        << gn_last_error_message();
+    EXPECT_TRUE(matches_reference(c.y, c.reference(shape.G, 1e-5)));
+}
+
+TEST_F(ThreadPoolTest, EveryCpuVariantRunsOnTheCallersPool) {
+    std::mt19937_64 rng(fresh_seed());
+    CountingPool pool;
+    ASSERT_EQ(gn_set_thread_pool(CountingPool::parallel_for, &pool, pool.workers),
+              GN_STATUS_SUCCESS);
+    size_t count = 0;
+    const gd::Variant *all = gd::all_variants(&count);
+    int variants = 0;
+    for (size_t i = 0; i < count; i++) {
+        const gd::Variant &v = all[i];
+        if (v.device != gd::GN_DEVICE_CPU) continue;
+        SCOPED_TRACE(v.name);
+        const long before = pool.tasks;
+        run_case(v, rng);
+        EXPECT_GT(pool.tasks, before) << "no parallel loop ran on the caller's pool";
+        variants++;
+    }
+    EXPECT_GT(variants, 0);
+    EXPECT_GT(pool.tasks_off_caller, 0) << "every task ran on the calling thread";
+
+    // Back to the library's own pool: the caller's is no longer called.
+    ASSERT_EQ(gn_set_thread_pool(nullptr, nullptr, 0), GN_STATUS_SUCCESS);
+    const long calls = pool.calls;
+    run_case(all[0], rng);
+    EXPECT_EQ(pool.calls, calls);
+}
+
+TEST_F(ThreadPoolTest, OneWorkerRunsOnTheCallingThreadWithoutThePool) {
+    std::mt19937_64 rng(fresh_seed());
+    CountingPool pool;
+    ASSERT_EQ(gn_set_thread_pool(CountingPool::parallel_for, &pool, 1), GN_STATUS_SUCCESS);
+    size_t count = 0;
+    run_case(gd::all_variants(&count)[0], rng);
+    EXPECT_EQ(pool.calls, 0);
+}
+
+TEST_F(ThreadPoolTest, APoolsFailureIsReported) {
+    CountingPool pool;
+    pool.fail_with = -7;
+    ASSERT_EQ(gn_set_thread_pool(CountingPool::parallel_for, &pool, 2), GN_STATUS_SUCCESS);
+    Tensor x({2, 32, 9, 9}, DType::F32), y({2, 32, 9, 9}, DType::F32);
+    std::mt19937_64 rng(fresh_seed());
+    x.fill_normal(rng, 0, 1);
+    EXPECT_EQ(gn_forward(x.dl(), nullptr, nullptr, 8, 1e-5, y.dl(), nullptr, nullptr, nullptr),
+              GN_STATUS_INTERNAL_ERROR);
+    EXPECT_GT(pool.calls, 0);
+}
+
+TEST_F(ThreadPoolTest, RefusesNoWorkers) {
+    CountingPool pool;
+    EXPECT_EQ(gn_set_thread_pool(CountingPool::parallel_for, &pool, 0),
+              GN_STATUS_INVALID_ARGUMENT);
+    EXPECT_NE(std::string(gn_last_error_message()).find("num_workers"), std::string::npos);
+}
+
+}  // namespace
