@@ -6,7 +6,9 @@
 #include <thread>
 #include <vector>
 
+#include "backward_case.h"
 #include "forward_case.h"
+#include "registry_cases.h"
 #include "groupnorm/groupnorm.h"
 #include "reference.h"
 #include "registry.h"
@@ -52,16 +54,19 @@ struct ThreadPoolTest : ::testing::Test {
     void TearDown() override { ASSERT_EQ(gn_set_thread_pool(nullptr, nullptr, 0), GN_STATUS_SUCCESS); }
 };
 
-DType test_dtype(gd::gn_dtype t) {
-    return t == gd::GN_DTYPE_F32 ? DType::F32 : t == gd::GN_DTYPE_F16 ? DType::F16 : DType::BF16;
-}
-
-// gn_forward on a problem that `v` (an any-shape CPU variant) serves, checked.
+// gn_forward or gn_backward (v's op) on a problem that `v` (an any-shape CPU variant)
+// serves, checked.
 void run_case(const gd::Variant &v, std::mt19937_64 &rng) {
     const Shape shape{{2, 32, 9, 9}, 8};
-    ForwardCase c(shape, test_dtype(v.dtype), test_dtype(v.param_dtype),
-                  v.layout == gd::GN_LAYOUT_NCHW ? Layout::Contiguous : Layout::ChannelsLast,
-                  true, 1.5, rng);
+    const Layout layout = test_layouts(v.layout)[0];
+    if (v.op == gd::GN_OP_BACKWARD) {
+        BackwardCase c(shape, test_dtype(v.dtype), test_dtype(v.param_dtype), layout, true, 1.5,
+                       1.0, rng);
+        ASSERT_EQ(c.run(), GN_STATUS_SUCCESS) << gn_last_error_message();
+        EXPECT_TRUE(matches_backward_reference(c.reference(), &c.dx, &c.dgamma, &c.dbeta, c.G));
+        return;
+    }
+    ForwardCase c(shape, test_dtype(v.dtype), test_dtype(v.param_dtype), layout, true, 1.5, rng);
     ASSERT_EQ(gn_forward(c.x.dl(), c.g(), c.b(), shape.G, 1e-5, c.y.dl(), nullptr, nullptr,
                          nullptr),
               GN_STATUS_SUCCESS)
