@@ -140,7 +140,8 @@ endfunction()
 
 # The rows this tree builds: its CPU family's, and the GPU families' when GN_GPU_BUILD is on
 # (x86 hosts) and the family is in GN_GPU_FAMILIES. GN_VARIANTS (edge builds, e.g.
-# "f32_nchw;f16_nhwc") keeps only the listed dtype/layout keys.
+# "f32_nchw;f16_nhwc") keeps only the listed dtype/layout keys, GN_OPS (e.g. "fwd" for an
+# inference-only app) the listed ops.
 macro(gn_read_variant_table table)
   set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${table})
   set(gn_variant_rows "")
@@ -178,7 +179,9 @@ macro(gn_read_variant_table table)
       set(_gn_family ${GN_CPU_FAMILY})
     endif ()
     set(_gn_build ON)
-    if (_gn_family MATCHES "^(x86|arm)$")
+    if (NOT _gn_op IN_LIST GN_OPS)
+      set(_gn_build OFF)
+    elseif (_gn_family MATCHES "^(x86|arm)$")
       if (NOT _gn_family STREQUAL GN_CPU_FAMILY)
         set(_gn_build OFF)
       endif ()
