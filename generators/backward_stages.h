@@ -2,6 +2,8 @@
 // to exactly one schedule (schedules/backward_*.h).
 #pragma once
 
+#include <vector>
+
 #include "Halide.h"
 #include "tuning.h"
 
@@ -12,12 +14,12 @@ struct BackwardStages {
     Halide::Var s{"s"}, c{"c"}, n{"n"}, g{"g"}, l{"l"};
     Halide::Expr D;   // channels per group
     Halide::RDom rs;  // a channel's positions (L = 1) or whole chunks of L positions (its sums)
-    Halide::RDom rl;  // the lanes (L > 1)
     Halide::RDom rn;  // the samples (dgamma, dbeta)
 
     Halide::Func centered{"centered"};    // (s, c, n) x - mean, float32
     Halide::Func dy_f{"dy_f"};            // (s, c, n) dy in float32
     Halide::Func lane_sums{"lane_sums"};  // (l, c, n) the channel sums of lane l (L > 1 only)
+    std::vector<Halide::Func> lane_tree;  // (l, c, n) lane sums added in halves: L/2, ..., 1 lanes
     Halide::Func chan_sums{"chan_sums"};  // (c, n) {sum dy, sum dy (x - mean), sum x - mean} over s
     Halide::Func chan_sums_out{"chan_sums_out"};  // (c, n) {db, dsc} re-centred, for dgamma/dbeta
     Halide::Func grp_coef{"grp_coef"};    // (g, n) {c2, c3, delta}: dx = a dy + c2 (x - mean) + c3

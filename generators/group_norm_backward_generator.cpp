@@ -67,7 +67,7 @@ public:
             for (size_t k = 0; k < add.size(); k++) sums.push_back(f(args)[k] + add[k]);
             f(args) = Tuple(sums);
         };
-        const int L = lanes(tune);
+        const int L = lanes(tune);  // a power of two
         st.chan_sums(c, n) = Tuple(0.0f, 0.0f, 0.0f);
         if (L == 1) {
             st.rs = RDom(0, S, "rs");
@@ -77,10 +77,22 @@ public:
             st.rs = RDom(0, chunks, "rs");
             st.lane_sums(st.l, c, n) = Tuple(0.0f, 0.0f, 0.0f);
             accumulate(st.lane_sums, {st.l, c, n}, terms(st.rs * L + st.l));
-            st.rl = RDom(0, L, "rl");
-            std::vector<Expr> lane_terms;
-            for (int k = 0; k < 3; k++) lane_terms.push_back(st.lane_sums(st.rl, c, n)[k]);
-            accumulate(st.chan_sums, {c, n}, lane_terms);
+            // The lanes added in a tree (halves of the vector at a time): an in-order
+            // reduction of L lanes is a chain of L dependent adds per sum.
+            Func level = st.lane_sums;
+            for (int width = L / 2; width >= 1; width /= 2) {
+                Func half("lane_tree_" + std::to_string(width));
+                std::vector<Expr> pairs;
+                for (int k = 0; k < 3; k++) {
+                    pairs.push_back(level(st.l, c, n)[k] + level(st.l + width, c, n)[k]);
+                }
+                half(st.l, c, n) = Tuple(pairs);
+                st.lane_tree.push_back(half);
+                level = half;
+            }
+            std::vector<Expr> total;
+            for (int k = 0; k < 3; k++) total.push_back(level(0, c, n)[k]);
+            accumulate(st.chan_sums, {c, n}, total);
             RDom rt(0, S - chunks * L, "rt");
             accumulate(st.chan_sums, {c, n}, terms(chunks * L + rt));
         }

@@ -42,10 +42,13 @@ inline void schedule_backward_cpu_nchw(BackwardStages &st, const Tuning &tune, i
     for (Func f : {grp_sums, st.grp_coef}) f.compute_at(st.dx, st.g).bound_storage(st.g, 1);
     st.chan_coef.compute_at(st.dx, d);
     // A channel's sums: lane_sums, a vector of accumulators in registers (independent add
-    // chains), then its lanes added as one vector reduction, then the channel's tail.
+    // chains), its lanes added in halves (registers), then the channel's tail.
     st.lane_sums.compute_at(st.chan_sums, st.c).store_in(MemoryType::Register).vectorize(st.l);
     st.lane_sums.update().reorder(st.l, st.rs.x).vectorize(st.l);
-    st.chan_sums.update(0).atomic().vectorize(st.rl.x);
+    for (Func half : st.lane_tree) {
+        half.compute_at(st.chan_sums, st.c).store_in(MemoryType::Register).vectorize(st.l);
+    }
+    st.chan_sums.update(0).unscheduled();  // the tree's last lane
     st.chan_sums.update(1).unscheduled();  // the tail: < L positions per channel
     schedule_backward_params(st, param_sums, vector);
 }
