@@ -21,7 +21,7 @@ for dir in "$@"; do
   else
     size_tool=size strip_tool=strip cc=cc arch="x86-64" options="X86_TARGETS|GPU_VARIANTS"
   fi
-  opts=$(grep -E "^GN_(VARIANTS|NO_THREADS|CPU_TUNING|$options):" "$dir/CMakeCache.txt" |
+  opts=$(grep -E "^GN_(OPS|VARIANTS|NO_THREADS|CPU_TUNING|$options):" "$dir/CMakeCache.txt" |
          sed 's/:[A-Z]*=/=/; s/-large_buffers//g' | tr '\n' ' ')
   echo "### $arch: \`$dir\` ($opts)"
   echo
