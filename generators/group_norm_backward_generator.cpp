@@ -54,10 +54,12 @@ public:
         st.centered(s, c, n) = strict_float(cast<float>(x(s, c, n)) - st.chan_mean(c, n));
         st.dy_f(s, c, n) = cast<float>(dy(s, c, n));
 
-        // Channel sums: {dy, dy (x - mean), x - mean} over s. With L > 1 lanes (nchw CPU: a
-        // vector of accumulators), lane l sums positions l, l + L, ... of the channel's whole
-        // chunks of L (a pure vector dimension: no mask), then the lanes and the last S % L
-        // positions are added; with L = 1 one sum over s.
+        // Channel sums: {dy, dy (x - mean), x - mean} over s, in whole chunks of K steps of L
+        // lanes (as the forward's blocks): lane l of a chunk's step k is position
+        // (chunk K + k) L + l. L > 1 (nchw CPU): a vector of accumulators, the lanes added in
+        // a tree at the end. K > 1 (nhwc CPU, where the accumulators of a vector of channels
+        // live in memory): K rows added before they reach an accumulator. Then the last
+        // S % (K L) positions. K = L = 1 (GPU): one sum over s.
         auto terms = [&](Expr pos) {
             Expr dyv = st.dy_f(pos, c, n), xcv = st.centered(pos, c, n);
             return std::vector<Expr>{dyv, dyv * xcv, xcv};
@@ -67,16 +69,21 @@ public:
             for (size_t k = 0; k < add.size(); k++) sums.push_back(f(args)[k] + add[k]);
             f(args) = Tuple(sums);
         };
-        const int L = lanes(tune);  // a power of two
+        const int L = lanes(tune), K = steps(tune);  // L a power of two
         st.chan_sums(c, n) = Tuple(0.0f, 0.0f, 0.0f);
-        if (L == 1) {
+        if (L * K == 1) {
             st.rs = RDom(0, S, "rs");
             accumulate(st.chan_sums, {c, n}, terms(st.rs));
         } else {
-            Expr chunks = S / L;
+            Expr chunks = S / (K * L);
             st.rs = RDom(0, chunks, "rs");
+            std::vector<Expr> chunk_terms = terms(st.rs * K * L + st.l);
+            for (int k = 1; k < K; k++) {
+                std::vector<Expr> more = terms((st.rs * K + k) * L + st.l);
+                for (int t = 0; t < 3; t++) chunk_terms[t] += more[t];
+            }
             st.lane_sums(st.l, c, n) = Tuple(0.0f, 0.0f, 0.0f);
-            accumulate(st.lane_sums, {st.l, c, n}, terms(st.rs * L + st.l));
+            accumulate(st.lane_sums, {st.l, c, n}, chunk_terms);
             // The lanes added in a tree (halves of the vector at a time): an in-order
             // reduction of L lanes is a chain of L dependent adds per sum.
             Func level = st.lane_sums;
@@ -93,8 +100,8 @@ public:
             std::vector<Expr> total;
             for (int k = 0; k < 3; k++) total.push_back(level(0, c, n)[k]);
             accumulate(st.chan_sums, {c, n}, total);
-            RDom rt(0, S - chunks * L, "rt");
-            accumulate(st.chan_sums, {c, n}, terms(chunks * L + rt));
+            RDom rt(0, S - chunks * K * L, "rt");
+            accumulate(st.chan_sums, {c, n}, terms(chunks * K * L + rt));
         }
 
         // Per group: the gamma-weighted sums over its channels, in a short serial loop.
@@ -154,6 +161,10 @@ private:
     // Lanes of the channel sums: a vector of accumulators on nchw CPUs, else 1.
     int lanes(const Tuning &t) const {
         return family() != Family::Gpu && layout == Layout::NCHW ? t.acc_vectors * vector() : 1;
+    }
+    // Rows added per accumulator update: nhwc CPUs (rows_per_step), else 1.
+    int steps(const Tuning &t) const {
+        return family() != Family::Gpu && layout == Layout::NHWC ? t.rows_per_step : 1;
     }
 
     void constrain(BackwardStages &st) {

@@ -1,5 +1,5 @@
 // CPU schedules of the backward pass, both layouts, every CPU family; tuning fields used:
-// y_vectors, acc_vectors (nchw), stat_vectors, block_rows, rows_per_task (nhwc).
+// y_vectors, acc_vectors (nchw), stat_vectors, block_rows, rows_per_step, rows_per_task (nhwc).
 //
 // nchw: one parallel task per (sample, group), as the forward: the group's channel sums
 // (x and dy from DRAM), its coefficients, then dx re-reading the group from cache.
@@ -8,6 +8,8 @@
 // Both: dgamma and dbeta from the stored channel sums, a vector of channels at a time, the
 // samples in order (deterministic).
 #pragma once
+
+#include <algorithm>
 
 #include "../backward_stages.h"
 
@@ -67,17 +69,23 @@ inline void schedule_backward_cpu_nhwc(BackwardStages &st, const Tuning &tune, i
         .parallel(st.n)
         .vectorize(st.c, vec, TailStrategy::GuardWithIf)
         .compute_with(st.dx, st.n);
+    // Blocks of block_rows rows in parallel, each channel a chain of block_rows / K updates
+    // of K rows (lane_sums, l = 0), then the blocks added per channel, then the last
+    // S % K rows.
     st.chan_sums.compute_at(st.dx, st.n).vectorize(st.c, vec, TailStrategy::GuardWithIf);
-    // Blocks of block_rows rows in parallel (each channel a chain of block_rows terms), then
-    // the blocks added per channel.
+    for (int u : {0, 1}) {
+        st.chan_sums.update(u).vectorize(st.c, vec, TailStrategy::GuardWithIf);
+    }
     RVar rso{"rso"}, rsi{"rsi"};
-    Func blocks = st.chan_sums.update()
-                      .split(st.rs.x, rso, rsi, tune.block_rows, TailStrategy::GuardWithIf)
+    st.lane_sums.compute_at(st.dx, st.n).vectorize(st.c, vec, TailStrategy::GuardWithIf);
+    Func blocks = st.lane_sums.update()
+                      .split(st.rs.x, rso, rsi, std::max(1, tune.block_rows / tune.rows_per_step),
+                             TailStrategy::GuardWithIf)
                       .rfactor(rso, b);
-    st.chan_sums.update().reorder(st.c, rso).vectorize(st.c, vec, TailStrategy::GuardWithIf);
-    blocks.compute_at(st.dx, st.n).reorder(st.c, b).parallel(b)
+    st.lane_sums.update().reorder(st.c, rso).vectorize(st.c, vec, TailStrategy::GuardWithIf);
+    blocks.compute_at(st.dx, st.n).reorder(st.c, st.l, b).parallel(b)
         .vectorize(st.c, vec, TailStrategy::GuardWithIf);
-    blocks.update().reorder(st.c, rsi, b).parallel(b)
+    blocks.update().reorder(st.c, rsi, st.l, b).parallel(b)
         .vectorize(st.c, vec, TailStrategy::GuardWithIf);
     for (Func f : {grp_sums, st.grp_coef}) f.compute_at(st.dx, st.n);
     // Per-channel tables of the group values, so a vector of channels loads them.
