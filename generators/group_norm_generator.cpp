@@ -115,8 +115,10 @@ public:
         define_lane_total(st, L, st.blk_sum, st.lane_sum);
         std::vector<Expr> dev2(K);
         for (int k = 0; k < K; k++) {
-            Expr dev = row_centered((first + st.rk) * Q + k * L + l, r, n) -
-                       st.blk_sum(b, r, n) / block_count;
+            // strict: else LLVM rewrites (x - pivot) - block_mean as x - (pivot + block_mean),
+            // rounding the block's mean to a unit of x's magnitude (NCHW, K = 1).
+            Expr dev = strict_float(row_centered((first + st.rk) * Q + k * L + l, r, n) -
+                                    st.blk_sum(b, r, n) / block_count);
             dev2[k] = dev * dev;
         }
         // A chunk's K > 1 terms are added in the algorithm's order (strict_float): under
@@ -139,7 +141,7 @@ public:
             Expr vt = row_centered(Lc * Q + rt, r, n);
             st.tail_sum(r, n) = 0.0f;
             st.tail_sum(r, n) += vt;
-            Expr dt = vt - st.tail_sum(r, n) / tail_count;
+            Expr dt = strict_float(vt - st.tail_sum(r, n) / tail_count);  // as dev above
             st.tail_m2(r, n) = 0.0f;
             st.tail_m2(r, n) += dt * dt;
         }
