@@ -1,9 +1,11 @@
 #include "canonicalise.h"
 
+#include <algorithm>
 #include <climits>
 #include <cmath>
 #include <cstdio>
 #include <string>
+#include <utility>
 
 #include "errors.h"
 #include "cuda_interop.h"
@@ -187,12 +189,137 @@ gn_status make_view(const DLTensor *t, const char *name, int want_layout, View3 
     return GN_STATUS_SUCCESS;
 }
 
-// Byte range [begin, end) a view touches.
-void byte_range(const View3 &v, int elem_bytes, uintptr_t *begin, uintptr_t *end) {
+// Every pointer a tensor's fields hold is checked before anything reads through it: the
+// rank bounds the shape array, which must be there when the rank is > 0 (data is checked
+// by read_geometry, once the element count is known).
+gn_status check_tensor_pointers(const DLTensor *t, const char *name) {
+    if (!t) return GN_STATUS_SUCCESS;
+    if (t->ndim < 0 || t->ndim > kMaxRank) {
+        return fail(GN_STATUS_INVALID_ARGUMENT, "%s has an invalid rank %d", name, t->ndim);
+    }
+    if (t->ndim > 0 && !t->shape) {
+        return fail(GN_STATUS_INVALID_ARGUMENT, "%s->shape is NULL (rank %d)", name, t->ndim);
+    }
+    return GN_STATUS_SUCCESS;
+}
+
+// The bytes a strided buffer touches: elements at base + sum(i_k * stride_k), each `elem`
+// bytes, 0 <= i_k < extent_k (strides in bytes, >= 0; extents >= 1).
+struct Region {
+    const char *name = nullptr;
+    uintptr_t base = 0;
+    int dims = 0;
+    int64_t extent[3] = {1, 1, 1};
+    int64_t stride[3] = {0, 0, 0};
+    int64_t elem = 1;
+};
+
+Region region_of(const char *name, const void *data, int dims, const int64_t *extent,
+                 const int64_t *stride, int64_t elem) {
+    Region r;
+    r.name = name;
+    r.base = reinterpret_cast<uintptr_t>(data);
+    r.elem = elem;
+    // Dimensions of extent 1 add nothing; the rest sorted by stride, innermost first.
+    for (int i = 0; i < dims; i++) {
+        if (extent[i] <= 1) continue;
+        int k = r.dims++;
+        while (k > 0 && r.stride[k - 1] > stride[i] * elem) {
+            r.extent[k] = r.extent[k - 1];
+            r.stride[k] = r.stride[k - 1];
+            k--;
+        }
+        r.extent[k] = extent[i];
+        r.stride[k] = stride[i] * elem;
+    }
+    return r;
+}
+
+// Each dimension steps over the whole span of the ones inside it: then no two elements
+// share a byte. (Interleavings that are disjoint yet not nested are refused too: rare.)
+bool nested(const Region &r) {
+    int64_t span = r.elem;  // bytes from the first element's start to the last's end
+    for (int k = 0; k < r.dims; k++) {
+        if (r.stride[k] < span) return false;
+        span += (r.extent[k] - 1) * r.stride[k];
+    }
+    return true;
+}
+
+int64_t last_offset(const Region &r) {
     int64_t last = 0;
-    for (int i = 0; i < 3; i++) last += (v.extent[i] - 1) * v.stride[i];
-    *begin = reinterpret_cast<uintptr_t>(v.data);
-    *end = *begin + (uintptr_t)((last + 1) * elem_bytes);
+    for (int k = 0; k < r.dims; k++) last += (r.extent[k] - 1) * r.stride[k];
+    return last;
+}
+
+// Whether base offset d + sum(t_k * stride_k), |t_k| < extent_k, k < dims, can come within
+// elem bytes of 0: two elements of equally shaped nested lattices d bytes apart meet.
+bool lattice_meets(const Region &r, int dims, int64_t d) {
+    if (dims == 0) return d > -r.elem && d < r.elem;
+    const int k = dims - 1;
+    const int64_t s = r.stride[k];
+    // Nested: the inner dimensions reach less than s, so only t = floor or ceil of d / s.
+    int64_t t0 = d >= 0 ? d / s : -((-d + s - 1) / s);
+    for (int64_t t = t0; t <= t0 + 1; t++) {
+        if (t <= -r.extent[k] || t >= r.extent[k]) continue;
+        if (lattice_meets(r, k, d - t * s)) return true;
+    }
+    return false;
+}
+
+bool regions_overlap(const Region &a, const Region &b) {
+    const uintptr_t a_end = a.base + (uintptr_t)(last_offset(a) + a.elem);
+    const uintptr_t b_end = b.base + (uintptr_t)(last_offset(b) + b.elem);
+    if (a_end <= b.base || b_end <= a.base) return false;
+    // Equally shaped nested lattices (x and y interleaved in one buffer): exact.
+    bool same_shape = a.dims == b.dims && a.elem == b.elem && nested(a);
+    for (int k = 0; same_shape && k < a.dims; k++) {
+        same_shape = a.extent[k] == b.extent[k] && a.stride[k] == b.stride[k];
+    }
+    if (same_shape) {
+        const int64_t d = (int64_t)(b.base - a.base);
+        return lattice_meets(a, a.dims, d);
+    }
+    return true;  // byte ranges intersect: refused, although some such pairs are disjoint
+}
+
+// No output may overlap itself or any other argument (outputs are written while inputs are
+// still being read), except y being exactly x (in place).
+gn_status check_overlaps(const ForwardProblem &p, int x_elem, int param_elem) {
+    Region regions[6];
+    int count = 0;
+    regions[count++] = region_of("x", p.x.data, 3, p.x.extent, p.x.stride, x_elem);
+    const int64_t c_extent[1] = {p.C}, unit[1] = {1}, stat_extent[2] = {p.G, p.N};
+    if (p.gamma) regions[count++] = region_of("gamma", p.gamma, 1, c_extent, unit, param_elem);
+    if (p.beta) regions[count++] = region_of("beta", p.beta, 1, c_extent, unit, param_elem);
+    const int first_output = count;
+    regions[count++] = region_of("y", p.y.data, 3, p.y.extent, p.y.stride, x_elem);
+    if (p.mean) regions[count++] = region_of("mean", p.mean, 2, stat_extent, p.mean_stride, 4);
+    if (p.rstd) regions[count++] = region_of("rstd", p.rstd, 2, stat_extent, p.rstd_stride, 4);
+    for (int w = first_output; w < count; w++) {
+        const Region &out = regions[w];
+        if (!nested(out)) {
+            return fail(GN_STATUS_INVALID_ARGUMENT,
+                        "%s's elements overlap each other (its strides do not nest)", out.name);
+        }
+        for (int o = 0; o < w; o++) {
+            const Region &other = regions[o];
+            if (o == 0 && w == first_output) {  // y and x
+                const bool in_place = out.base == other.base && out.dims == other.dims &&
+                                      std::equal(out.stride, out.stride + 3, other.stride) &&
+                                      std::equal(out.extent, out.extent + 3, other.extent);
+                if (in_place) continue;
+                if (regions_overlap(out, other)) {
+                    return fail(GN_STATUS_INVALID_ARGUMENT, "y overlaps x without being x itself");
+                }
+                continue;
+            }
+            if (regions_overlap(out, other)) {
+                return fail(GN_STATUS_INVALID_ARGUMENT, "%s overlaps %s", out.name, other.name);
+            }
+        }
+    }
+    return GN_STATUS_SUCCESS;
 }
 
 gn_status check_param(const DLTensor *p, const char *name, int64_t C, gn_dtype x_dtype,
@@ -248,6 +375,10 @@ gn_status validate_forward(const DLTensor *x, const DLTensor *gamma, const DLTen
                            const DLTensor *mean, const DLTensor *rstd, ForwardProblem *p) {
     if (!x) return fail(GN_STATUS_INVALID_ARGUMENT, "x is NULL");
     if (!y) return fail(GN_STATUS_INVALID_ARGUMENT, "y is NULL");
+    for (auto [t, name] : {std::pair{x, "x"}, {y, "y"}, {gamma, "gamma"}, {beta, "beta"},
+                           {mean, "mean"}, {rstd, "rstd"}}) {
+        if (gn_status st = check_tensor_pointers(t, name)) return st;
+    }
     if (gn_status st = device_of(x, "x", &p->device, &p->device_id)) return st;
     if (x->ndim < 2) {
         return fail(GN_STATUS_INVALID_ARGUMENT, "x must have rank >= 2 (N, C, *), got rank %d",
@@ -336,15 +467,8 @@ gn_status validate_forward(const DLTensor *x, const DLTensor *gamma, const DLTen
             return fail(GN_STATUS_INVALID_ARGUMENT, "y has a zero stride: its elements overlap");
         }
     }
-    const int elem = x->dtype.bits / 8;
-    uintptr_t xb, xe, yb, ye;
-    byte_range(p->x, elem, &xb, &xe);
-    byte_range(p->y, elem, &yb, &ye);
-    const bool in_place = xb == yb && p->x.stride[0] == p->y.stride[0] &&
-                          p->x.stride[1] == p->y.stride[1] && p->x.stride[2] == p->y.stride[2];
-    if (yb < xe && xb < ye && !in_place) {
-        return fail(GN_STATUS_INVALID_ARGUMENT, "y overlaps x without being x itself");
-    }
+    const int param_elem = p->param_dtype == GN_DTYPE_F32 ? 4 : 2;
+    if (gn_status st = check_overlaps(*p, x->dtype.bits / 8, param_elem)) return st;
     return GN_STATUS_SUCCESS;
 }
 
