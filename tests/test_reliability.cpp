@@ -6,7 +6,6 @@
 #include <cstring>
 #include <random>
 #include <string>
-#include <tuple>
 #include <vector>
 
 #include "groupnorm/groupnorm.h"
@@ -184,7 +183,11 @@ TEST(Reliability, InterleavedXAndYServed) {
     // x and y as channels of one (2, 16, 4, 4) buffer: x the first 8 channels and y the last
     // 8, or x the even and y the odd ones. Their byte ranges intersect but no element is
     // shared, so y may be written while x is read.
-    for (auto [c_stride, n_stride, y_offset] : {std::tuple{16, 256, 128}, std::tuple{32, 256, 16}}) {
+    struct Interleave {
+        int c_stride, n_stride, y_offset;
+    };
+    for (const Interleave il : {Interleave{16, 256, 128}, Interleave{32, 256, 16}}) {
+        const int c_stride = il.c_stride, n_stride = il.n_stride, y_offset = il.y_offset;
         SCOPED_TRACE(y_offset);
         Case c;
         std::vector<float> both(512, -7.0f);

@@ -224,6 +224,9 @@ def empty_groups_with_stats(t):
     """(2^31, 1, 0): no data at all; --mean must not allocate 2^31 statistics."""
     x = t.npy("x.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': (2147483648, 1, 0), }")
     limit = lambda: resource.setrlimit(resource.RLIMIT_AS, (1 << 31, 1 << 31))  # noqa: E731
+    with open(t.cli, "rb") as f:  # AddressSanitizer reserves terabytes of shadow memory
+        if b"__asan_init" in f.read():
+            limit = None
     t.refused("--groups", 1, "--input", x, "--output", t.path("y.npy"), "--mean",
               t.path("m.npy"), needle="no spatial elements", preexec_fn=limit)
 
