@@ -11,6 +11,8 @@ APT_PACKAGES=(
   libcli11-dev libxtensor-dev xtl-dev     # the groupnorm CLI (.npy I/O)
   pocl-opencl-icd ocl-icd-opencl-dev      # GPU schedules run through OpenCL on PoCL (tests)
   g++-aarch64-linux-gnu qemu-user-static  # ARM64 tree: cross compiler, tests under qemu
+  clang-15                                # sanitizer trees and libFuzzer (scripts/ci_*.sh;
+                                          # clang 14 lacks _Float16 on x86)
 )
 
 missing=()
