@@ -97,6 +97,19 @@ bool write_all(int fd, const char *data, size_t size) {
     return true;
 }
 
+// Fault injection for the tests (tools/tests/cli_reliability_test.py): GROUPNORM_FAULT=
+// "write:K" fails staging the K-th output, "commit:K" the K-th step of commit (0-based:
+// the renames, then the write-through outputs), as a full disk or a lost file would.
+bool injected_fault(const char *stage, int index) {
+    const char *spec = std::getenv("GROUPNORM_FAULT");
+    if (!spec) return false;
+    const size_t len = std::strlen(stage);
+    if (std::strncmp(spec, stage, len) != 0 || spec[len] != ':') return false;
+    if (std::atoi(spec + len + 1) != index) return false;
+    errno = EIO;
+    return true;
+}
+
 }  // namespace
 
 StagedOutputs::~StagedOutputs() {
@@ -170,7 +183,8 @@ void StagedOutputs::write(const std::string &option, const std::string &descr,
         mode = 0666 & ~mask;
     }
     const bool ok = ::fchmod(fd, mode) == 0 && write_all(fd, header.data(), header.size()) &&
-                    write_all(fd, static_cast<const char *>(data), bytes);
+                    write_all(fd, static_cast<const char *>(data), bytes) &&
+                    !injected_fault("write", int(out - outputs_.data()));
     const int saved = errno;
     if (::close(fd) != 0 || !ok) {
         errno = ok ? errno : saved;
@@ -197,6 +211,7 @@ void StagedOutputs::commit() {
     for (const Output &o : outputs_) {
         if (!o.staged) throw CliError("internal: output " + o.option + " was not written");
     }
+    int step = 0;
     // Regular files: keep a hard link to each old file, then rename the new one over it.
     for (Output &o : outputs_) {
         if (o.write_through) continue;
@@ -211,7 +226,7 @@ void StagedOutputs::commit() {
                                "failed: " + why + "); nothing was written");
             }
         }
-        if (::rename(o.temp.c_str(), o.final_path.c_str()) != 0) {
+        if (injected_fault("commit", step++) || ::rename(o.temp.c_str(), o.final_path.c_str()) != 0) {
             const std::string why = sys_error();
             if (!o.backup.empty()) ::unlink(o.backup.c_str());
             o.backup.clear();
@@ -226,7 +241,9 @@ void StagedOutputs::commit() {
         if (!o.write_through) continue;
         struct stat st;
         const bool regular = ::stat(o.final_path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
-        const int fd = ::open(o.final_path.c_str(), O_WRONLY | O_CLOEXEC | (regular ? O_TRUNC : 0));
+        const bool fault = injected_fault("commit", step++);
+        const int fd = fault ? -1 : ::open(o.final_path.c_str(),
+                                           O_WRONLY | O_CLOEXEC | (regular ? O_TRUNC : 0));
         const bool ok = fd >= 0 && write_all(fd, o.contents.data(), o.contents.size());
         const std::string why = sys_error();
         if (fd >= 0) ::close(fd);

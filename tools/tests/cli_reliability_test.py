@@ -178,6 +178,29 @@ def symlink_target_written(t):
     check_close("y", np.load(t.path("target.npy")), reference(xa, 4)[0], np.float32)
 
 
+def fault_in_commit_rolls_back(t):
+    """A rename that fails after others succeeded (injected: GROUPNORM_FAULT=commit:K):
+    every file keeps its old contents, no temporary or backup is left; the same for a
+    failed write while staging, and for a failing write-through output (a FIFO) after
+    every rename."""
+    xa = data((2, 8, 3))
+    x = t.save("x.npy", xa)
+    t.save("m.npy", data((3, 3)))
+    t.save("r.npy", data((4, 4)))
+    args = ["--groups", 4, "--input", x, "--output", x, "--mean", t.path("m.npy"),
+            "--rstd", t.path("r.npy")]
+    for fault in ("commit:1", "commit:2", "write:0", "write:2"):
+        t.refused(*args, env=dict(os.environ, GROUPNORM_FAULT=fault))
+    os.mkfifo(t.path("pipe"))
+    t.refused(*args[:-2], "--rstd", t.path("pipe"),
+              env=dict(os.environ, GROUPNORM_FAULT="commit:2"))
+    r = t.run(*args)  # and without a fault, all three are replaced
+    assert r.returncode == 0, r.stderr
+    y, mean, rstd = reference(xa, 4)
+    check_close("y", np.load(x), y, np.float32)
+    check_close("rstd", np.load(t.path("r.npy")), rstd, np.float32)
+
+
 # Defect 6: headers whose length has a byte >= 0x80.
 def long_header_rank15(t):
     xa = data((2, 4) + (1,) * 12 + (3,))
@@ -246,7 +269,8 @@ CASES = {f.__name__: f for f in [
     output_is_input_and_mean, output_is_mean, mean_is_rstd, mean_is_rstd_through_link,
     mean_is_a_directory, failed_run_keeps_in_place_input, in_place_output_still_served,
     fifo_written_through, stdout_streaming, dev_null_not_replaced, symlink_target_written,
-    long_header_rank15, long_header_padded, header_size_overflow, header_negative_extent,
+    fault_in_commit_rolls_back, long_header_rank15, long_header_padded, header_size_overflow,
+    header_negative_extent,
     header_huge_extent, header_extent_not_a_number, empty_groups_with_stats,
     parse_error_one_line, bench_threads_range]}
 
