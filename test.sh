@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs what is missing, builds, and runs every test (ctest).
+# Installs what is missing, builds, and runs every test (ctest), then the reliability jobs:
+# the suite under ASan + UBSan, the concurrency stress under TSan, bounded fuzzing.
 set -euo pipefail
 cd "$(dirname "$0")"
 scripts/install_deps.sh
@@ -7,3 +8,6 @@ scripts/build.sh
 .venv/bin/ctest --test-dir build --output-on-failure -j "$(nproc)"
 # ARM64: cross-built into build-aarch64/ with build/'s generator, tested under qemu.
 scripts/build_aarch64.sh --test
+# Reliability (docs/RELIABILITY.md): sanitizer trees, then the fuzzers for a bounded time.
+scripts/ci_sanitizers.sh
+scripts/ci_fuzz.sh "${GN_FUZZ_SECONDS:-90}"

@@ -100,7 +100,11 @@ inline void RobustMoments::define_blocks(Halide::Func v, Halide::Expr row_len,
 
     std::vector<Expr> dev2(K);
     for (int k = 0; k < K; k++) {
-        Expr dev = v((first + rk) * chunk + k * L + l, r, n) - blk_sum(b, r, n) / block_count;
+        // strict: else LLVM rewrites (x - pivot) - block_mean as x - (pivot + block_mean),
+        // rounding the block's mean to a unit of x's magnitude (K = 1: 5x the float32 bound at
+        // |mean| = 3e5 std, 80x at 1e7).
+        Expr dev = strict_float(v((first + rk) * chunk + k * L + l, r, n) -
+                                blk_sum(b, r, n) / block_count);
         dev2[k] = dev * dev;
     }
     // A chunk's K > 1 terms are added in the algorithm's order (strict_float): under fast-math
@@ -120,7 +124,7 @@ inline void RobustMoments::define_blocks(Halide::Func v, Halide::Expr row_len,
         Expr vt = v(row_chunks * chunk + rt, r, n);
         tail_sum(r, n) = 0.0f;
         tail_sum(r, n) += vt;
-        Expr dt = vt - tail_sum(r, n) / cast<float>(tail_len);
+        Expr dt = strict_float(vt - tail_sum(r, n) / cast<float>(tail_len));  // as dev above
         tail_m2(r, n) = 0.0f;
         tail_m2(r, n) += dt * dt;
     }

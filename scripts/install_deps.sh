@@ -8,10 +8,12 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(
   g++ libgtest-dev libbenchmark-dev       # toolchain, tests, bench
   libdlpack-dev                           # DLTensor, the API's tensor type
-  libcli11-dev libxtensor-dev xtl-dev     # the groupnorm CLI (.npy I/O)
+  libcli11-dev                            # the groupnorm CLI (options)
   pocl-opencl-icd ocl-icd-opencl-dev      # GPU schedules run through OpenCL on PoCL (tests)
   g++-aarch64-linux-gnu qemu-user-static  # ARM64 tree: cross compiler, tests under qemu
   pkgconf                                 # tests: a C program built with `pkg-config`
+  clang-15                                # sanitizer trees and libFuzzer (scripts/ci_*.sh;
+                                          # clang 14 lacks _Float16 on x86)
 )
 
 missing=()

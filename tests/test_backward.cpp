@@ -274,4 +274,26 @@ TEST(Backward, ErrorsNameTheArgument) {
         << gn_last_error_message();
 }
 
+// Outputs that overlap an argument or each other give wrong answers: refused, naming both.
+TEST(Backward, OverlappingOutputsAreRefused) {
+    std::mt19937_64 rng(fresh_seed());
+    BackwardCase c({{2, 8, 4, 4}, 4}, DType::F32, DType::F32, Layout::Contiguous, true, 0.0, 1.0, rng);
+    struct Row { DLTensor *dx, *dgamma, *dbeta; const char *message; };
+    DLTensor dgamma_on_gamma = *c.dgamma.dl();
+    dgamma_on_gamma.data = const_cast<void *>(c.g()->data);
+    DLTensor dbeta_in_mean = *c.dbeta.dl();  // 8 floats over mean's (2, 4)
+    dbeta_in_mean.data = c.mean.dl()->data;
+    for (const Row &r : {Row{c.dx.dl(), c.dgamma.dl(), c.dgamma.dl(), "dbeta overlaps dgamma"},
+                         Row{c.x.dl(), nullptr, nullptr, "dx overlaps x"},
+                         Row{nullptr, &dgamma_on_gamma, nullptr, "dgamma overlaps gamma"},
+                         Row{nullptr, nullptr, &dbeta_in_mean, "dbeta overlaps mean"}}) {
+        EXPECT_EQ(gn_backward(c.dy.dl(), c.x.dl(), c.mean.dl(), c.rstd.dl(), c.g(), c.G, r.dx,
+                              r.dgamma, r.dbeta, nullptr),
+                  GN_STATUS_INVALID_ARGUMENT)
+            << r.message;
+        EXPECT_NE(std::string(gn_last_error_message()).find(r.message), std::string::npos)
+            << gn_last_error_message();
+    }
+}
+
 }  // namespace

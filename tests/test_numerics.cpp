@@ -53,6 +53,29 @@ TEST(Numerics, LargeMeanSmallGroups) {
     }
 }
 
+TEST(Numerics, FarFromZeroUpTo1e7Std) {
+    // |mean| from 1e5 to 1e7 std: x's own rounding unit reaches the std (1 at 1e7), so any
+    // step that adds the pivot back before the statistics are centred (x - (pivot + m)
+    // instead of (x - pivot) - m) rounds the block mean to x's unit. Groups of one block,
+    // of several blocks with a tail, and of fewer values than a vector.
+    std::mt19937_64 rng(fresh_seed());
+    for (Layout layout : {Layout::Contiguous, Layout::ChannelsLast}) {
+        for (auto shape : {std::vector<int64_t>{2, 32, 24, 24}, std::vector<int64_t>{1, 4, 100, 101},
+                           std::vector<int64_t>{3, 8, 3, 3}}) {
+            for (double mean : {1e5, -3e5, 1e6, 1e7, -1e7}) {
+                SCOPED_TRACE(std::string(name(layout)) + " " + to_string(shape) + " mean " +
+                             std::to_string(mean));
+                Tensor x(shape, DType::F32, layout);
+                x.fill_normal(rng, mean, 1.0);
+                Param gamma = random_param(shape[1], DType::F32, rng, 1, 0.5);
+                Param beta = random_param(shape[1], DType::F32, rng, 0, 1);
+                expect_contract(x, 2, 1e-5, &gamma, &beta);
+                expect_contract(x, 2, 1e-5, nullptr, nullptr);
+            }
+        }
+    }
+}
+
 TEST(Numerics, HalfInputsAboveSquareOverflow) {
     // |x| > 256: x^2 overflows float16; statistics must be float32.
     std::mt19937_64 rng(fresh_seed());

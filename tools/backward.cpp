@@ -7,6 +7,7 @@
 #include "commands.h"
 #include "groupnorm/groupnorm.h"
 #include "npy.h"
+#include "staged_outputs.h"
 #include "support/layout.h"
 
 namespace groupnorm::tools {
@@ -24,6 +25,15 @@ int backward_command(const BackwardOptions &opts) {
     if (opts.dx.empty() && opts.dweight.empty() && opts.dbias.empty()) {
         throw CliError("nothing to write: give --dx, --dweight or --dbias");
     }
+    // Outputs are checked before anything is read or computed: none may name another
+    // output's file, nor an input's (--dx may be --dy: dx replaces dy).
+    StagedOutputs out;
+    const NamedPath input{"--input", opts.input}, dy_path{"--dy", opts.dy},
+        weight_path{"--weight", opts.weight};
+    if (!opts.dx.empty()) out.add({"--dx", opts.dx}, {input, weight_path});
+    if (!opts.dweight.empty()) out.add({"--dweight", opts.dweight}, {input, dy_path, weight_path});
+    if (!opts.dbias.empty()) out.add({"--dbias", opts.dbias}, {input, dy_path, weight_path});
+
     NpyArray x = read_npy(opts.input, "--input");
     NpyArray dy = read_npy(opts.dy, "--dy");
     if (dy.shape != x.shape || dy.descr != x.descr) {
@@ -75,10 +85,9 @@ int backward_command(const BackwardOptions &opts) {
 
     // Only after success: dx in the file's own shape, then the parameter gradients.
     const std::string pdescr = pbytes == 2 ? "<f2" : "<f4";
-    StagedOutputs out;
-    if (!dx.empty()) out.write(opts.dx, x.descr, x.shape, dx.data(), x.data.size());
-    if (!dw.empty()) out.write(opts.dweight, pdescr, {C}, dw.data(), size_t(C) * pbytes);
-    if (!db.empty()) out.write(opts.dbias, pdescr, {C}, db.data(), size_t(C) * pbytes);
+    if (!dx.empty()) out.write("--dx", x.descr, x.shape, dx.data(), x.data.size());
+    if (!dw.empty()) out.write("--dweight", pdescr, {C}, dw.data(), size_t(C) * pbytes);
+    if (!db.empty()) out.write("--dbias", pdescr, {C}, db.data(), size_t(C) * pbytes);
     out.commit();
     return 0;
 }

@@ -62,7 +62,6 @@ int main(int argc, char **argv) {
 
     BenchOptions bench;
     CLI::App *bench_cmd = app.add_subcommand("bench", "time gn_forward against a memory roofline");
-    // Halide's pool has at most 256 threads; a negative count is a typo, not "default".
     bench_cmd->add_option("--threads", bench.threads, "worker threads (0: one per core)")
         ->check(CLI::Range(0, 256));
     bench_cmd->add_option("--shapes", bench.shapes, "shape set")
@@ -84,8 +83,16 @@ int main(int argc, char **argv) {
 
     try {
         app.parse(argc, argv);
+    } catch (const CLI::CallForHelp &e) {
+        return app.exit(e);
+    } catch (const CLI::CallForAllHelp &e) {
+        return app.exit(e);
     } catch (const CLI::ParseError &e) {
-        return app.exit(e) == 0 ? 0 : 2;  // --help is 0; usage errors are bad input too
+        if (e.get_exit_code() == 0) return app.exit(e);
+        // Usage errors are bad input too: one line, as every other error.
+        std::fprintf(stderr, "groupnorm: error: %s (see groupnorm --help)\n",
+                     one_line(e.what()).c_str());
+        return 2;
     }
     try {
         if (*run_cmd) return run_command(run);

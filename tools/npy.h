@@ -20,21 +20,22 @@ struct NpyArray {
 // Reads a float32/float16 C-order array; throws CliError naming `what` and the file.
 NpyArray read_npy(const std::string &path, const std::string &what);
 
-// Writes path + a temporary suffix; commit() renames every file into place, so a failed
-// run leaves no partial outputs (the destructor removes uncommitted temporaries).
-class StagedOutputs {
-public:
-    StagedOutputs() = default;
-    StagedOutputs(const StagedOutputs &) = delete;
-    StagedOutputs &operator=(const StagedOutputs &) = delete;
-    ~StagedOutputs();
-
-    void write(const std::string &path, const std::string &descr,
-               const std::vector<int64_t> &shape, const void *data, size_t bytes);
-    void commit();
-
-private:
-    std::vector<std::pair<std::string, std::string>> files_;  // (temporary, final)
+// A parsed .npy header (any descr): what read_npy checks before it allocates anything.
+struct NpyHeader {
+    std::string descr;
+    bool fortran_order = false;
+    std::vector<int64_t> shape;
+    int64_t numel = 0;
+    uint64_t data_bytes = 0;  // numel * item size (1 for unknown descrs)
 };
+
+// Parses the magic, version, length and header dictionary at the start of `data`; the
+// array's data starts at *data_offset. Throws CliError (no path in the message) on
+// anything malformed: bad magic, truncation, unknown keys, extents that are negative, not
+// numbers or over 2^63 - 1, element or byte counts that overflow.
+NpyHeader parse_npy_header(const uint8_t *data, size_t size, size_t *data_offset);
+
+// The .npy prefix (magic, version, length, padded header) of a C-order array.
+std::string npy_header(const std::string &descr, const std::vector<int64_t> &shape);
 
 }  // namespace groupnorm::tools

@@ -6,6 +6,7 @@
 #include "commands.h"
 #include "groupnorm/groupnorm.h"
 #include "npy.h"
+#include "staged_outputs.h"
 #include "support/layout.h"
 
 namespace groupnorm::tools {
@@ -33,6 +34,15 @@ struct Param {
 }  // namespace
 
 int run_command(const RunOptions &opts) {
+    // Outputs are checked before anything is read or computed: none may name another
+    // output's file, nor an input's (--output may be --input: y replaces x).
+    StagedOutputs out;
+    const NamedPath input{"--input", opts.input}, weight_path{"--weight", opts.weight},
+        bias_path{"--bias", opts.bias};
+    out.add({"--output", opts.output}, {weight_path, bias_path});
+    if (!opts.mean.empty()) out.add({"--mean", opts.mean}, {input, weight_path, bias_path});
+    if (!opts.rstd.empty()) out.add({"--rstd", opts.rstd}, {input, weight_path, bias_path});
+
     NpyArray x = read_npy(opts.input, "--input");
     const Param weight(opts.weight, "--weight"), bias(opts.bias, "--bias");
 
@@ -55,6 +65,14 @@ int run_command(const RunOptions &opts) {
     const int64_t G = opts.groups;
     std::vector<float> mean, rstd;
     std::unique_ptr<DLTensorView> mv, rv;
+    int64_t S = 1;
+    for (size_t i = 2; i < nc_shape.size(); i++) S *= nc_shape[i];
+    if (want_stats && N > 0 && S == 0 && G > 0 && G <= C) {
+        // Empty groups have no mean or variance; refusing here also avoids allocating
+        // N * G statistics for an input that holds no data at all.
+        throw CliError("--mean/--rstd: x has no spatial elements (an empty group has no "
+                       "mean or variance)");
+    }
     if (want_stats) {
         const int64_t count = (G > 0 && G <= C) ? N * G : 0;
         mean.resize(count + 1);
@@ -73,11 +91,10 @@ int run_command(const RunOptions &opts) {
     }
 
     // Only after success: y in the file's own shape, then the statistics.
-    StagedOutputs out;
-    out.write(opts.output, x.descr, x.shape, y_data.data(), y_data.size());
+    out.write("--output", x.descr, x.shape, y_data.data(), y_data.size());
     const size_t stat_bytes = size_t(N * G) * sizeof(float);
-    if (!opts.mean.empty()) out.write(opts.mean, "<f4", {N, G}, mean.data(), stat_bytes);
-    if (!opts.rstd.empty()) out.write(opts.rstd, "<f4", {N, G}, rstd.data(), stat_bytes);
+    if (!opts.mean.empty()) out.write("--mean", "<f4", {N, G}, mean.data(), stat_bytes);
+    if (!opts.rstd.empty()) out.write("--rstd", "<f4", {N, G}, rstd.data(), stat_bytes);
     out.commit();
     return 0;
 }

@@ -2,6 +2,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <mutex>
 #include <vector>
 
 #include "HalideRuntime.h"
@@ -39,6 +40,36 @@ gn_status read_config(const gn_config *config, gn_config *out) {
     return GN_STATUS_SUCCESS;
 }
 
+// Halide's thread pool must not be restarted or resized while a kernel runs on it (its
+// work queue aborts the process). Calls in flight are counted; a thread count set while
+// any runs is applied when the last one returns, before the next starts.
+constexpr int kMaxThreads = 256;  // Halide's pool holds at most this many workers
+std::mutex pool_mutex;
+int calls_running = 0;       // guarded by pool_mutex
+int pending_threads = -1;    // guarded by pool_mutex; -1: none pending
+
+void apply_num_threads_locked(int num_threads) {
+    // Halide's pool keeps workers it already started busy after the count is lowered, so
+    // a lower count restarts the pool (measured: "1 thread" after a 2-thread call ran on 2).
+    halide_shutdown_thread_pool();
+    halide_set_num_threads(num_threads);
+    pending_threads = -1;
+}
+
+// Marks a kernel call in flight for its scope.
+struct PoolUse {
+    PoolUse() {
+        std::lock_guard<std::mutex> lock(pool_mutex);
+        calls_running++;
+    }
+    ~PoolUse() {
+        std::lock_guard<std::mutex> lock(pool_mutex);
+        if (--calls_running == 0 && pending_threads >= 0) apply_num_threads_locked(pending_threads);
+    }
+    PoolUse(const PoolUse &) = delete;
+    PoolUse &operator=(const PoolUse &) = delete;
+};
+
 }  // namespace
 
 extern "C" gn_status gn_forward(const DLTensor *x, const DLTensor *gamma, const DLTensor *beta,
@@ -56,6 +87,7 @@ extern "C" gn_status gn_forward(const DLTensor *x, const DLTensor *gamma, const 
     const Variant *variant = find_variant(problem, &lookup);
     if (!variant) return lookup;
     if (gn_status st = install_cpu_isa_cap()) return st;
+    PoolUse pool_use;
     return run_forward(*variant, problem, (float)eps, &cfg);
 }
 
@@ -98,17 +130,21 @@ extern "C" gn_status gn_backward(const DLTensor *dy, const DLTensor *x, const DL
     const Variant *variant = find_variant(problem, &lookup);
     if (!variant) return lookup;
     if (gn_status st = install_cpu_isa_cap()) return st;
+    PoolUse pool_use;
     return run_backward(*variant, problem, &cfg);
 }
 
 extern "C" gn_status gn_set_num_threads(int num_threads) {
     clear_error();
-    if (num_threads < 0) {
-        return fail(GN_STATUS_INVALID_ARGUMENT, "num_threads must be >= 0, got %d", num_threads);
+    if (num_threads < 0 || num_threads > kMaxThreads) {
+        return fail(GN_STATUS_INVALID_ARGUMENT, "num_threads must be in [0, %d], got %d",
+                    kMaxThreads, num_threads);
     }
-    // Halide's pool keeps workers it already started busy after the count is lowered, so
-    // a lower count restarts the pool (measured: "1 thread" after a 2-thread call ran on 2).
-    halide_shutdown_thread_pool();
-    halide_set_num_threads(num_threads);
+    std::lock_guard<std::mutex> lock(pool_mutex);
+    if (calls_running > 0) {
+        pending_threads = num_threads;  // applied when the running calls have returned
+    } else {
+        apply_num_threads_locked(num_threads);
+    }
     return GN_STATUS_SUCCESS;
 }

@@ -1,9 +1,14 @@
 #include "canonicalise.h"
 
+#include <algorithm>
 #include <climits>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <string>
+#include <initializer_list>
+#include <utility>
+#include <vector>
 
 #include "errors.h"
 #include "cuda_interop.h"
@@ -189,12 +194,140 @@ gn_status make_view(const DLTensor *t, const char *name, int want_layout, View3 
     return GN_STATUS_SUCCESS;
 }
 
-// Byte range [begin, end) a view touches.
-void byte_range(const View3 &v, int elem_bytes, uintptr_t *begin, uintptr_t *end) {
+// Every pointer a tensor's fields hold is checked before anything reads through it: the
+// rank bounds the shape array, which must be there when the rank is > 0 (data is checked
+// by read_geometry, once the element count is known).
+gn_status check_tensor_pointers(const DLTensor *t, const char *name) {
+    if (!t) return GN_STATUS_SUCCESS;
+    if (t->ndim < 0 || t->ndim > kMaxRank) {
+        return fail(GN_STATUS_INVALID_ARGUMENT, "%s has an invalid rank %d", name, t->ndim);
+    }
+    if (t->ndim > 0 && !t->shape) {
+        return fail(GN_STATUS_INVALID_ARGUMENT, "%s->shape is NULL (rank %d)", name, t->ndim);
+    }
+    return GN_STATUS_SUCCESS;
+}
+
+// The bytes a strided buffer touches: elements at base + sum(i_k * stride_k), each `elem`
+// bytes, 0 <= i_k < extent_k (strides in bytes, >= 0; extents >= 1).
+struct Region {
+    const char *name = nullptr;
+    uintptr_t base = 0;
+    int dims = 0;
+    int64_t extent[3] = {1, 1, 1};
+    int64_t stride[3] = {0, 0, 0};
+    int64_t elem = 1;
+};
+
+Region region_of(const char *name, const void *data, int dims, const int64_t *extent,
+                 const int64_t *stride, int64_t elem) {
+    Region r;
+    r.name = name;
+    r.base = reinterpret_cast<uintptr_t>(data);
+    r.elem = elem;
+    // Dimensions of extent 1 add nothing; the rest sorted by stride, innermost first.
+    for (int i = 0; i < dims; i++) {
+        if (extent[i] <= 1) continue;
+        int k = r.dims++;
+        while (k > 0 && r.stride[k - 1] > stride[i] * elem) {
+            r.extent[k] = r.extent[k - 1];
+            r.stride[k] = r.stride[k - 1];
+            k--;
+        }
+        r.extent[k] = extent[i];
+        r.stride[k] = stride[i] * elem;
+    }
+    return r;
+}
+
+// Each dimension steps over the whole span of the ones inside it: then no two elements
+// share a byte. (Interleavings that are disjoint yet not nested are refused too: rare.)
+bool nested(const Region &r) {
+    int64_t span = r.elem;  // bytes from the first element's start to the last's end
+    for (int k = 0; k < r.dims; k++) {
+        if (r.stride[k] < span) return false;
+        span += (r.extent[k] - 1) * r.stride[k];
+    }
+    return true;
+}
+
+int64_t last_offset(const Region &r) {
     int64_t last = 0;
-    for (int i = 0; i < 3; i++) last += (v.extent[i] - 1) * v.stride[i];
-    *begin = reinterpret_cast<uintptr_t>(v.data);
-    *end = *begin + (uintptr_t)((last + 1) * elem_bytes);
+    for (int k = 0; k < r.dims; k++) last += (r.extent[k] - 1) * r.stride[k];
+    return last;
+}
+
+// Whether base offset d + sum(t_k * stride_k), |t_k| < extent_k, k < dims, can come within
+// elem bytes of 0: two elements of equally shaped nested lattices d bytes apart meet.
+bool lattice_meets(const Region &r, int dims, int64_t d) {
+    if (dims == 0) return d > -r.elem && d < r.elem;
+    const int k = dims - 1;
+    const int64_t s = r.stride[k];
+    // Nested: the inner dimensions reach less than s, so only t = floor or ceil of d / s.
+    int64_t t0 = d >= 0 ? d / s : -((-d + s - 1) / s);
+    for (int64_t t = t0; t <= t0 + 1; t++) {
+        if (t <= -r.extent[k] || t >= r.extent[k]) continue;
+        if (lattice_meets(r, k, d - t * s)) return true;
+    }
+    return false;
+}
+
+bool regions_overlap(const Region &a, const Region &b) {
+    const uintptr_t a_end = a.base + (uintptr_t)(last_offset(a) + a.elem);
+    const uintptr_t b_end = b.base + (uintptr_t)(last_offset(b) + b.elem);
+    if (a_end <= b.base || b_end <= a.base) return false;
+    // Equally shaped nested lattices (x and y interleaved in one buffer): exact.
+    bool same_shape = a.dims == b.dims && a.elem == b.elem && nested(a);
+    for (int k = 0; same_shape && k < a.dims; k++) {
+        same_shape = a.extent[k] == b.extent[k] && a.stride[k] == b.stride[k];
+    }
+    if (same_shape) {
+        const int64_t d = (int64_t)(b.base - a.base);
+        return lattice_meets(a, a.dims, d);
+    }
+    return true;  // byte ranges intersect: refused, although some such pairs are disjoint
+}
+
+bool identical(const Region &a, const Region &b) {
+    return a.base == b.base && a.dims == b.dims && a.elem == b.elem &&
+           std::equal(a.stride, a.stride + 3, b.stride) && std::equal(a.extent, a.extent + 3, b.extent);
+}
+
+// No output may overlap itself or any other argument (outputs are written while inputs are
+// still being read), except the output `in_place` being exactly the input `in_place_of`
+// (y = x, dx = dy). Regions without data (absent optional tensors) are skipped.
+gn_status check_overlaps(std::initializer_list<Region> inputs, std::initializer_list<Region> outputs,
+                         const char *in_place, const char *in_place_of) {
+    std::vector<const Region *> seen;
+    for (const Region &r : inputs) {
+        if (r.base) seen.push_back(&r);
+    }
+    for (const Region &out : outputs) {
+        if (!out.base) continue;
+        for (int k = 0; k < out.dims; k++) {
+            if (out.stride[k] == 0) {
+                return fail(GN_STATUS_INVALID_ARGUMENT, "%s has a zero stride: its elements overlap",
+                            out.name);
+            }
+        }
+        if (!nested(out)) {
+            return fail(GN_STATUS_INVALID_ARGUMENT,
+                        "%s's elements overlap each other (its strides do not nest)", out.name);
+        }
+        for (const Region *other : seen) {
+            const bool may_alias = std::strcmp(out.name, in_place) == 0 &&
+                                   std::strcmp(other->name, in_place_of) == 0;
+            if (may_alias && identical(out, *other)) continue;
+            if (!regions_overlap(out, *other)) continue;
+            if (may_alias) {
+                return fail(GN_STATUS_INVALID_ARGUMENT, "%s overlaps %s without being %s itself",
+                            out.name, other->name, other->name);
+            }
+            return fail(GN_STATUS_INVALID_ARGUMENT, "%s overlaps %s", out.name, other->name);
+        }
+        seen.push_back(&out);
+    }
+    return GN_STATUS_SUCCESS;
 }
 
 gn_status check_param(const DLTensor *p, const char *name, int64_t C, gn_dtype x_dtype,
@@ -242,10 +375,6 @@ gn_status check_stat(const DLTensor *t, const char *name, int64_t N, int64_t G, 
     gn_strides[1] = strides[0];  // n
     return GN_STATUS_SUCCESS;
 }
-
-}  // namespace
-
-namespace {
 
 // x's device, rank, dtype, geometry, C, num_groups and S into p (every op's main input).
 gn_status check_input(const DLTensor *x, int64_t num_groups, Problem *p) {
@@ -304,30 +433,17 @@ gn_status check_like_x(const DLTensor *t, const char *name, const DLTensor *x, c
     return GN_STATUS_SUCCESS;
 }
 
-bool same_view(const View3 &a, const View3 &b) {
-    return a.data == b.data && a.stride[0] == b.stride[0] && a.stride[1] == b.stride[1] &&
-           a.stride[2] == b.stride[2];
+// The regions of a problem's tensors, for check_overlaps.
+Region view_region(const char *name, const View3 &v, int elem) {
+    return region_of(name, v.data, 3, v.extent, v.stride, elem);
 }
-
-// An output view must not overlap itself, nor `other` unless it is `other` exactly (and
-// that is allowed).
-gn_status check_output_view(const View3 &out, const char *name, const View3 &other,
-                            const char *other_name, bool may_be_other, int elem) {
-    for (int i = 0; i < 3; i++) {
-        if (out.extent[i] > 1 && out.stride[i] == 0) {
-            return fail(GN_STATUS_INVALID_ARGUMENT, "%s has a zero stride: its elements overlap",
-                        name);
-        }
-    }
-    uintptr_t ob, oe, xb, xe;
-    byte_range(out, elem, &ob, &oe);
-    byte_range(other, elem, &xb, &xe);
-    const bool identical = may_be_other && same_view(out, other);
-    if (ob < xe && xb < oe && !identical) {
-        return fail(GN_STATUS_INVALID_ARGUMENT, "%s overlaps %s without being %s itself", name,
-                    other_name, other_name);
-    }
-    return GN_STATUS_SUCCESS;
+Region param_region(const char *name, const void *data, const Problem &p) {
+    const int64_t extent[1] = {p.C}, unit[1] = {1};
+    return region_of(name, data, 1, extent, unit, p.param_dtype == GN_DTYPE_F32 ? 4 : 2);
+}
+Region stat_region(const char *name, const float *data, const int64_t *stride, const Problem &p) {
+    const int64_t extent[2] = {p.G, p.N};
+    return region_of(name, data, 2, extent, stride, 4);
 }
 
 }  // namespace
@@ -338,6 +454,10 @@ gn_status validate_forward(const DLTensor *x, const DLTensor *gamma, const DLTen
     p->op = GN_OP_FORWARD;
     if (!x) return fail(GN_STATUS_INVALID_ARGUMENT, "x is NULL");
     if (!y) return fail(GN_STATUS_INVALID_ARGUMENT, "y is NULL");
+    for (auto [t, name] : {std::pair{x, "x"}, {y, "y"}, {gamma, "gamma"}, {beta, "beta"},
+                           {mean, "mean"}, {rstd, "rstd"}}) {
+        if (gn_status st = check_tensor_pointers(t, name)) return st;
+    }
     if (gn_status st = check_input(x, num_groups, p)) return st;
     if (!std::isfinite(eps) || eps < 0) {
         return fail(GN_STATUS_INVALID_ARGUMENT, "eps must be finite and >= 0, got %g", eps);
@@ -371,7 +491,13 @@ gn_status validate_forward(const DLTensor *x, const DLTensor *gamma, const DLTen
     gn_layout y_layout;
     if (gn_status st = make_view(x, "x", -1, &p->x, &p->layout)) return st;
     if (gn_status st = make_view(y, "y", p->layout, &p->y, &y_layout)) return st;
-    return check_output_view(p->y, "y", p->x, "x", /*may_be_other=*/true, x->dtype.bits / 8);
+    const int elem = x->dtype.bits / 8;
+    return check_overlaps({view_region("x", p->x, elem), param_region("gamma", p->gamma, *p),
+                           param_region("beta", p->beta, *p)},
+                          {view_region("y", p->y, elem),
+                           stat_region("mean", p->mean, p->mean_stride, *p),
+                           stat_region("rstd", p->rstd, p->rstd_stride, *p)},
+                          "y", "x");
 }
 
 gn_status validate_backward(const DLTensor *dy, const DLTensor *x, const DLTensor *mean,
@@ -383,6 +509,10 @@ gn_status validate_backward(const DLTensor *dy, const DLTensor *x, const DLTenso
     if (!x) return fail(GN_STATUS_INVALID_ARGUMENT, "x is NULL");
     if (!mean) return fail(GN_STATUS_INVALID_ARGUMENT, "mean is NULL (gn_forward's mean output)");
     if (!rstd) return fail(GN_STATUS_INVALID_ARGUMENT, "rstd is NULL (gn_forward's rstd output)");
+    for (auto [t, name] : {std::pair{dy, "dy"}, {x, "x"}, {mean, "mean"}, {rstd, "rstd"},
+                           {gamma, "gamma"}, {dx, "dx"}, {dgamma, "dgamma"}, {dbeta, "dbeta"}}) {
+        if (gn_status st = check_tensor_pointers(t, name)) return st;
+    }
     if (gn_status st = check_input(x, num_groups, p)) return st;
     if (gn_status st = check_like_x(dy, "dy", x, *p)) return st;
     if (dx) {
@@ -396,39 +526,40 @@ gn_status validate_backward(const DLTensor *dy, const DLTensor *x, const DLTenso
     if (gamma) {
         if (gn_status st = check_param(gamma, "gamma", p->C, p->dtype, &param_dtype, *p)) return st;
     }
+    bool have_grad_dtype = gamma != nullptr;
     for (auto [t, name] : {std::pair{dgamma, "dgamma"}, std::pair{dbeta, "dbeta"}}) {
         if (!t) continue;
         gn_dtype dtype;
         if (gn_status st = check_param(t, name, p->C, p->dtype, &dtype, *p)) return st;
-        if (gamma && dtype != param_dtype) {
-            return fail(GN_STATUS_INVALID_ARGUMENT, "%s must have gamma's dtype %s, got %s",
-                        name, dtype_name(param_dtype), dtype_name(dtype));
+        if (have_grad_dtype && dtype != param_dtype) {
+            return fail(GN_STATUS_INVALID_ARGUMENT, "%s must have %s's dtype %s, got %s", name,
+                        gamma ? "gamma" : "dgamma", dtype_name(param_dtype), dtype_name(dtype));
         }
-        if (!gamma) param_dtype = dtype;
-    }
-    if (dgamma && dbeta && !gamma) {
-        gn_dtype a, b;
-        to_dtype(dgamma->dtype, &a);
-        to_dtype(dbeta->dtype, &b);
-        if (a != b) return fail(GN_STATUS_INVALID_ARGUMENT, "dgamma and dbeta must have one dtype");
+        param_dtype = dtype;
+        have_grad_dtype = true;
     }
     p->param_dtype = param_dtype;
     p->gamma = gamma ? static_cast<const char *>(gamma->data) + gamma->byte_offset : nullptr;
     p->dgamma = dgamma ? static_cast<char *>(dgamma->data) + dgamma->byte_offset : nullptr;
     p->dbeta = dbeta ? static_cast<char *>(dbeta->data) + dbeta->byte_offset : nullptr;
 
-    if (p->empty()) return GN_STATUS_SUCCESS;  // dgamma and dbeta are zero, nothing else written
-
     gn_layout layout;
-    if (gn_status st = make_view(x, "x", -1, &p->x, &p->layout)) return st;
-    if (gn_status st = make_view(dy, "dy", p->layout, &p->dy, &layout)) return st;
-    if (!dx) return GN_STATUS_SUCCESS;
-    if (gn_status st = make_view(dx, "dx", p->layout, &p->dx, &layout)) return st;
-    const int elem = x->dtype.bits / 8;
-    if (gn_status st = check_output_view(p->dx, "dx", p->dy, "dy", /*may_be_other=*/true, elem)) {
-        return st;
+    if (!p->empty()) {
+        if (gn_status st = make_view(x, "x", -1, &p->x, &p->layout)) return st;
+        if (gn_status st = make_view(dy, "dy", p->layout, &p->dy, &layout)) return st;
+        if (dx) {
+            if (gn_status st = make_view(dx, "dx", p->layout, &p->dx, &layout)) return st;
+        }
     }
-    return check_output_view(p->dx, "dx", p->x, "x", /*may_be_other=*/false, elem);
+    // Empty problems still write dgamma and dbeta (zeros): checked too.
+    const int elem = x->dtype.bits / 8;
+    return check_overlaps({view_region("dy", p->dy, elem), view_region("x", p->x, elem),
+                           stat_region("mean", p->mean, p->mean_stride, *p),
+                           stat_region("rstd", p->rstd, p->rstd_stride, *p),
+                           param_region("gamma", p->gamma, *p)},
+                          {view_region("dx", p->dx, elem), param_region("dgamma", p->dgamma, *p),
+                           param_region("dbeta", p->dbeta, *p)},
+                          "dx", "dy");
 }
 
 }  // namespace groupnorm::detail

@@ -52,7 +52,12 @@ gn_status from_halide_error(int halide_code, const char *variant_name) {
 }  // namespace groupnorm::detail
 
 extern "C" const char *gn_status_string(gn_status status) {
-    switch (status) {
+    // A C caller may pass any int; in C++ loading an enum outside its range (0..7 here) is
+    // undefined (UBSan: "not a valid value for type 'gn_status'"), so read it as an int.
+    int code;
+    static_assert(sizeof(code) == sizeof(status), "gn_status is an int");
+    std::memcpy(&code, &status, sizeof(code));
+    switch (code) {
     case GN_STATUS_SUCCESS: return "GN_STATUS_SUCCESS";
     case GN_STATUS_INVALID_ARGUMENT: return "GN_STATUS_INVALID_ARGUMENT";
     case GN_STATUS_UNSUPPORTED: return "GN_STATUS_UNSUPPORTED";

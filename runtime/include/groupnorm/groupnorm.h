@@ -79,9 +79,9 @@ const char *gn_status_string(gn_status status);
 /* Detail of the last failed call on this thread, naming the argument; "" after success. */
 const char *gn_last_error_message(void);
 
-/* Threads for CPU kernels, the calling one included; 0 restores the default (one per
- * core, or HL_NUM_THREADS). It restarts the thread pool: call it while no gn_forward is
- * running in the process. */
+/* Threads for CPU kernels, the calling one included, at most 256; 0 restores the default
+ * (one per core, or HL_NUM_THREADS). Safe at any time: while gn_forward calls are running
+ * the change waits until none is (the thread pool restarts between calls, never under one). */
 gn_status gn_set_num_threads(int num_threads);
 
 /* Running on the caller's thread pool (an inference engine's, PyTorch's at::parallel_for,

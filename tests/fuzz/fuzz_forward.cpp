@@ -1,0 +1,316 @@
+// libFuzzer target over gn_forward (issue "Reliability"). The input chooses a problem:
+// shape, groups, dtypes, memory orders with padding, in place or not, which of gamma,
+// beta, mean and rstd are given, eps, the data (a base and scale and one byte per
+// element), and sometimes one hostile change (a NULL shape, an absurd rank, an output
+// overlapping another tensor, strides that make y overlap itself). Checks:
+//   - every buffer sits between canaries; canaries and the gaps of strided outputs never
+//     change; a call that fails changes no byte at all;
+//   - a call that succeeds matches the float64 reference within the numerics contract
+//     (float32: 1e-5 (|ref| + 1); float16/bfloat16: 1 ulp or that bound; mean and rstd as
+//     in tests/reference.cpp), computed from the same rounded inputs;
+//   - hostile calls are refused with GN_STATUS_INVALID_ARGUMENT or UNSUPPORTED.
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include "groupnorm/groupnorm.h"
+#include "test_tensor.h"
+
+using namespace gntest;
+
+namespace {
+
+class Input {
+public:
+    Input(const uint8_t *d, size_t n) : d_(d), n_(n) {}
+    uint8_t byte() { return i_ < n_ ? d_[i_++] : 0; }
+    int pick(int count) { return byte() % count; }
+    size_t left() const { return n_ - i_; }
+
+private:
+    const uint8_t *d_;
+    size_t n_, i_ = 0;
+};
+
+constexpr size_t kCanary = 64;
+constexpr uint8_t kCanaryByte = 0xA5, kPoisonByte = 0x7F;  // 0x7F7F...: a NaN in all types
+
+// A buffer with canaries before and after it.
+struct Guarded {
+    std::vector<uint8_t> bytes;
+    size_t size = 0;
+    explicit Guarded(size_t n) : bytes(n + 2 * kCanary, kPoisonByte), size(n) {
+        std::memset(bytes.data(), kCanaryByte, kCanary);
+        std::memset(bytes.data() + kCanary + n, kCanaryByte, kCanary);
+    }
+    uint8_t *data() { return bytes.data() + kCanary; }
+    bool canaries_intact() const {
+        for (size_t i = 0; i < kCanary; i++) {
+            if (bytes[i] != kCanaryByte || bytes[kCanary + size + i] != kCanaryByte) return false;
+        }
+        return true;
+    }
+};
+
+// An (N, C, *) tensor in NC* or N*C order, each dimension padded by 0..2 elements.
+struct Strided {
+    std::vector<int64_t> shape, strides;
+    int64_t span = 0;  // elements from the first to one past the last
+    DLTensor dl{};
+    void layout(Input &in, bool channels_last) {
+        const int rank = (int)shape.size();
+        std::vector<int> order;  // innermost first
+        if (channels_last && rank > 2) {
+            order.push_back(1);
+            for (int i = rank - 1; i >= 2; i--) order.push_back(i);
+            order.push_back(0);
+        } else {
+            for (int i = rank - 1; i >= 0; i--) order.push_back(i);
+        }
+        strides.assign(rank, 0);
+        int64_t stride = 1;
+        for (size_t k = 0; k < order.size(); k++) {
+            const int d = order[k];
+            strides[d] = stride;
+            // Padding only after whole channels / samples: what the kernels accept.
+            const int64_t pad = (d == 0 || (d == 1 && !channels_last)) ? in.pick(3) : 0;
+            stride *= shape[d] + pad;
+        }
+        span = 1;
+        for (int i = 0; i < rank; i++) span += (shape[i] - 1) * strides[i];
+    }
+    int64_t offset(int64_t n, int64_t c, int64_t s) const {  // s: flattened spatial index
+        int64_t off = n * strides[0] + c * strides[1];
+        for (int i = (int)shape.size() - 1; i >= 2; i--) {
+            off += (s % shape[i]) * strides[i];
+            s /= shape[i];
+        }
+        return off;
+    }
+};
+
+double load(DType t, const uint8_t *p) {
+    if (t == DType::F32) {
+        float f;
+        std::memcpy(&f, p, 4);
+        return f;
+    }
+    uint16_t b;
+    std::memcpy(&b, p, 2);
+    return t == DType::F16 ? from_f16_bits(b) : from_bf16_bits(b);
+}
+
+void store(DType t, uint8_t *p, double v) {
+    if (t == DType::F32) {
+        const float f = (float)v;
+        std::memcpy(p, &f, 4);
+        return;
+    }
+    const uint16_t b = t == DType::F16 ? to_f16_bits(v) : to_bf16_bits(v);
+    std::memcpy(p, &b, 2);
+}
+
+DLTensor make_dl(void *data, DType t, std::vector<int64_t> &shape, std::vector<int64_t> *strides) {
+    DLTensor d{};
+    d.data = data;
+    d.device = {kDLCPU, 0};
+    d.ndim = (int)shape.size();
+    d.dtype = dl_type(t);
+    d.shape = shape.data();
+    d.strides = strides ? strides->data() : nullptr;
+    return d;
+}
+
+[[noreturn]] void die(const char *what) {
+    std::fprintf(stderr, "fuzz_forward: %s (%s)\n", what, gn_last_error_message());
+    std::abort();
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    Input in(data, size);
+    // Geometry.
+    const int64_t N = 1 + in.pick(3);
+    const int64_t G = 1 + in.pick(4);
+    const int64_t C = G * (1 + in.pick(4));
+    const int spatial_rank = in.pick(4);
+    std::vector<int64_t> shape{N, C};
+    int64_t S = 1;
+    for (int i = 0; i < spatial_rank; i++) {
+        const int64_t e = in.pick(8) == 0 ? 0 : 1 + in.pick(12);
+        shape.push_back(e);
+        S *= e;
+    }
+    const DType types[] = {DType::F32, DType::F16, DType::BF16};
+    const DType dt = types[in.pick(3)];
+    const DType pt = in.pick(2) ? DType::F32 : dt;
+    const bool channels_last = in.pick(2), in_place = in.pick(4) == 0;
+    const bool has_gamma = in.pick(2), has_beta = in.pick(2), has_mean = in.pick(2),
+               has_rstd = in.pick(2);
+    const double eps_choices[] = {1e-5, 1e-3, 0.1, 1.0};
+    const double eps = eps_choices[in.pick(4)];
+    // Data: base + scale * (u - 128) / 128 per element (finite, within the contract's
+    // |mean| <= 1e7 std for float32; modest for the 16-bit types).
+    const double f32_bases[] = {0, 3, -1e3, 1e4, 3e5, -1e6}, half_bases[] = {0, 3, -40, 300};
+    const double base = dt == DType::F32 ? f32_bases[in.pick(6)] : half_bases[in.pick(4)];
+    const double scales[] = {1, 0.01, 7, 100};
+    const double scale = scales[in.pick(dt == DType::F32 ? 4 : 3)];
+    const int hostile = in.pick(8) == 0 ? 1 + in.pick(6) : 0;
+
+    Strided x, y;
+    x.shape = y.shape = shape;
+    x.layout(in, channels_last);
+    y.layout(in, channels_last);
+    const int eb = bytes(dt), pb = bytes(pt);
+    Guarded xbuf(std::max<int64_t>(x.span, 1) * eb), ybuf(std::max<int64_t>(y.span, 1) * eb);
+    Guarded gbuf(C * pb), bbuf(C * pb), mbuf(N * G * 4), rbuf(N * G * 4);
+    for (int64_t n = 0; n < N; n++) {
+        for (int64_t c = 0; c < C; c++) {
+            for (int64_t s = 0; s < S; s++) {
+                const double u = (in.byte() - 128) / 128.0;
+                store(dt, xbuf.data() + x.offset(n, c, s) * eb, base + scale * u);
+            }
+        }
+    }
+    for (int64_t c = 0; c < C; c++) {
+        store(pt, gbuf.data() + c * pb, 1.0 + (in.byte() - 128) / 256.0);
+        store(pt, bbuf.data() + c * pb, (in.byte() - 128) / 64.0);
+    }
+    if (in_place) y = x;
+
+    std::vector<int64_t> gshape{C}, mshape{N, G}, bshape{C}, rshape{N, G};
+    DLTensor xd = make_dl(xbuf.data(), dt, x.shape, &x.strides);
+    DLTensor yd = make_dl(in_place ? xbuf.data() : ybuf.data(), dt, y.shape, &y.strides);
+    DLTensor gd = make_dl(gbuf.data(), pt, gshape, nullptr);
+    DLTensor bd = make_dl(bbuf.data(), pt, bshape, nullptr);
+    DLTensor md = make_dl(mbuf.data(), DType::F32, mshape, nullptr);
+    DLTensor rd = make_dl(rbuf.data(), DType::F32, rshape, nullptr);
+    DLTensor *tensors[] = {&xd, &yd, &gd, &bd, &md, &rd};
+    std::vector<int64_t> bad_strides(y.strides);
+    const bool nonempty = N > 0 && S > 0;
+    int target = -1;  // the tensor hostile changes 1 and 2 break
+    switch (hostile) {
+    case 1:
+        target = in.pick(6);
+        tensors[target]->shape = nullptr;
+        break;
+    case 2:
+        target = in.pick(6);
+        tensors[target]->ndim = in.pick(2) ? -1 : 33 + in.pick(100);
+        break;
+    case 3:  // mean or rstd over y, x or the other statistic
+        md.data = in.pick(2) ? yd.data : xd.data;
+        break;
+    case 4: gd.data = yd.data; break;  // gamma aliasing y
+    case 5:  // y's channels overlap one another
+        if (!channels_last && S > 1 && C > 1) bad_strides[1] = 1 + in.pick((int)S - 1);
+        else bad_strides[0] = 0;
+        yd.strides = bad_strides.data();
+        break;
+    case 6: rd.data = md.data; break;
+    }
+    // The requested optional tensors (hostile changes to absent ones change nothing).
+    DLTensor *gp = has_gamma ? &gd : nullptr, *bp = has_beta ? &bd : nullptr;
+    DLTensor *mp = has_mean || hostile == 3 || hostile == 6 ? &md : nullptr;
+    DLTensor *rp = has_rstd || hostile == 6 ? &rd : nullptr;
+    const DLTensor *passed[] = {&xd, &yd, gp, bp, mp, rp};
+    const bool y_self_overlaps = (!channels_last && S > 1 && C > 1) || N > 1;
+    const bool hostile_applies = (hostile == 1 || hostile == 2) ? passed[target] != nullptr
+                                 : hostile == 4                 ? gp != nullptr
+                                 : hostile == 5                 ? y_self_overlaps
+                                                                : hostile != 0;
+
+    const std::vector<uint8_t> x_before = xbuf.bytes, y_before = ybuf.bytes, g_before = gbuf.bytes,
+                               b_before = bbuf.bytes, m_before = mbuf.bytes, r_before = rbuf.bytes;
+    const gn_status st = gn_forward(&xd, gp, bp, G, eps, &yd, mp, rp, nullptr);
+
+    for (Guarded *g : {&xbuf, &ybuf, &gbuf, &bbuf, &mbuf, &rbuf}) {
+        if (!g->canaries_intact()) die("a canary changed");
+    }
+    if (gbuf.bytes != g_before || bbuf.bytes != b_before) die("gamma or beta changed");
+    if (st != GN_STATUS_SUCCESS) {
+        if (st != GN_STATUS_INVALID_ARGUMENT && st != GN_STATUS_UNSUPPORTED) die("unexpected status");
+        if (gn_last_error_message()[0] == '\0') die("a failure without a message");
+        if (xbuf.bytes != x_before || ybuf.bytes != y_before || mbuf.bytes != m_before ||
+            rbuf.bytes != r_before) {
+            die("a failed call wrote something");
+        }
+        return 0;
+    }
+    if (hostile_applies && hostile >= 3 && nonempty) die("a hostile call succeeded");
+    if (!nonempty) {
+        if (xbuf.bytes != x_before || ybuf.bytes != y_before || mbuf.bytes != m_before ||
+            rbuf.bytes != r_before) {
+            die("an empty call wrote something");
+        }
+        return 0;
+    }
+    if (hostile_applies && (hostile == 1 || hostile == 2)) die("a call with a bad tensor succeeded");
+    if (!in_place && xbuf.bytes != x_before) die("x changed");
+
+    // The float64 reference from the rounded inputs as they were before the call.
+    Guarded *ys = in_place ? &xbuf : &ybuf;
+    const std::vector<uint8_t> &xs = x_before;
+    const int64_t D = C / G, M = D * S;
+    for (int64_t n = 0; n < N; n++) {
+        for (int64_t g = 0; g < G; g++) {
+            double sum = 0, sq = 0;
+            auto xv = [&](int64_t c, int64_t s) {
+                return load(dt, xs.data() + kCanary + x.offset(n, c, s) * eb);
+            };
+            for (int64_t c = g * D; c < (g + 1) * D; c++)
+                for (int64_t s = 0; s < S; s++) sum += xv(c, s);
+            const double mean = sum / M;
+            for (int64_t c = g * D; c < (g + 1) * D; c++)
+                for (int64_t s = 0; s < S; s++) sq += (xv(c, s) - mean) * (xv(c, s) - mean);
+            const double var = sq / M, rstd = 1 / std::sqrt(var + eps);
+            // The contract covers |mean| <= 1e7 std (a constant group too: y = beta).
+            if (var > 0 && std::fabs(mean) > 1e7 * std::sqrt(var)) continue;
+            if (mp) {
+                float got;
+                std::memcpy(&got, mbuf.data() + (n * G + g) * 4, 4);
+                if (!(std::fabs(got - mean) <= 1e-5 * std::sqrt(var) + 1.2e-7 * std::fabs(mean)))
+                    die("mean outside the contract");
+            }
+            if (rp) {
+                float got;
+                std::memcpy(&got, rbuf.data() + (n * G + g) * 4, 4);
+                if (!(std::fabs(got - rstd) <= 1e-5 * rstd)) die("rstd outside the contract");
+            }
+            for (int64_t c = g * D; c < (g + 1) * D; c++) {
+                const double w = gp ? load(pt, gbuf.data() + c * pb) : 1.0;
+                const double b = bp ? load(pt, bbuf.data() + c * pb) : 0.0;
+                for (int64_t s = 0; s < S; s++) {
+                    const double want = (xv(c, s) - mean) * rstd * w + b;
+                    const double got = load(dt, ys->data() + y.offset(n, c, s) * eb);
+                    const bool ok = std::fabs(got - want) <= 1e-5 * (std::fabs(want) + 1) ||
+                                    (dt != DType::F32 && ulp_distance(dt, got, round_to(dt, want)) <= 1);
+                    if (!ok) {
+                        std::fprintf(stderr, "y[%lld, %lld, %lld] = %.9g, reference %.9g\n",
+                                     (long long)n, (long long)c, (long long)s, got, want);
+                        die("y outside the contract");
+                    }
+                }
+            }
+        }
+    }
+    // y's gaps (padding between its elements) keep their poison.
+    if (!in_place) {
+        std::vector<bool> in_view(y.span, false);
+        for (int64_t n = 0; n < N; n++)
+            for (int64_t c = 0; c < C; c++)
+                for (int64_t s = 0; s < S; s++) in_view[y.offset(n, c, s)] = true;
+        for (int64_t i = 0; i < y.span; i++) {
+            if (in_view[i]) continue;
+            for (int k = 0; k < eb; k++) {
+                if (ybuf.data()[i * eb + k] != kPoisonByte) die("a gap of y was written");
+            }
+        }
+    }
+    if (!mp && mbuf.bytes != m_before) die("mean written although not given");
+    return 0;
+}
