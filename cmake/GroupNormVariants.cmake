@@ -92,7 +92,8 @@ function(gn_add_variant)
     add_custom_command(OUTPUT ${name}.h APPEND
                        COMMAND ${CMAKE_COMMAND} -DNAME=${name} -P ${_gn_index_script})
   endif ()
-  if (TARGET gn_android)
+  # Android packaging is for inference apps: the forward variants.
+  if (TARGET gn_android AND ARG_OP STREQUAL "fwd")
     string(REPLACE "-linux" "-android" android_targets "${targets}")
     add_halide_library(${name}_android FROM ${GN_GENERATOR}
                        GENERATOR ${_gn_op_${ARG_OP}_generator}

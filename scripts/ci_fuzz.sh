@@ -12,7 +12,7 @@ dir=build-asan
 [[ -x $dir/tests/fuzz/gn_fuzz_forward ]] || scripts/ci_sanitizers.sh asan
 mkdir -p "$dir/fuzz_artifacts"
 pids=()
-for target in forward npy; do
+for target in forward backward npy; do
   corpus=$dir/fuzz_corpus/$target
   mkdir -p "$corpus"
   cp -n tests/fuzz/corpus/$target/* "$corpus/" 2>/dev/null || true
@@ -27,13 +27,13 @@ status=0
 for i in "${!pids[@]}"; do
   wait "${pids[$i]}" || status=1
 done
-for target in forward npy; do
+for target in forward backward npy; do
   log=$dir/fuzz_$target.log
   runs=$(grep -o 'stat::number_of_executed_units: [0-9]*' "$log" | grep -o '[0-9]*$' || echo "?")
   echo "fuzz $target: $runs executions in ${seconds} s ($(grep -c . "$dir/fuzz_corpus/$target"/* 2>/dev/null | wc -l) corpus inputs)"
 done
 if ((status)); then
-  for target in forward npy; do tail -n 30 "$dir/fuzz_$target.log"; done
+  for target in forward backward npy; do tail -n 30 "$dir/fuzz_$target.log"; done
   echo "fuzzing found a failure; inputs in $dir/fuzz_artifacts/" >&2
 fi
 exit "$status"
