@@ -240,14 +240,19 @@ struct DeviceCopy {
     ~DeviceCopy() { cu->cuMemFree(ptr); }
 };
 
-TEST(CudaForward, EveryCudaVariantMatchesFloat64Reference) {
-    if (!gd::cuda_driver()) GTEST_SKIP() << "no CUDA driver: " << gd::cuda_unavailable_reason(0);
-    const gd::CudaDriver *cu = gd::cuda_driver();
+// Device 0's primary context made current (what the CUDA runtime and PyTorch use).
+void use_primary_context(const gd::CudaDriver *cu) {
     void *ctx = nullptr;
     int dev = 0;
     ASSERT_EQ(cu->cuDeviceGet(&dev, 0), 0);
     ASSERT_EQ(cu->cuDevicePrimaryCtxRetain(&ctx, dev), 0);
     ASSERT_EQ(cu->cuCtxSetCurrent(ctx), 0);
+}
+
+TEST(CudaForward, EveryCudaVariantMatchesFloat64Reference) {
+    if (!gd::cuda_driver()) GTEST_SKIP() << "no CUDA driver: " << gd::cuda_unavailable_reason(0);
+    const gd::CudaDriver *cu = gd::cuda_driver();
+    ASSERT_NO_FATAL_FAILURE(use_primary_context(cu));
     std::mt19937_64 rng(fresh_seed());
     for (const gd::Variant *v : variants_of(gd::GN_DEVICE_CUDA, gd::GN_OP_FORWARD)) {
         SCOPED_TRACE(v->name);
@@ -282,11 +287,7 @@ TEST(CudaForward, EveryCudaVariantMatchesFloat64Reference) {
 TEST(CudaBackward, EveryCudaVariantMatchesFloat64Reference) {
     if (!gd::cuda_driver()) GTEST_SKIP() << "no CUDA driver: " << gd::cuda_unavailable_reason(0);
     const gd::CudaDriver *cu = gd::cuda_driver();
-    void *ctx = nullptr;
-    int dev = 0;
-    ASSERT_EQ(cu->cuDeviceGet(&dev, 0), 0);
-    ASSERT_EQ(cu->cuDevicePrimaryCtxRetain(&ctx, dev), 0);
-    ASSERT_EQ(cu->cuCtxSetCurrent(ctx), 0);
+    ASSERT_NO_FATAL_FAILURE(use_primary_context(cu));
     std::mt19937_64 rng(fresh_seed());
     for (const gd::Variant *v : variants_of(gd::GN_DEVICE_CUDA, gd::GN_OP_BACKWARD)) {
         SCOPED_TRACE(v->name);
