@@ -306,8 +306,8 @@ gn_status check_overlaps(std::initializer_list<Region> inputs, std::initializer_
         if (!out.base) continue;
         for (int k = 0; k < out.dims; k++) {
             if (out.stride[k] == 0) {
-                return fail(GN_STATUS_INVALID_ARGUMENT, "%s has a zero stride: its elements overlap",
-                            out.name);
+                return fail(GN_STATUS_INVALID_ARGUMENT,
+                            "%s has a zero stride: its elements overlap each other", out.name);
             }
         }
         if (!nested(out)) {
