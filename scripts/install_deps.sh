@@ -14,6 +14,7 @@ APT_PACKAGES=(
   pkgconf                                 # tests: a C program built with `pkg-config`
   clang-15                                # sanitizer trees and libFuzzer (scripts/ci_*.sh;
                                           # clang 14 lacks _Float16 on x86)
+  libomp-15-dev                           # OpenMP for clang (the tools' rooflines there)
 )
 
 missing=()
