@@ -14,6 +14,7 @@
 
 #include <omp.h>
 
+#include "support/cpu.h"
 #include "support/roofline.h"
 
 namespace groupnorm::support {
@@ -88,7 +89,7 @@ __attribute__((target("avx512f,f16c,fma"))) void half_affine_words(const uint16_
 
 bool stream_half_affine(const void *x, void *y, size_t bytes, int threads) {
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-    if (!__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("f16c")) return false;
+    if (!__builtin_cpu_supports("avx512f") || !cpu_has_f16c()) return false;
     const auto *xs = static_cast<const uint16_t *>(x);
     auto *ys = static_cast<uint16_t *>(y);
     split_stream(bytes / 2, 2, threads,

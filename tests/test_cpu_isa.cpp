@@ -6,12 +6,11 @@
 #include <string>
 #if defined(__aarch64__)
 #include <sys/auxv.h>
-#else
-#include <cpuid.h>
 #endif
 
 #include "groupnorm/groupnorm.h"
 #include "isa.h"
+#include "support/cpu.h"
 #include "reference.h"
 
 using namespace gntest;
@@ -30,13 +29,6 @@ bool cpu_has(CpuIsa isa, std::string *missing) {
     return true;
 }
 #else
-// F16C from CPUID leaf 1 (ECX bit 29): clang before 16 has no "f16c" for
-// __builtin_cpu_supports, and the sanitizer trees build with clang 15.
-bool has_f16c() {
-    unsigned a = 0, b = 0, c = 0, d = 0;
-    return __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29));
-}
-
 bool cpu_has(CpuIsa isa, std::string *missing) {
     __builtin_cpu_init();
     if (isa == CpuIsa::CPU_ISA_AVX512 &&
@@ -48,7 +40,7 @@ bool cpu_has(CpuIsa isa, std::string *missing) {
     }
     if (isa >= CpuIsa::CPU_ISA_AVX2 &&
         !(__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-          has_f16c())) {
+          groupnorm::support::cpu_has_f16c())) {
         *missing = "AVX2 + FMA + F16C";
         return false;
     }

@@ -8,30 +8,18 @@
 #include <string>
 #include <vector>
 
-#if defined(__x86_64__) || defined(__i386__)
-#include <cpuid.h>
-#endif
-
 #include "canonicalise.h"
 #include "commands.h"
 #include "registry.h"
 #include "groupnorm/groupnorm.h"
 #include "isa.h"
+#include "support/cpu.h"
 #include "support/layout.h"
 
 namespace groupnorm::tools {
 namespace {
 
 using namespace groupnorm::detail;
-
-#if defined(__x86_64__) || defined(__i386__)
-// F16C from CPUID leaf 1 (ECX bit 29): clang before 16 has no "f16c" for
-// __builtin_cpu_supports, and the sanitizer trees build with clang 15.
-bool has_f16c() {
-    unsigned a = 0, b = 0, c = 0, d = 0;
-    return __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29));
-}
-#endif
 
 void print_cpu_features() {
 #if defined(__x86_64__) || defined(__i386__)
@@ -41,7 +29,7 @@ void print_cpu_features() {
         {"sse4.1", (bool)__builtin_cpu_supports("sse4.1")},
         {"avx2", (bool)__builtin_cpu_supports("avx2")},
         {"fma", (bool)__builtin_cpu_supports("fma")},
-        {"f16c", (bool)has_f16c()},
+        {"f16c", groupnorm::support::cpu_has_f16c()},
         {"avx512f", (bool)__builtin_cpu_supports("avx512f")},
         {"avx512bw", (bool)__builtin_cpu_supports("avx512bw")},
         {"avx512dq", (bool)__builtin_cpu_supports("avx512dq")},
