@@ -25,7 +25,8 @@ configure() {
     -DCMAKE_C_COMPILER=clang-15 -DCMAKE_CXX_COMPILER=clang++-15 \
     -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DGroupNorm-halide_generators_ROOT="$host" \
-    -DGN_GPU_VARIANTS=OFF -DGN_BUILD_BENCH=OFF -DGN_BUILD_TESTS=ON "$@" >/dev/null
+    -DGN_GPU_VARIANTS=OFF -DGN_BUILD_BENCH=OFF -DGN_BUILD_TESTS=ON \
+    -DGN_BUILD_SHARED=OFF "$@" >/dev/null  # instrumented code: no shared libraries
 }
 
 build() {
