@@ -33,19 +33,11 @@ bool within(DType t, double got, double want, double bound) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     Input in(data, size);
-    const int64_t N = 1 + in.pick(3), G = 1 + in.pick(4), C = G * (1 + in.pick(4));
-    const int spatial_rank = in.pick(4);
-    std::vector<int64_t> shape{N, C};
-    int64_t S = 1;
-    for (int i = 0; i < spatial_rank; i++) {
-        const int64_t e = in.pick(8) == 0 ? 0 : 1 + in.pick(12);
-        shape.push_back(e);
-        S *= e;
-    }
-    const DType types[] = {DType::F32, DType::F16, DType::BF16};
-    const DType dt = types[in.pick(3)];
-    const DType pt = in.pick(2) ? DType::F32 : dt;
-    const bool channels_last = in.pick(2), in_place = in.pick(4) == 0;
+    const Geometry geo = pick_geometry(in);
+    const int64_t N = geo.N, G = geo.G, C = geo.C, S = geo.S;
+    const std::vector<int64_t> &shape = geo.shape;
+    const DType dt = geo.dt, pt = geo.pt;
+    const bool channels_last = geo.channels_last, in_place = geo.in_place;
     const bool has_gamma = in.pick(2), has_dx = in.pick(4) != 0, has_dgamma = in.pick(2),
                has_dbeta = in.pick(2);
     // |mean| up to 1e4 std for float32 (the backward's tested range), modest for 16 bits.

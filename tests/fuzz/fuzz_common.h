@@ -117,4 +117,34 @@ inline DLTensor make_dl(void *data, DType t, std::vector<int64_t> &shape,
     return d;
 }
 
+// The choices both targets start with, read in this order (the corpora depend on it):
+// N, G, C, the spatial extents (0 to 3 of them, some empty), x's dtype, the parameters'
+// dtype, channels-last, in place.
+struct Geometry {
+    int64_t N = 0, G = 0, C = 0, S = 1;
+    std::vector<int64_t> shape;
+    DType dt = DType::F32, pt = DType::F32;
+    bool channels_last = false, in_place = false;
+};
+
+inline Geometry pick_geometry(Input &in) {
+    Geometry g;
+    g.N = 1 + in.pick(3);
+    g.G = 1 + in.pick(4);
+    g.C = g.G * (1 + in.pick(4));
+    const int spatial_rank = in.pick(4);
+    g.shape = {g.N, g.C};
+    for (int i = 0; i < spatial_rank; i++) {
+        const int64_t e = in.pick(8) == 0 ? 0 : 1 + in.pick(12);
+        g.shape.push_back(e);
+        g.S *= e;
+    }
+    const DType types[] = {DType::F32, DType::F16, DType::BF16};
+    g.dt = types[in.pick(3)];
+    g.pt = in.pick(2) ? DType::F32 : g.dt;
+    g.channels_last = in.pick(2);
+    g.in_place = in.pick(4) == 0;
+    return g;
+}
+
 }  // namespace gnfuzz
