@@ -11,15 +11,20 @@ namespace groupnorm_gen {
 
 struct BackwardStages {
     // s spatial (flattened), c channel, n sample, g group.
-    Halide::Var s{"s"}, c{"c"}, n{"n"}, g{"g"}, l{"l"};
+    Halide::Var s{"s"}, c{"c"}, n{"n"}, g{"g"}, l{"l"}, b{"b"};
     Halide::Expr D;   // channels per group
-    Halide::RDom rs;  // a channel's positions (L = 1) or whole chunks of L positions (its sums)
+    Halide::RDom rs;  // a channel's blocks (the cascade of its sums)
+    Halide::RDom rj;  // a block's chunks
+    Halide::RDom rp;  // the last block's chunks
     Halide::RDom rn;  // the samples (dgamma, dbeta)
 
     Halide::Func centered{"centered"};    // (s, c, n) x - mean, float32
     Halide::Func dy_f{"dy_f"};            // (s, c, n) dy in float32
-    Halide::Func lane_sums{"lane_sums"};  // (l, c, n) the channel sums of lane l (L > 1 only)
-    std::vector<Halide::Func> lane_tree;  // (l, c, n) lane sums added in halves: L/2, ..., 1 lanes
+    Halide::Func block_sums{"block_sums"};  // (l, b, c, n) CPU, (b, c, n) GPU: a block's sums
+    Halide::Func last_block{"last_block"};  // (l, c, n) CPU: the last block (< B chunks)
+    Halide::Func lane_sums{"lane_sums"};    // (l, c, n) CPU: lane l's blocks, Kahan {sums, compensations}
+    Halide::Func lane_total{"lane_total"};  // (l, c, n) CPU: lane l's compensated sums
+    std::vector<Halide::Func> lane_tree;    // (l, c, n) lane sums added in halves: L/2, ..., 1 lanes
     Halide::Func chan_sums{"chan_sums"};  // (c, n) {sum dy, sum dy (x - mean), sum x - mean} over s
     Halide::Func chan_sums_out{"chan_sums_out"};  // (c, n) {db, dsc} re-centred, for dgamma/dbeta
     Halide::Func grp_coef{"grp_coef"};    // (g, n) {c2, c3, delta}: dx = a dy + c2 (x - mean) + c3

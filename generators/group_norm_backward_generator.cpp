@@ -17,6 +17,7 @@
 #include "Halide.h"
 #include "generator_base.h"
 #include "backward_stages.h"
+#include "robust_moments.h"
 #include "schedules/backward_cpu.h"
 #include "schedules/backward_gpu.h"
 #include "tuning.h"
@@ -54,39 +55,63 @@ public:
         st.centered(s, c, n) = strict_float(cast<float>(x(s, c, n)) - st.chan_mean(c, n));
         st.dy_f(s, c, n) = cast<float>(dy(s, c, n));
 
-        // Channel sums: {dy, dy (x - mean), x - mean} over s, in whole chunks of K steps of L
-        // lanes (as the forward's blocks): lane l of a chunk's step k is position
-        // (chunk K + k) L + l. L > 1 (nchw CPU): a vector of accumulators, the lanes added in
-        // a tree at the end. K > 1 (nhwc CPU, where the accumulators of a vector of channels
-        // live in memory): K rows added before they reach an accumulator. Then the last
-        // S % (K L) positions. K = L = 1 (GPU): one sum over s.
+        // Channel sums: {dy, dy (x - mean), x - mean} over s, as a cascade whose every float32
+        // chain of adds is short, so rounding errors cannot pile up when the terms share a
+        // sign (a running sum over s was 1e-4 off at S = 2^18, and 2 ulp in dx at S = 432):
+        //   chunk: K rows of L lanes (K > 1: nhwc CPU; added pairwise, strict_float, else
+        //          LLVM folds them into the running sum); position (chunk K + k) L + l;
+        //   block: B chunks per lane, a plain chain (block_sums; last_block, the partial one);
+        //   lane:  the blocks added with Kahan's compensation (lane_sums);
+        //   the L lanes added in a tree (halves of the vector), then the last S % (K L).
+        // GPUs (K = L = 1): block b sums B positions b + j * blocks, interleaved so that the
+        // threads of a warp read adjacent values; the blocks are then added by a thread tree.
         auto terms = [&](Expr pos) {
             Expr dyv = st.dy_f(pos, c, n), xcv = st.centered(pos, c, n);
             return std::vector<Expr>{dyv, dyv * xcv, xcv};
         };
-        auto accumulate = [](Func f, std::vector<Expr> args, std::vector<Expr> add) {
-            std::vector<Expr> sums;
-            for (size_t k = 0; k < add.size(); k++) sums.push_back(f(args)[k] + add[k]);
-            f(args) = Tuple(sums);
-        };
         const int L = lanes(tune), K = steps(tune);  // L a power of two
         st.chan_sums(c, n) = Tuple(0.0f, 0.0f, 0.0f);
-        if (L * K == 1) {
-            st.rs = RDom(0, S, "rs");
-            accumulate(st.chan_sums, {c, n}, terms(st.rs));
+        if (family() == Family::Gpu) {
+            // B ~ sqrt(S / threads): the in-block and per-thread chains about equally long.
+            Expr B = max(1, cast<int>(ceil(sqrt(cast<float>(S) / tune.gpu_threads))));
+            Expr blocks = (S + B - 1) / B;
+            st.rj = RDom(0, B, "rj");
+            Expr pos = st.b + st.rj * blocks;
+            st.block_sums(st.b, c, n) = Tuple(0.0f, 0.0f, 0.0f);
+            accumulate(st.block_sums, {st.b, c, n}, masked(terms(min(pos, S - 1)), pos < S));
+            st.rs = RDom(0, blocks, "rs");
+            accumulate(st.chan_sums, {c, n}, tuple_values(st.block_sums(st.rs, c, n)));
         } else {
-            Expr chunks = S / (K * L);
-            st.rs = RDom(0, chunks, "rs");
-            std::vector<Expr> chunk_terms = terms(st.rs * K * L + st.l);
-            for (int k = 1; k < K; k++) {
-                std::vector<Expr> more = terms((st.rs * K + k) * L + st.l);
-                for (int t = 0; t < 3; t++) chunk_terms[t] += more[t];
-            }
-            st.lane_sums(st.l, c, n) = Tuple(0.0f, 0.0f, 0.0f);
-            accumulate(st.lane_sums, {st.l, c, n}, chunk_terms);
+            const int B = chunks_per_block(tune);
+            Expr chunks = S / (K * L), full_blocks = chunks / B;
+            auto chunk_terms = [&](Expr chunk) {
+                std::vector<std::vector<Expr>> rows(3);
+                for (int k = 0; k < K; k++) {
+                    std::vector<Expr> t = terms((chunk * K + k) * L + st.l);
+                    for (int i = 0; i < 3; i++) rows[i].push_back(t[i]);
+                }
+                std::vector<Expr> sum;
+                for (int i = 0; i < 3; i++) {
+                    sum.push_back(K > 1 ? strict_float(pairwise_sum(rows[i])) : rows[i][0]);
+                }
+                return sum;
+            };
+            st.rj = RDom(0, B, "rj");
+            st.block_sums(st.l, st.b, c, n) = Tuple(0.0f, 0.0f, 0.0f);
+            accumulate(st.block_sums, {st.l, st.b, c, n}, chunk_terms(st.b * B + st.rj));
+            st.rp = RDom(0, chunks - full_blocks * B, "rp");  // the last, partial block
+            st.last_block(st.l, c, n) = Tuple(0.0f, 0.0f, 0.0f);
+            accumulate(st.last_block, {st.l, c, n}, chunk_terms(full_blocks * B + st.rp));
+            // The partial block starts the Kahan sums (one block: no compensation step).
+            st.rs = RDom(0, full_blocks, "rs");
+            st.lane_sums(st.l, c, n) = Tuple(st.last_block(st.l, c, n)[0], st.last_block(st.l, c, n)[1],
+                                             st.last_block(st.l, c, n)[2], 0.0f, 0.0f, 0.0f);
+            kahan_accumulate(st.lane_sums, {st.l, c, n},
+                             tuple_values(st.block_sums(st.l, st.rs, c, n)));
             // The lanes added in a tree (halves of the vector at a time): an in-order
             // reduction of L lanes is a chain of L dependent adds per sum.
-            Func level = st.lane_sums;
+            st.lane_total(st.l, c, n) = Tuple(kahan_values(st.lane_sums(st.l, c, n)));
+            Func level = st.lane_total;
             for (int width = L / 2; width >= 1; width /= 2) {
                 Func half("lane_tree_" + std::to_string(width));
                 std::vector<Expr> pairs;
@@ -97,22 +122,31 @@ public:
                 st.lane_tree.push_back(half);
                 level = half;
             }
-            std::vector<Expr> total;
-            for (int k = 0; k < 3; k++) total.push_back(level(0, c, n)[k]);
-            accumulate(st.chan_sums, {c, n}, total);
+            accumulate(st.chan_sums, {c, n}, tuple_values(level(0, c, n)));
             RDom rt(0, S - chunks * K * L, "rt");
             accumulate(st.chan_sums, {c, n}, terms(chunks * K * L + rt));
         }
 
-        // Per group: the gamma-weighted sums over its channels, in a short serial loop.
+        // Per group: the gamma-weighted sums over its channels (a group may have thousands),
+        // in a serial loop: in float64 on CPUs (a chain as fast as float32's), with Kahan's
+        // compensation on GPUs (not every OpenCL device has float64).
         RDom rd(0, D, "rd");
         Expr cg = g * D + rd;
         Expr w = cast<float>(gamma(cg));
-        Func grp_sums("grp_sums");
-        grp_sums(g, n) = Tuple(0.0f, 0.0f, 0.0f);
-        grp_sums(g, n) = Tuple(grp_sums(g, n)[0] + w * st.chan_sums(cg, n)[0],
-                               grp_sums(g, n)[1] + w * st.chan_sums(cg, n)[1],
-                               grp_sums(g, n)[2] + st.chan_sums(cg, n)[2]);
+        std::vector<Expr> grp_terms = {w * st.chan_sums(cg, n)[0], w * st.chan_sums(cg, n)[1],
+                                       st.chan_sums(cg, n)[2]};
+        Func grp_acc("grp_acc"), grp_sums("grp_sums");
+        if (family() == Family::Gpu) {
+            grp_acc(g, n) = Tuple(0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f);
+            kahan_accumulate(grp_acc, {g, n}, grp_terms);
+            grp_sums(g, n) = Tuple(kahan_values(grp_acc(g, n)));
+        } else {
+            grp_acc(g, n) = Tuple(Expr(0.0), Expr(0.0), Expr(0.0));
+            for (Expr &t : grp_terms) t = cast<double>(t);
+            accumulate(grp_acc, {g, n}, grp_terms);
+            grp_sums(g, n) = Tuple(cast<float>(grp_acc(g, n)[0]), cast<float>(grp_acc(g, n)[1]),
+                                   cast<float>(grp_acc(g, n)[2]));
+        }
         // The given mean is float32: up to half an ulp of |mean| away from the group's true
         // mean, which is 6e-4 std at |mean| = 1e4 std. delta = true mean - given mean, from the
         // sums of x - mean, re-centres every sum (sum dy (x - mean_true) = dsc - delta * db).
@@ -149,15 +183,55 @@ public:
                         "groups must be positive and divide the channel count");
         constrain(st);
         if (family() == Family::Gpu) {
-            schedule_backward_gpu(st, layout, tune, param_sums, grp_sums);
+            schedule_backward_gpu(st, layout, tune, param_sums, grp_acc);
         } else if (layout == Layout::NCHW) {
-            schedule_backward_cpu_nchw(st, tune, vector(), param_sums, grp_sums);
+            schedule_backward_cpu_nchw(st, tune, vector(), param_sums, grp_acc);
         } else {
-            schedule_backward_cpu_nhwc(st, tune, vector(), param_sums, grp_sums);
+            schedule_backward_cpu_nhwc(st, tune, vector(), param_sums, grp_acc);
         }
     }
 
 private:
+    static std::vector<Expr> tuple_values(FuncRef ref, int count = 3) {
+        std::vector<Expr> v;
+        for (int k = 0; k < count; k++) v.push_back(ref[k]);
+        return v;
+    }
+    static std::vector<Expr> masked(std::vector<Expr> values, Expr keep) {
+        for (Expr &v : values) v = select(keep, v, 0.0f);
+        return values;
+    }
+    // f(args) += add, elementwise over f's tuple.
+    static void accumulate(Func f, std::vector<Expr> args, std::vector<Expr> add) {
+        std::vector<Expr> sums;
+        for (size_t k = 0; k < add.size(); k++) sums.push_back(f(args)[k] + add[k]);
+        f(args) = Tuple(sums);
+    }
+    // Kahan summation: f's tuple is {sum_0.., compensation_0..}; strict_float keeps
+    // (t - s) - y from being simplified to 0.
+    static void kahan_accumulate(Func f, std::vector<Expr> args, std::vector<Expr> add) {
+        const size_t m = add.size();
+        std::vector<Expr> sums(m), comps(m);
+        for (size_t k = 0; k < m; k++) {
+            Expr sum = f(args)[k], comp = f(args)[m + k];
+            Expr y = strict_float(add[k] - comp);
+            Expr t = strict_float(sum + y);
+            sums[k] = t;
+            comps[k] = strict_float((t - sum) - y);
+        }
+        sums.insert(sums.end(), comps.begin(), comps.end());
+        f(args) = Tuple(sums);
+    }
+    // The compensated totals of a Kahan tuple of 2m values.
+    static std::vector<Expr> kahan_values(FuncRef ref, int m = 3) {
+        std::vector<Expr> v;
+        for (int k = 0; k < m; k++) v.push_back(strict_float(ref[k] - ref[m + k]));
+        return v;
+    }
+    // Chunks per block of the CPU cascade: nchw lane_steps, nhwc block_rows / rows_per_step.
+    int chunks_per_block(const Tuning &t) const {
+        return layout == Layout::NCHW ? t.lane_steps : std::max(1, t.block_rows / t.rows_per_step);
+    }
     // Lanes of the channel sums: a vector of accumulators on nchw CPUs, else 1.
     int lanes(const Tuning &t) const {
         return family() != Family::Gpu && layout == Layout::NCHW ? t.acc_vectors * vector() : 1;

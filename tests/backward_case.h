@@ -32,6 +32,28 @@ struct BackwardCase {
             << gn_last_error_message();
     }
     const DLTensor *g() const { return gamma ? gamma->dl() : nullptr; }
+    // Data whose channel sums are long runs of one sign: x two-valued per channel (+-1
+    // spread about `base`, in runs of 37 positions, a quarter of them flipped at random) and
+    // dy = 1 + 0.75 u, so that every term dy (x - mean) has the sign of the run's mean. A
+    // float32 running sum's rounding errors then add up instead of cancelling. Recomputes
+    // mean and rstd.
+    void fill_correlated(double base, std::mt19937_64 &rng) {
+        std::uniform_int_distribution<int> coin(0, 3);
+        for (int64_t n = 0; n < x.N(); n++)
+            for (int64_t ch = 0; ch < x.C(); ch++) {
+                const double spread = 1.0 + 0.25 * ch;
+                for (int64_t s = 0; s < x.S(); s++) {
+                    const bool run = (s / 37) % 2 == 0, flip = coin(rng) == 0;
+                    const double u = run != flip ? 1.0 : -1.0;
+                    x.set(n, ch, s, base + spread * u);
+                    dy.set(n, ch, s, 1.0 + 0.75 * u);
+                }
+            }
+        Tensor y(x.shape(), x.dtype(), x.layout());
+        EXPECT_EQ(gn_forward(x.dl(), g(), nullptr, G, 1e-5, y.dl(), mean.dl(), rstd.dl(), nullptr),
+                  GN_STATUS_SUCCESS)
+            << gn_last_error_message();
+    }
     BackwardReference reference() const {
         return reference_group_norm_backward(dy, x, gamma ? &*gamma : nullptr, G, 1e-5);
     }

@@ -76,6 +76,34 @@ TEST(Backward, LargeMean) {
     }
 }
 
+// Long channel sums of correlated terms (BackwardCase::fill_correlated), data like the
+// backward fuzzer's first finding (S = 432, dx 2 ulp off): with one running float32 sum per
+// channel (or lane), dx left the contract at every S here, by 10x at S = 2^18, and dgamma
+// at S = 2^18. Every CPU variant.
+TEST_P(BackwardVariant, LongCorrelatedSums) {
+    const gd::Variant &v = *GetParam();
+    const uint64_t seed = fresh_seed();
+    SCOPED_TRACE("GN_TEST_SEED=" + std::to_string(seed));
+    std::mt19937_64 rng(seed);
+    const DType dt = test_dtype(v.dtype), pt = test_dtype(v.param_dtype);
+    ASSERT_EQ(gd::install_cpu_isa_cap(), GN_STATUS_SUCCESS);
+    for (Layout layout : test_layouts(v.layout)) {
+        for (const Shape &shape : {Shape{{2, 4, 12, 4, 9}, 1}, Shape{{1, 4, 512, 512}, 2},
+                                   Shape{{1, 16, 4099}, 4}}) {
+            SCOPED_TRACE(to_string(shape.dims) + " " + name(layout));
+            BackwardCase c(shape, dt, pt, layout, true, 0.0, 1.0, rng);
+            c.fill_correlated(dt == DType::F32 ? 30.0 : 3.0, rng);
+            gd::Problem p;
+            ASSERT_EQ(gd::validate_backward(c.dy.dl(), c.x.dl(), c.mean.dl(), c.rstd.dl(), c.g(),
+                                            c.G, c.dx.dl(), c.dgamma.dl(), c.dbeta.dl(), &p),
+                      GN_STATUS_SUCCESS);
+            if (p.layout != v.layout || !gd::can_run(v, p)) continue;
+            ASSERT_EQ(gd::run_backward(v, p), GN_STATUS_SUCCESS) << gn_last_error_message();
+            EXPECT_TRUE(matches_backward_reference(c.reference(), &c.dx, &c.dgamma, &c.dbeta, c.G));
+        }
+    }
+}
+
 // Central differences of our own forward: L = sum(w * y), dL/dx = dx(dy = w), dL/dgamma, dL/dbeta.
 TEST(Backward, MatchesFiniteDifferencesOfForward) {
     std::mt19937_64 rng(fresh_seed());

@@ -171,6 +171,32 @@ TEST_P(OpenClBackward, MatchesFloat64Reference) {
     EXPECT_GE(ran, 20) << "too few shapes ran this variant";
 }
 
+// The GPU cascade (interleaved blocks, then the threads' tree) on long correlated sums.
+TEST_P(OpenClBackward, LongCorrelatedSums) {
+    const gd::Variant &v = *GetParam();
+    const uint64_t seed = fresh_seed();
+    SCOPED_TRACE("GN_TEST_SEED=" + std::to_string(seed));
+    std::mt19937_64 rng(seed);
+    const DType dt = test_dtype(v.dtype), pt = test_dtype(v.param_dtype);
+    int ran = 0;
+    for (Layout layout : test_layouts(v.layout)) {
+        for (const Shape &shape : {Shape{{2, 4, 12, 4, 9}, 1}, Shape{{1, 4, 256, 256}, 2}}) {
+            SCOPED_TRACE(to_string(shape.dims) + " " + name(layout));
+            BackwardCase c(shape, dt, pt, layout, true, 0.0, 1.0, rng);
+            c.fill_correlated(30.0, rng);
+            gd::Problem p;
+            ASSERT_EQ(gd::validate_backward(c.dy.dl(), c.x.dl(), c.mean.dl(), c.rstd.dl(), c.g(),
+                                            c.G, c.dx.dl(), c.dgamma.dl(), c.dbeta.dl(), &p),
+                      GN_STATUS_SUCCESS);
+            if (p.layout != v.layout || !gd::can_run(v, p)) continue;
+            ASSERT_EQ(gd::run_backward(v, p), GN_STATUS_SUCCESS) << gn_last_error_message();
+            EXPECT_TRUE(matches_backward_reference(c.reference(), &c.dx, &c.dgamma, &c.dbeta, c.G));
+            ran++;
+        }
+    }
+    EXPECT_GE(ran, 1) << "no shape ran this variant";
+}
+
 INSTANTIATE_TEST_SUITE_P(OpenCL, OpenClBackward,
                          ::testing::ValuesIn(variants_of(gd::GN_DEVICE_OPENCL, gd::GN_OP_BACKWARD)),
                          variant_name);

@@ -1,5 +1,6 @@
 // CPU schedules of the backward pass, both layouts, every CPU family; tuning fields used:
-// y_vectors, acc_vectors (nchw), stat_vectors, block_rows, rows_per_step, rows_per_task (nhwc).
+// y_vectors, acc_vectors and lane_steps (nchw), stat_vectors, block_rows, rows_per_step,
+// rows_per_task (nhwc).
 //
 // nchw: one parallel task per (sample, group), as the forward: the group's channel sums
 // (x and dy from DRAM), its coefficients, then dx re-reading the group from cache.
@@ -23,7 +24,7 @@ inline void schedule_backward_params(BackwardStages &st, Halide::Func param_sums
 }
 
 inline void schedule_backward_cpu_nchw(BackwardStages &st, const Tuning &tune, int vector,
-                                       Halide::Func param_sums, Halide::Func grp_sums) {
+                                       Halide::Func param_sums, Halide::Func grp_acc) {
     using namespace Halide;
     const int out_vector = tune.y_vectors * vector;
     Var d{"d"};
@@ -41,12 +42,18 @@ inline void schedule_backward_cpu_nchw(BackwardStages &st, const Tuning &tune, i
         .compute_with(st.dx, st.g);
     // Per group, before its dx is written (dx may be dy): channel sums, coefficients.
     st.chan_sums.compute_at(st.dx, st.g).store_in(MemoryType::Stack);
-    for (Func f : {grp_sums, st.grp_coef}) f.compute_at(st.dx, st.g).bound_storage(st.g, 1);
+    for (Func f : {grp_acc, st.grp_coef}) f.compute_at(st.dx, st.g).bound_storage(st.g, 1);
     st.chan_coef.compute_at(st.dx, d);
-    // A channel's sums: lane_sums, a vector of accumulators in registers (independent add
-    // chains), its lanes added in halves (registers), then the channel's tail.
+    // A channel's sums: per block a vector of accumulators in registers (independent add
+    // chains), added into the Kahan lane sums (registers), the lanes added in halves
+    // (registers), then the channel's tail.
     st.lane_sums.compute_at(st.chan_sums, st.c).store_in(MemoryType::Register).vectorize(st.l);
     st.lane_sums.update().reorder(st.l, st.rs.x).vectorize(st.l);
+    st.block_sums.compute_at(st.lane_sums, st.rs.x).store_in(MemoryType::Register)
+        .vectorize(st.l);
+    st.block_sums.update().reorder(st.l, st.rj.x).vectorize(st.l);
+    st.last_block.compute_at(st.chan_sums, st.c).store_in(MemoryType::Register).vectorize(st.l);
+    st.last_block.update().reorder(st.l, st.rp.x).vectorize(st.l);
     for (Func half : st.lane_tree) {
         half.compute_at(st.chan_sums, st.c).store_in(MemoryType::Register).vectorize(st.l);
     }
@@ -56,10 +63,10 @@ inline void schedule_backward_cpu_nchw(BackwardStages &st, const Tuning &tune, i
 }
 
 inline void schedule_backward_cpu_nhwc(BackwardStages &st, const Tuning &tune, int vector,
-                                       Halide::Func param_sums, Halide::Func grp_sums) {
+                                       Halide::Func param_sums, Halide::Func grp_acc) {
     using namespace Halide;
     const int vec = tune.stat_vectors * vector, out_vector = tune.y_vectors * vector;
-    Var so{"so"}, si{"si"}, b{"b"};
+    Var so{"so"}, si{"si"}, b = st.b;
     st.dx.reorder(st.c, st.s, st.n)
         .split(st.s, so, si, tune.rows_per_task, TailStrategy::GuardWithIf)
         .parallel(so)
@@ -70,24 +77,23 @@ inline void schedule_backward_cpu_nhwc(BackwardStages &st, const Tuning &tune, i
         .vectorize(st.c, vec, TailStrategy::GuardWithIf)
         .compute_with(st.dx, st.n);
     // Blocks of block_rows rows in parallel, each channel a chain of block_rows / K updates
-    // of K rows (lane_sums, l = 0), then the blocks added per channel, then the last
-    // S % K rows.
+    // of K rows (block_sums, l = 0), then the blocks added per channel with Kahan's
+    // compensation (lane_sums, starting from the last, partial block), then the last S % K
+    // rows.
     st.chan_sums.compute_at(st.dx, st.n).vectorize(st.c, vec, TailStrategy::GuardWithIf);
     for (int u : {0, 1}) {
         st.chan_sums.update(u).vectorize(st.c, vec, TailStrategy::GuardWithIf);
     }
-    RVar rso{"rso"}, rsi{"rsi"};
     st.lane_sums.compute_at(st.dx, st.n).vectorize(st.c, vec, TailStrategy::GuardWithIf);
-    Func blocks = st.lane_sums.update()
-                      .split(st.rs.x, rso, rsi, std::max(1, tune.block_rows / tune.rows_per_step),
-                             TailStrategy::GuardWithIf)
-                      .rfactor(rso, b);
-    st.lane_sums.update().reorder(st.c, rso).vectorize(st.c, vec, TailStrategy::GuardWithIf);
-    blocks.compute_at(st.dx, st.n).reorder(st.c, st.l, b).parallel(b)
+    st.lane_sums.update().reorder(st.c, st.rs.x).vectorize(st.c, vec, TailStrategy::GuardWithIf);
+    st.last_block.compute_at(st.dx, st.n).vectorize(st.c, vec, TailStrategy::GuardWithIf);
+    st.last_block.update().reorder(st.c, st.rp.x).vectorize(st.c, vec, TailStrategy::GuardWithIf);
+    st.block_sums.compute_at(st.dx, st.n).reorder_storage(st.c, st.l, b)
+        .reorder(st.c, st.l, b).parallel(b)
         .vectorize(st.c, vec, TailStrategy::GuardWithIf);
-    blocks.update().reorder(st.c, rsi, st.l, b).parallel(b)
+    st.block_sums.update().reorder(st.c, st.rj.x, st.l, b).parallel(b)
         .vectorize(st.c, vec, TailStrategy::GuardWithIf);
-    for (Func f : {grp_sums, st.grp_coef}) f.compute_at(st.dx, st.n);
+    for (Func f : {grp_acc, st.grp_coef}) f.compute_at(st.dx, st.n);
     // Per-channel tables of the group values, so a vector of channels loads them.
     for (Func f : {st.chan_mean, st.chan_coef}) {
         f.compute_at(st.dx, st.n).vectorize(st.c, vec, TailStrategy::GuardWithIf);

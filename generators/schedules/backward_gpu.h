@@ -2,7 +2,7 @@
 // tuning fields used: gpu_threads, gpu_y_per_thread.
 //
 // Kernels: channel sums, one block per (c, n), gpu_threads threads each summing a strided
-// share, then a tree (thread_sum) -> group coefficients, a thread per (g, n) -> dx,
+// share of the interleaved blocks, then a tree (thread_sum) -> group coefficients, a thread per (g, n) -> dx,
 // elementwise -> dgamma/dbeta, a thread per channel, the samples in order.
 #pragma once
 
@@ -12,18 +12,20 @@
 namespace groupnorm_gen {
 
 inline void schedule_backward_gpu(BackwardStages &st, Layout layout, const Tuning &tune,
-                                  Halide::Func param_sums, Halide::Func grp_sums) {
+                                  Halide::Func param_sums, Halide::Func grp_acc) {
     using namespace Halide;
     using namespace gpu_detail;
     // The channel sums' kernel: a wrapper every consumer reads, one block per (c, n).
     Func sums = st.chan_sums.in();
     sums.compute_root().gpu_blocks(st.c, st.n);
     st.chan_sums.compute_at(sums, st.c);
-    thread_sum(st.chan_sums, st.rs.x, tune.gpu_threads);
+    // The threads add interleaved blocks (block_sums, each a thread's own chain), then a tree.
+    Func lanes = thread_sum(st.chan_sums, st.rs.x, tune.gpu_threads);
+    st.block_sums.compute_at(lanes, RVar("ro"));
     Var go{"go"}, no{"no"}, gi{"gi"}, ni{"ni"};
     st.grp_coef.compute_root().gpu_tile(st.g, st.n, go, no, gi, ni, 32, 4,
                                         TailStrategy::GuardWithIf);
-    grp_sums.compute_at(st.grp_coef, gi);
+    grp_acc.compute_at(st.grp_coef, gi);
 
     Var f{"f"}, fo{"fo"}, fi{"fi"}, k{"k"}, t{"t"};
     if (layout == Layout::NCHW) {
