@@ -105,6 +105,28 @@ TEST(Numerics, EpsIsUsedAsGiven) {
     }
 }
 
+// Negative eps, as PyTorch takes it (its OpInfo samples use eps = -0.5): rstd = 1 / sqrt(var +
+// eps), finite where var + eps > 0 (group 0, var ~ 4), NaN where not (group 1, var ~ 0.01).
+TEST(Numerics, NegativeEpsAsPyTorch) {
+    std::mt19937_64 rng(fresh_seed());
+    for (Layout layout : {Layout::Contiguous, Layout::ChannelsLast}) {
+        SCOPED_TRACE(name(layout));
+        Tensor x({2, 4, 5, 5}, DType::F32, layout), y({2, 4, 5, 5}, DType::F32, layout);
+        Tensor mean({2, 2}, DType::F32), rstd({2, 2}, DType::F32);
+        std::normal_distribution<double> wide(3.0, 2.0), narrow(-1.0, 0.1);
+        for (int64_t n = 0; n < 2; n++)
+            for (int64_t c = 0; c < 4; c++)
+                for (int64_t s = 0; s < 25; s++) x.set(n, c, s, c < 2 ? wide(rng) : narrow(rng));
+        y.poison();
+        ASSERT_EQ(gn_forward(x.dl(), nullptr, nullptr, 2, -0.5, y.dl(), mean.dl(), rstd.dl(), nullptr),
+                  GN_STATUS_SUCCESS);
+        const Reference ref = reference_group_norm(x, nullptr, nullptr, 2, -0.5);
+        ASSERT_TRUE(std::isfinite(ref.rstd[0]) && std::isnan(ref.rstd[1]));
+        EXPECT_TRUE(std::isfinite(rstd.get(0, 0, 0)) && std::isnan(rstd.get(0, 1, 0)));
+        EXPECT_TRUE(matches_reference(y, ref, &mean, &rstd));
+    }
+}
+
 TEST(Numerics, NonFinitePropagatesToItsGroupOnly) {
     std::mt19937_64 rng(fresh_seed());
     for (Layout layout : {Layout::Contiguous, Layout::ChannelsLast}) {

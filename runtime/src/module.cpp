@@ -31,9 +31,6 @@ GroupNorm::GroupNorm(int64_t num_groups, int64_t num_channels, double eps, bool 
                         ") must be a positive multiple of num_groups (" +
                         std::to_string(num_groups) + ")");
     }
-    if (!std::isfinite(eps) || eps < 0) {
-        throw Error(GN_STATUS_INVALID_ARGUMENT, "eps must be finite and >= 0");
-    }
     if (affine) {
         weight_.assign(num_channels, 1.0f);
         bias_.assign(num_channels, 0.0f);

@@ -53,7 +53,8 @@ typedef struct gn_config {
 /* y = (x - mean) / sqrt(var + eps) * gamma[c] + beta[c], statistics per (n, group).
  * gamma, beta: shape (C,), dtype of x or float32; either may be NULL (then 1 and 0).
  * mean, rstd: NULL, or float32 tensors of shape (N, num_groups) that receive the
- * statistics (rstd = 1 / sqrt(var + eps)). y may be x itself (same data and strides).
+ * statistics (rstd = 1 / sqrt(var + eps)). eps is any value, as in PyTorch (var + eps < 0:
+ * NaN for that group). y may be x itself (same data and strides).
  * N = 0 or an empty spatial size returns GN_STATUS_SUCCESS and writes nothing. */
 gn_status gn_forward(const DLTensor *x, const DLTensor *gamma, const DLTensor *beta,
                      int64_t num_groups, double eps, DLTensor *y, DLTensor *mean,
