@@ -77,9 +77,9 @@ TEST(Backward, LargeMean) {
 }
 
 // Long channel sums of correlated terms (BackwardCase::fill_correlated), data like the
-// backward fuzzer's first finding (S = 432, dx 2 ulp off): with one running float32 sum per
-// channel (or lane), dx left the contract at every S here, by 10x at S = 2^18, and dgamma
-// at S = 2^18. Every CPU variant.
+// backward fuzzer's first finding (S = 432, dx 2 ulp off in float16): with one running
+// float32 sum per lane, nchw dx left the contract at S = 2^17 here (and by up to 10x at
+// S = 2^18, dgamma too). Every CPU variant.
 TEST_P(BackwardVariant, LongCorrelatedSums) {
     const gd::Variant &v = *GetParam();
     const uint64_t seed = fresh_seed();
@@ -88,7 +88,7 @@ TEST_P(BackwardVariant, LongCorrelatedSums) {
     const DType dt = test_dtype(v.dtype), pt = test_dtype(v.param_dtype);
     ASSERT_EQ(gd::install_cpu_isa_cap(), GN_STATUS_SUCCESS);
     for (Layout layout : test_layouts(v.layout)) {
-        for (const Shape &shape : {Shape{{2, 4, 12, 4, 9}, 1}, Shape{{1, 4, 512, 512}, 2},
+        for (const Shape &shape : {Shape{{2, 4, 12, 4, 9}, 1}, Shape{{1, 2, 512, 256}, 1},
                                    Shape{{1, 16, 4099}, 4}}) {
             SCOPED_TRACE(to_string(shape.dims) + " " + name(layout));
             BackwardCase c(shape, dt, pt, layout, true, 0.0, 1.0, rng);
