@@ -41,6 +41,20 @@ protected:
         return t;
     }
 
+    // v (float32) stored as type t. Halide's emulated float32 -> float16 conversion (x86
+    // without F16C: the sse41 level) turns NaN into inf, also under strict_float; NaN is
+    // re-made from the bits there (integer ops, which fast-math cannot fold).
+    Halide::Expr cast_out(const Halide::Type &t, const Halide::Expr &v) const {
+        using namespace Halide;
+        Expr out = cast(t, v);
+        const Target target = this->get_target();
+        if (t == Float(16) && target.arch == Target::X86 && !target.has_feature(Target::F16C)) {
+            Expr nan = (reinterpret<uint32_t>(v) & cast<uint32_t>(0x7fffffff)) > cast<uint32_t>(0x7f800000);
+            out = reinterpret(t, select(nan, cast<uint16_t>(0x7e00), reinterpret<uint16_t>(out)));
+        }
+        return out;
+    }
+
     // Natural float32 vector width of the target (CPU families).
     int vector() const { return this->get_target().template natural_vector_size<float>(); }
 };

@@ -8,6 +8,9 @@
 //
 // (every dsc re-centred on the group's true mean: see delta below).
 //
+// With a fused activation (gn_config.activation), dy is first replaced by dy * act'(z), z =
+// (x - mean) rstd gamma + beta, the forward's pre-activation value: the rest is unchanged.
+//
 // These are PyTorch's native_group_norm_backward formulas with the sums taken about the mean
 // (dsc = ds - db * mean): ds = sum dy * x would cancel catastrophically against db * mean when
 // |mean| >> std. All float32; dgamma and dbeta reduce over n in a fixed order (no atomics):
@@ -15,6 +18,7 @@
 // is written). A dx buffer of spatial extent 0 computes only dgamma and dbeta.
 
 #include "Halide.h"
+#include "activation.h"
 #include "generator_base.h"
 #include "backward_stages.h"
 #include "robust_moments.h"
@@ -35,7 +39,11 @@ public:
     Input<Buffer<float, 2>> mean{"mean"};  // (g, n)
     Input<Buffer<float, 2>> rstd{"rstd"};  // (g, n)
     Input<Buffer<void, 1>> gamma{"gamma"};
+    // The forward's beta: with an activation, z = (x - mean) rstd gamma + beta is recomputed
+    // and dy becomes dy * act'(z) (activation.h) before everything below.
+    Input<Buffer<void, 1>> beta{"beta"};
     Input<int32_t> groups{"groups"};
+    Input<int32_t> activation{"activation"};  // the forward's (0: none)
 
     Output<Buffer<void, 3>> dx{"dx"};
     Output<Buffer<void, 1>> dgamma{"dgamma"};
@@ -53,7 +61,15 @@ public:
         // into dy * x - dy * mean).
         st.chan_mean(c, n) = mean(c / D, n);
         st.centered(s, c, n) = strict_float(cast<float>(x(s, c, n)) - st.chan_mean(c, n));
-        st.dy_f(s, c, n) = cast<float>(dy(s, c, n));
+        // The activation's prologue: dy through act'(z), z the forward's pre-activation value
+        // (from the given mean and rstd). A select over the activations, folded away in the
+        // specialization for none (below).
+        const bool fast_reciprocal = family() == Family::X86;
+        Expr z = st.centered(s, c, n) * (rstd(c / D, n) * cast<float>(gamma(c))) +
+                 cast<float>(beta(c));
+        Expr act_grad = select_activation(
+            activation, [&](int a) { return activate_grad(a, z, fast_reciprocal); });
+        st.dy_f(s, c, n) = cast<float>(dy(s, c, n)) * act_grad;
 
         // Channel sums: {dy, dy (x - mean), x - mean} over s, as a cascade whose every float32
         // chain of adds is short, so rounding errors cannot pile up when the terms share a
@@ -158,7 +174,7 @@ public:
         st.grp_coef(g, n) = Tuple(c2, c3 - c2 * delta, delta);
         st.chan_coef(c, n) = Tuple(rstd(c / D, n) * cast<float>(gamma(c)),
                                    st.grp_coef(c / D, n)[0], st.grp_coef(c / D, n)[1]);
-        st.dx(s, c, n) = cast(x.type(), st.chan_coef(c, n)[0] * st.dy_f(s, c, n) +
+        st.dx(s, c, n) = cast_out(x.type(), st.chan_coef(c, n)[0] * st.dy_f(s, c, n) +
                                             st.chan_coef(c, n)[1] * st.centered(s, c, n) +
                                             st.chan_coef(c, n)[2]);
         // The channel sums dgamma and dbeta need, re-centred: {db, dsc - delta * db}.
@@ -181,6 +197,8 @@ public:
 
         add_requirement(groups > 0 && C % groups == 0,
                         "groups must be positive and divide the channel count");
+        add_requirement(activation >= 0 && activation < kNumActivations,
+                        "activation must be a gn_activation (0..4)");
         constrain(st);
         if (family() == Family::Gpu) {
             schedule_backward_gpu(st, layout, tune, param_sums, grp_acc);
@@ -189,9 +207,15 @@ public:
         } else {
             schedule_backward_cpu_nhwc(st, tune, vector(), param_sums, grp_acc);
         }
+        // Plain GroupNorm's backward as without the prologue (act' = 1 folded away), and one
+        // copy for the activations.
+        specialize_plain(st.dx);
+        if (family() == Family::Gpu) specialize_plain(st.chan_sums.in());
     }
 
 private:
+    void specialize_plain(Func f) { f.specialize(activation == kActNone); }
+
     static std::vector<Expr> tuple_values(FuncRef ref, int count = 3) {
         std::vector<Expr> v;
         for (int k = 0; k < count; k++) v.push_back(ref[k]);
@@ -252,7 +276,7 @@ private:
         dx.dim(2).set_extent(x.dim(2).extent());
         add_requirement(dx.dim(0).extent() == x.dim(0).extent() || dx.dim(0).extent() == 0,
                         "dx must have x's shape");
-        for (auto *p : {&gamma}) (*p).dim(0).set_min(0).set_extent(x.dim(1).extent()).set_stride(1);
+        for (auto *p : {&gamma, &beta}) (*p).dim(0).set_min(0).set_extent(x.dim(1).extent()).set_stride(1);
         for (auto *p : {&dgamma, &dbeta}) (*p).dim(0).set_min(0).set_extent(x.dim(1).extent()).set_stride(1);
         for (auto *stat : {&mean, &rstd}) {
             (*stat).dim(0).set_min(0).set_stride(Expr());

@@ -8,6 +8,7 @@
 //   moments(g, n) = robust sum and centred second moment of x - pivot (robust_moments.h)
 //   stats(g, n)   = {mean - pivot, rstd = 1 / sqrt(var + eps)}
 //   y(s, c, n)    = epilogue((x - pivot) * a + b),  a = rstd * gamma, b = beta - (mean - pivot) * a
+//                   (epilogue: the fused activation chosen at run time, activation.h)
 //
 // Everything is float32. The shift stays in the normalize step: x * a + (beta - mean * a)
 // would cancel catastrophically when |mean| >> std.
@@ -16,6 +17,7 @@
 // the schedules' parameters are GeneratorParams too (tuning.h).
 
 #include "Halide.h"
+#include "activation.h"
 #include "generator_base.h"
 #include "group_norm_stages.h"
 #include "schedules/cpu_nchw.h"
@@ -39,6 +41,9 @@ public:
     Input<Buffer<void, 1>> beta{"beta"};
     Input<int32_t> groups{"groups"};
     Input<float> eps{"eps"};
+    // The fused activation applied to y (activation.h: 0 none, 1 SiLU, 2 ReLU, 3 GELU erf,
+    // 4 GELU tanh), chosen at run time: y is specialized once per value.
+    Input<int32_t> activation{"activation"};
 
     Output<Buffer<void, 3>> y{"y"};
     Output<Buffer<float, 2>> mean{"mean"};  // (g, n)
@@ -69,6 +74,15 @@ public:
         add_requirements(st, rows_per_group);
         constrain_layout();
         schedule(st, tune);
+        if (family() == Family::Gpu) {
+            // Its own kernel: one copy per activation costs a small kernel each.
+            specialize_activations(st.y, activation, /*with_none=*/true);
+        } else {
+            // Two copies of the CPU pipeline: plain GroupNorm exactly as without the
+            // epilogue, and the fused one, whose activation is chosen per vector of y.
+            st.y.specialize(activation == kActNone);
+            specialize_activations(st.activated, activation, /*with_none=*/false);
+        }
     }
 
 private:
@@ -107,14 +121,29 @@ private:
         st.rstd(g, n) = st.stats(g, n)[1];
     }
 
-    // The epilogue hook: applied to each normalized value before it is stored (the place
-    // where fused activations go); the identity for plain GroupNorm.
-    static Expr epilogue(Expr normalized) { return normalized; }
+    // The epilogue hook: applied to each normalized value before it is stored: the fused
+    // activation (activation.h), selected by the run-time `activation`. Its Func
+    // (`activated`) is specialized per activation at y's innermost loop (the schedules), so
+    // the activation rides in the normalize pass at the cost of a branch per vector; y is
+    // specialized for no activation, so plain GroupNorm pays nothing.
+    Expr epilogue(Expr normalized) {
+        const bool fast_reciprocal = family() == Family::X86;
+        return select_activation(activation,
+                                 [&](int a) { return activate(a, normalized, fast_reciprocal); });
+    }
 
     void define_normalize(ForwardStages &st) {
         Var s = st.s, c = st.c, n = st.n;
         Expr normalized = st.centered(s, c, n) * st.chan_affine(c, n)[0] + st.chan_affine(c, n)[1];
-        st.y(s, c, n) = cast(x.type(), epilogue(normalized));
+        st.activated(s, c, n) = epilogue(normalized);
+        if (family() == Family::Gpu) {
+            // The normalize kernel is y alone: specialized whole, per activation (generate).
+            st.y(s, c, n) = cast_out(x.type(), epilogue(normalized));
+        } else {
+            // Plain GroupNorm stores `normalized` directly (y's specialization for it).
+            st.y(s, c, n) = cast_out(
+                x.type(), select(activation == kActNone, normalized, st.activated(s, c, n)));
+        }
     }
 
     void add_requirements(ForwardStages &st, Expr rows_per_group) {

@@ -24,6 +24,11 @@ struct ForwardStages : RobustMoments {
     Halide::Func centered{"centered"};        // (s, c, n) x - pivot, in float32
     Halide::Func stats{"stats"};              // (g, n)  {mean - pivot, rstd}
     Halide::Func chan_affine{"chan_affine"};  // (c, n)  {a, b}: y = centered * a + b
+    // (s, c, n) epilogue(centered * a + b) in float32: the fused activation. CPU schedules
+    // compute it at y's innermost (vector) loop, specialized per activation, so each
+    // specialization holds one vector's arithmetic, not a copy of the whole pipeline
+    // (GPUs specialize their normalize kernel, y, instead; this Func is unused there).
+    Halide::Func activated{"activated"};
     Halide::Func y, mean, rstd;  // the pipeline's outputs
 };
 

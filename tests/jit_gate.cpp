@@ -65,7 +65,7 @@ GateResult jit_forward_gate(const std::map<std::string, std::string> &params, DT
                 if (!affine) p.param_dtype = p.dtype;
                 gd::ForwardArgs a(p);
                 const int code = forward(&a.x.buf, &a.x_rows.buf, &a.gamma.buf, &a.beta.buf,
-                                         (int32_t)p.G, 1e-5f, &a.y.buf, &a.mean.buf, &a.rstd.buf);
+                                         (int32_t)p.G, 1e-5f, 0, &a.y.buf, &a.mean.buf, &a.rstd.buf);
                 ::testing::AssertionResult ok =
                     code != 0 ? ::testing::AssertionFailure() << "Halide error " << code
                               : matches_reference(c.y, c.reference(shape.G, 1e-5), &c.mean, &c.rstd);

@@ -36,6 +36,13 @@ struct Reference {
 Reference reference_group_norm(const Tensor &x, const Param *gamma, const Param *beta,
                                int64_t G, double eps);
 
+// The fused activations (gn_activation) in float64, as the unfused composition computes
+// them (PyTorch's formulas): act(z) and d act / dz.
+double activation_ref(int activation, double z);
+double activation_grad_ref(int activation, double z);
+// ref.y = act(ref.y): the reference of GroupNorm followed by the activation.
+void apply_activation(Reference &ref, int activation);
+
 // y within the contract: float32 |y - ref| <= 1e-5 (|ref| + 1); float16 / bfloat16 within
 // 1 ulp of the rounded reference (or, near zero, the float32 bound). mean/rstd (float32 (N, G), may be null): mean within
 // 1e-5 of the group's std (plus its own rounding), rstd within 1e-5 relative.

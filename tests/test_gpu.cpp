@@ -9,6 +9,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <optional>
 
 #include "backward_case.h"
 #include "canonicalise.h"
@@ -99,8 +100,13 @@ TEST_P(OpenClVariant, MatchesFloat64Reference) {
                           GN_STATUS_SUCCESS)
                     << gn_last_error_message();
                 if (p.layout != v.layout || !gd::can_run(v, p)) continue;  // e.g. S = 1 views
+                // Every fused activation in turn (the normalize kernel's specializations).
+                p.activation = ran % 5;
+                SCOPED_TRACE("activation " + std::to_string(p.activation));
                 ASSERT_EQ(gd::run_forward(v, p, 1e-5f), GN_STATUS_SUCCESS) << gn_last_error_message();
-                EXPECT_TRUE(matches_reference(c.y, c.reference(shape.G, 1e-5), &c.mean, &c.rstd));
+                Reference ref = c.reference(shape.G, 1e-5);
+                apply_activation(ref, p.activation);
+                EXPECT_TRUE(matches_reference(c.y, ref, &c.mean, &c.rstd));
                 EXPECT_TRUE(c.y.gaps_untouched()) << "wrote outside y's view";
                 ran++;
             }
@@ -161,8 +167,24 @@ TEST_P(OpenClBackward, MatchesFloat64Reference) {
                           GN_STATUS_SUCCESS)
                     << gn_last_error_message();
                 if (p.layout != v.layout || !gd::can_run(v, p)) continue;
+                // Every fused activation in turn, with the forward's beta when affine.
+                const int act = ran % 5;
+                SCOPED_TRACE("activation " + std::to_string(act));
+                std::optional<Param> beta;
+                if (affine && act) beta.emplace(random_param(c.x.C(), pt, rng, 0.0, 1.0));
+                if (act == GN_ACTIVATION_RELU) {
+                    c.avoid_kink(beta ? &*beta : nullptr);
+                    ASSERT_EQ(gd::validate_backward(c.dy.dl(), c.x.dl(), c.mean.dl(), c.rstd.dl(),
+                                                    c.g(), c.G, c.dx.dl(), c.dgamma.dl(),
+                                                    c.dbeta.dl(), &p),
+                              GN_STATUS_SUCCESS);
+                }
+                ASSERT_EQ(gd::validate_backward_activation(act, beta ? beta->dl() : nullptr, &p),
+                          GN_STATUS_SUCCESS)
+                    << gn_last_error_message();
                 ASSERT_EQ(gd::run_backward(v, p), GN_STATUS_SUCCESS) << gn_last_error_message();
-                EXPECT_TRUE(matches_backward_reference(c.reference(), &c.dx, &c.dgamma, &c.dbeta, c.G));
+                EXPECT_TRUE(matches_backward_reference(c.fused_reference(beta ? &*beta : nullptr, act),
+                                                       &c.dx, &c.dgamma, &c.dbeta, c.G));
                 EXPECT_TRUE(c.dx.gaps_untouched()) << "wrote outside dx's view";
                 ran++;
             }

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -19,6 +20,7 @@ struct RunOptions {
     int64_t groups = 0;
     double eps = 1e-5;
     bool channels_last = false;
+    int activation = 0;  // gn_activation (--activation)
     std::string input, output, weight, bias, mean, rstd;
 };
 
@@ -47,6 +49,9 @@ int run_command(const RunOptions &opts);
 int backward_command(const BackwardOptions &opts);
 int bench_command(const BenchOptions &opts);
 int info_command(const InfoOptions &opts);
+
+// --activation's names: none, silu, relu, gelu, gelu_tanh -> gn_activation.
+const std::map<std::string, int> &activation_names();
 
 // "f32" | "f16" | "bf16" -> DLPack dtype.
 DLDataType parse_dtype(const std::string &name);

@@ -41,6 +41,10 @@ int main(int argc, char **argv) {
                       "the array is (N, *, C) instead of (N, C, *)");
     run_cmd->add_option("--weight", run.weight, "gamma, shape (C,), float32 or x's dtype");
     run_cmd->add_option("--bias", run.bias, "beta, shape (C,), float32 or x's dtype");
+    run_cmd->add_option("--activation", run.activation,
+                        "fused activation applied to y: none, silu, relu, gelu (erf), gelu_tanh")
+        ->transform(CLI::CheckedTransformer(activation_names(), CLI::ignore_case))
+        ->default_str("none");
     run_cmd->add_option("--input", run.input, "x, .npy")->required();
     run_cmd->add_option("--output", run.output, "y, .npy (x's shape and dtype)")->required();
     run_cmd->add_option("--mean", run.mean, "write the group means, float32 (N, G)");

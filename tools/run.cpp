@@ -1,4 +1,5 @@
 // `groupnorm run`: GroupNorm of one .npy file through the C API.
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -32,6 +33,13 @@ struct Param {
 };
 
 }  // namespace
+
+const std::map<std::string, int> &activation_names() {
+    static const std::map<std::string, int> names = {
+        {"none", GN_ACTIVATION_NONE}, {"silu", GN_ACTIVATION_SILU}, {"relu", GN_ACTIVATION_RELU},
+        {"gelu", GN_ACTIVATION_GELU}, {"gelu_tanh", GN_ACTIVATION_GELU_TANH}};
+    return names;
+}
 
 int run_command(const RunOptions &opts) {
     // Outputs are checked before anything is read or computed: none may name another
@@ -83,6 +91,7 @@ int run_command(const RunOptions &opts) {
     }
 
     gn_config config = GN_CONFIG_INIT;
+    config.activation = opts.activation;
     const gn_status st =
         gn_forward(&xv.dl, weight.tensor(), bias.tensor(), opts.groups, opts.eps, &yv.dl,
                    mv ? &mv->dl : nullptr, rv ? &rv->dl : nullptr, &config);

@@ -28,6 +28,11 @@ inline void schedule_cpu_nchw(ForwardStages &st, const Tuning &tune, int vector)
     for (Func out : {st.mean, st.rstd}) {
         out.parallel(st.n).parallel(st.g).compute_with(st.y, st.g);
     }
+    // The epilogue, a vector at a time inside y's vector loop (specialized by the generator).
+    st.activated.compute_at(st.y, st.s)
+        .vectorize(st.s, out_vector, TailStrategy::GuardWithIf)
+        .bound_storage(st.s, out_vector)
+        .store_in(MemoryType::Register);
 
     // The pivot is stored before the group is written: y may be x itself (in place).
     for (Func f : {st.pivot, st.stats, st.grp_sum, st.grp_m2, st.blk_stats, st.tail_sum,

@@ -30,6 +30,11 @@ inline void schedule_cpu_nhwc(ForwardStages &st, const Tuning &tune, int vector)
     for (Func out : {st.mean, st.rstd}) {
         out.parallel(st.n).compute_with(st.y, st.n);
     }
+    // The epilogue, a vector at a time inside y's vector loop (specialized by the generator).
+    st.activated.compute_at(st.y, st.c)
+        .vectorize(st.c, out_vector, TailStrategy::GuardWithIf)
+        .bound_storage(st.c, out_vector)
+        .store_in(MemoryType::Register);
 
     for (Func f : {st.pivot, st.chan_pivot, st.stats, st.grp_sum, st.grp_m2, st.chan_affine}) {
         f.compute_at(st.y, st.n);

@@ -37,6 +37,25 @@ gn_status read_config(const gn_config *config, gn_config *out) {
         out->cuda_context = config->cuda_context;
         out->cuda_stream = config->cuda_stream;
     }
+    if (config->struct_size >= offsetof(gn_config, activation) + sizeof(int32_t)) {
+        if (config->activation < GN_ACTIVATION_NONE ||
+            config->activation > GN_ACTIVATION_GELU_TANH) {
+            return fail(GN_STATUS_INVALID_ARGUMENT,
+                        "config->activation must be a gn_activation (0 none, 1 SiLU, 2 ReLU, "
+                        "3 GELU, 4 GELU tanh), got %d",
+                        (int)config->activation);
+        }
+        out->activation = config->activation;
+    }
+    if (config->struct_size >= offsetof(gn_config, reserved) + sizeof(uint32_t)) {
+        if (config->reserved != 0) {
+            return fail(GN_STATUS_INVALID_ARGUMENT, "config->reserved must be 0, got %u",
+                        config->reserved);
+        }
+    }
+    if (config->struct_size >= offsetof(gn_config, beta) + sizeof(void *)) {
+        out->beta = config->beta;
+    }
     return GN_STATUS_SUCCESS;
 }
 
@@ -78,10 +97,15 @@ extern "C" gn_status gn_forward(const DLTensor *x, const DLTensor *gamma, const 
     clear_error();
     gn_config cfg;
     if (gn_status st = read_config(config, &cfg)) return st;
+    if (cfg.beta) {
+        return fail(GN_STATUS_INVALID_ARGUMENT,
+                    "config->beta is gn_backward's; gn_forward takes beta as an argument");
+    }
     Problem problem;
     if (gn_status st = validate_forward(x, gamma, beta, num_groups, eps, y, mean, rstd, &problem)) {
         return st;
     }
+    problem.activation = cfg.activation;
     if (problem.empty()) return GN_STATUS_SUCCESS;
     gn_status lookup = GN_STATUS_SUCCESS;
     const Variant *variant = find_variant(problem, &lookup);
@@ -123,6 +147,9 @@ extern "C" gn_status gn_backward(const DLTensor *dy, const DLTensor *x, const DL
     Problem problem;
     if (gn_status st = validate_backward(dy, x, mean, rstd, gamma, num_groups, dx, dgamma,
                                          dbeta, &problem)) {
+        return st;
+    }
+    if (gn_status st = validate_backward_activation(cfg.activation, cfg.beta, &problem)) {
         return st;
     }
     if (problem.empty()) return zero_param_grads(problem);

@@ -560,4 +560,33 @@ gn_status validate_backward(const DLTensor *dy, const DLTensor *x, const DLTenso
                           "dx", "dy");
 }
 
+gn_status validate_backward_activation(int32_t activation, const DLTensor *beta, Problem *p) {
+    p->activation = activation;
+    if (!beta) return GN_STATUS_SUCCESS;  // the forward had no beta (0)
+    if (activation == GN_ACTIVATION_NONE) {
+        return fail(GN_STATUS_INVALID_ARGUMENT,
+                    "config->beta is used only with an activation (config->activation is "
+                    "GN_ACTIVATION_NONE)");
+    }
+    if (gn_status st = check_tensor_pointers(beta, "config->beta")) return st;
+    gn_dtype dtype;
+    if (gn_status st = check_param(beta, "config->beta", p->C, p->dtype, &dtype, *p)) return st;
+    if (dtype != p->param_dtype) {
+        if (p->gamma || p->dgamma || p->dbeta) {
+            return fail(GN_STATUS_INVALID_ARGUMENT,
+                        "config->beta must have the parameters' dtype %s (gamma's, dgamma's or "
+                        "dbeta's), got %s",
+                        dtype_name(p->param_dtype), dtype_name(dtype));
+        }
+        p->param_dtype = dtype;
+    }
+    p->beta = static_cast<const char *>(beta->data) + beta->byte_offset;
+    // An input: no output may overlap it.
+    const int elem = p->dtype == GN_DTYPE_F32 ? 4 : 2;
+    return check_overlaps({param_region("config->beta", p->beta, *p)},
+                          {view_region("dx", p->dx, elem), param_region("dgamma", p->dgamma, *p),
+                           param_region("dbeta", p->dbeta, *p)},
+                          "dx", "dy");
+}
+
 }  // namespace groupnorm::detail

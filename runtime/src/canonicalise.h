@@ -42,10 +42,12 @@ struct Problem {
     // Forward: x -> y, optional gamma/beta, optional outputs mean/rstd.
     // Backward: dy, x, inputs mean/rstd, optional gamma -> optional dx, dgamma, dbeta.
     View3 x, y, dy, dx;                            // dx.data null: not requested
-    const void *gamma = nullptr, *beta = nullptr;  // contiguous (C,), or null
+    const void *gamma = nullptr, *beta = nullptr;  // contiguous (C,), or null (backward: the
+                                                   // forward's beta, with an activation)
     void *dgamma = nullptr, *dbeta = nullptr;      // contiguous (C,), or null
     float *mean = nullptr, *rstd = nullptr;        // (N, G), or null
     int64_t mean_stride[2] = {0, 0}, rstd_stride[2] = {0, 0};  // (g, n) element strides
+    int32_t activation = 0;  // gn_activation: fused into y (forward), differentiated (backward)
     bool empty() const { return N == 0 || S == 0; }
 };
 
@@ -58,5 +60,9 @@ gn_status validate_backward(const DLTensor *dy, const DLTensor *x, const DLTenso
                             const DLTensor *rstd, const DLTensor *gamma, int64_t num_groups,
                             const DLTensor *dx, const DLTensor *dgamma, const DLTensor *dbeta,
                             Problem *problem);
+
+// gn_backward's fused activation (gn_config.activation, already range-checked) and the
+// forward's beta it needs (gn_config.beta, may be null), after validate_backward.
+gn_status validate_backward_activation(int32_t activation, const DLTensor *beta, Problem *problem);
 
 }  // namespace groupnorm::detail

@@ -103,12 +103,13 @@ gn_status run_forward(const Variant &v, const Problem &p, float eps, const gn_co
                            {&a.rstd.buf, p.rstd != nullptr, false}},
                           [&](const void *uc) {
                               return fn(uc, &a.x.buf, &a.x_rows.buf, &a.gamma.buf, &a.beta.buf,
-                                        (int32_t)p.G, eps, &a.y.buf, &a.mean.buf, &a.rstd.buf);
+                                        (int32_t)p.G, eps, p.activation, &a.y.buf, &a.mean.buf,
+                                        &a.rstd.buf);
                           });
     }
     const auto fn = reinterpret_cast<ForwardFn>(v.fn);
-    code = fn(&a.x.buf, &a.x_rows.buf, &a.gamma.buf, &a.beta.buf, (int32_t)p.G, eps, &a.y.buf,
-              &a.mean.buf, &a.rstd.buf);
+    code = fn(&a.x.buf, &a.x_rows.buf, &a.gamma.buf, &a.beta.buf, (int32_t)p.G, eps,
+              p.activation, &a.y.buf, &a.mean.buf, &a.rstd.buf);
     return code == 0 ? GN_STATUS_SUCCESS : from_halide_error(code, v.name);
 }
 
@@ -131,6 +132,8 @@ BackwardArgs::BackwardArgs(const Problem &p)
       rstd(p.rstd, GN_DTYPE_F32, 2, stat_extent, stat_stride[1]),
       gamma(p.gamma ? p.gamma : constant_params(p.param_dtype, p.C, true), p.param_dtype, 1,
             param_extent, kUnitStride),
+      beta(p.beta ? p.beta : constant_params(p.param_dtype, p.C, false), p.param_dtype, 1,
+           param_extent, kUnitStride),
       // Not requested: spatial extent 0 (the variant then computes dgamma and dbeta only),
       // at x's address, never written.
       dx(p.dx.data ? p.dx.data : p.x.data, p.dtype, 3, dx_extent,
@@ -150,18 +153,20 @@ gn_status run_backward(const Variant &v, const Problem &p, const gn_config *conf
                           {{&a.dy.buf, true, true}, {&a.x.buf, true, true},
                            {&a.mean.buf, true, true}, {&a.rstd.buf, true, true},
                            {&a.gamma.buf, p.gamma != nullptr, true},
+                           {&a.beta.buf, p.beta != nullptr, true},
                            {&a.dx.buf, p.dx.data != nullptr, false},
                            {&a.dgamma.buf, p.dgamma != nullptr, false},
                            {&a.dbeta.buf, p.dbeta != nullptr, false}},
                           [&](const void *uc) {
                               return fn(uc, &a.dy.buf, &a.x.buf, &a.mean.buf, &a.rstd.buf,
-                                        &a.gamma.buf, (int32_t)p.G, &a.dx.buf, &a.dgamma.buf,
-                                        &a.dbeta.buf);
+                                        &a.gamma.buf, &a.beta.buf, (int32_t)p.G, p.activation,
+                                        &a.dx.buf, &a.dgamma.buf, &a.dbeta.buf);
                           });
     }
     const auto fn = reinterpret_cast<BackwardFn>(v.fn);
     const int code = fn(&a.dy.buf, &a.x.buf, &a.mean.buf, &a.rstd.buf, &a.gamma.buf,
-                        (int32_t)p.G, &a.dx.buf, &a.dgamma.buf, &a.dbeta.buf);
+                        &a.beta.buf, (int32_t)p.G, p.activation, &a.dx.buf, &a.dgamma.buf,
+                        &a.dbeta.buf);
     return code == 0 ? GN_STATUS_SUCCESS : from_halide_error(code, v.name);
 }
 

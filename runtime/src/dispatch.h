@@ -11,23 +11,27 @@ namespace groupnorm::detail {
 // Signature of every AOT forward variant (inputs, then outputs).
 // x_rows: the statistics' view of x (run_forward).
 using ForwardFn = int (*)(halide_buffer_t *x, halide_buffer_t *x_rows, halide_buffer_t *gamma,
-                          halide_buffer_t *beta, int32_t groups, float eps, halide_buffer_t *y,
-                          halide_buffer_t *mean, halide_buffer_t *rstd);
+                          halide_buffer_t *beta, int32_t groups, float eps, int32_t activation,
+                          halide_buffer_t *y, halide_buffer_t *mean, halide_buffer_t *rstd);
 // GPU variants (target feature user_context) take the user_context first.
 using ForwardGpuFn = int (*)(const void *user_context, halide_buffer_t *x,
                              halide_buffer_t *x_rows, halide_buffer_t *gamma,
                              halide_buffer_t *beta, int32_t groups, float eps,
-                             halide_buffer_t *y, halide_buffer_t *mean, halide_buffer_t *rstd);
+                             int32_t activation, halide_buffer_t *y, halide_buffer_t *mean,
+                             halide_buffer_t *rstd);
 
 // Every AOT backward variant: inputs dy, x, mean, rstd, gamma, groups; outputs dx (spatial
 // extent 0: not computed), dgamma, dbeta.
+// beta and activation: the forward's (a fused activation is differentiated through).
 using BackwardFn = int (*)(halide_buffer_t *dy, halide_buffer_t *x, halide_buffer_t *mean,
-                           halide_buffer_t *rstd, halide_buffer_t *gamma, int32_t groups,
-                           halide_buffer_t *dx, halide_buffer_t *dgamma, halide_buffer_t *dbeta);
+                           halide_buffer_t *rstd, halide_buffer_t *gamma, halide_buffer_t *beta,
+                           int32_t groups, int32_t activation, halide_buffer_t *dx,
+                           halide_buffer_t *dgamma, halide_buffer_t *dbeta);
 using BackwardGpuFn = int (*)(const void *user_context, halide_buffer_t *dy, halide_buffer_t *x,
                               halide_buffer_t *mean, halide_buffer_t *rstd,
-                              halide_buffer_t *gamma, int32_t groups, halide_buffer_t *dx,
-                              halide_buffer_t *dgamma, halide_buffer_t *dbeta);
+                              halide_buffer_t *gamma, halide_buffer_t *beta, int32_t groups,
+                              int32_t activation, halide_buffer_t *dx, halide_buffer_t *dgamma,
+                              halide_buffer_t *dbeta);
 
 // A halide_buffer_t over memory of the given extents and element strides (mins 0).
 struct HalideBuffer {
@@ -54,7 +58,7 @@ struct ForwardArgs {
 // when omitted, dx of spatial extent 0 when not requested, dgamma/dbeta scratch when not.
 struct BackwardArgs {
     int64_t param_extent[1], stat_stride[2][2], stat_extent[2], dx_extent[3];
-    HalideBuffer dy, x, mean, rstd, gamma, dx, dgamma, dbeta;
+    HalideBuffer dy, x, mean, rstd, gamma, beta, dx, dgamma, dbeta;
     explicit BackwardArgs(const Problem &p);
 };
 

@@ -19,8 +19,10 @@ DLTensor param_tensor(const std::vector<float> &v, int64_t *shape) {
 
 }  // namespace
 
-GroupNorm::GroupNorm(int64_t num_groups, int64_t num_channels, double eps, bool affine)
+GroupNorm::GroupNorm(int64_t num_groups, int64_t num_channels, double eps, bool affine,
+                     gn_activation activation)
     : num_groups_(num_groups), num_channels_(num_channels), eps_(eps), affine_(affine) {
+    set_activation(activation);
     if (num_groups <= 0) {
         throw Error(GN_STATUS_INVALID_ARGUMENT,
                     "num_groups must be positive, got " + std::to_string(num_groups));
@@ -37,6 +39,14 @@ GroupNorm::GroupNorm(int64_t num_groups, int64_t num_channels, double eps, bool 
         weight_grad_.assign(num_channels, 0.0f);
         bias_grad_.assign(num_channels, 0.0f);
     }
+}
+
+void GroupNorm::set_activation(gn_activation activation) {
+    if (activation < GN_ACTIVATION_NONE || activation > GN_ACTIVATION_GELU_TANH) {
+        throw Error(GN_STATUS_INVALID_ARGUMENT,
+                    "activation must be a gn_activation (0..4), got " + std::to_string((int)activation));
+    }
+    config_.activation = activation;
 }
 
 void GroupNorm::zero_grad() {
@@ -77,8 +87,12 @@ void GroupNorm::backward(const DLTensor &dy, const DLTensor &x, const DLTensor &
     DLTensor w = param_tensor(weight_, shape);
     std::vector<float> dw(affine_ ? num_channels_ : 0), db(dw.size());
     DLTensor dwt = param_tensor(dw, shape), dbt = param_tensor(db, shape);
+    // With an activation the pre-activation values need the bias too.
+    DLTensor b = param_tensor(bias_, shape);
+    gn_config config = config_;
+    if (affine_ && config.activation != GN_ACTIVATION_NONE) config.beta = &b;
     check(gn_backward(&dy, &x, &mean, &rstd, affine_ ? &w : nullptr, num_groups_, dx,
-                      affine_ ? &dwt : nullptr, affine_ ? &dbt : nullptr, &config_));
+                      affine_ ? &dwt : nullptr, affine_ ? &dbt : nullptr, &config));
     for (size_t c = 0; c < dw.size(); c++) {
         weight_grad_[c] += dw[c];
         bias_grad_[c] += db[c];

@@ -3,6 +3,7 @@
 Usage: cli_test.py CLI_EXE WORK_DIR CASE. Prints "SKIPPED: ..." (ctest's skip marker)
 when numpy is missing.
 """
+import math
 import os
 import subprocess
 import sys
@@ -303,7 +304,33 @@ def bad_weight_dtype(t):
     assert "gamma" in t.fails("--groups", 3, "--input", x, "--weight", w)
 
 
+ACTIVATIONS = {
+    "silu": lambda z: z / (1.0 + np.exp(-z)),
+    "relu": lambda z: np.where(z < 0, 0.0, z),
+    "gelu": lambda z: 0.5 * z * (1.0 + np.vectorize(math.erf)(z / math.sqrt(2.0))),
+    "gelu_tanh": lambda z: 0.5 * z * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (z + 0.044715 * z ** 3))),
+}
+
+
+def f32_activation(t):
+    """--activation fuses act(GroupNorm(x)); both layouts; a bad name is refused."""
+    x, w, b = data((2, 8, 5, 3)), data(8), data(8)
+    for channels_last in (False, True):
+        xx = np.moveaxis(x, 1, -1).copy() if channels_last else x
+        for name, act in ACTIVATIONS.items():
+            args = ["--groups", 4, "--input", t.save("x.npy", xx), "--output", t.path("y.npy"),
+                    "--weight", t.save("w.npy", w), "--bias", t.save("b.npy", b),
+                    "--activation", name]
+            if channels_last:
+                args.append("--channels-last")
+            t.ok(*args)
+            y, _, _ = reference(xx, 4, weight=w, bias=b, channels_last=channels_last)
+            check_close(name, np.load(t.path("y.npy")), act(y), np.float32)
+    assert "activation" in t.fails("--groups", 4, "--input", t.save("x.npy", x), "--activation", "tanh")
+
+
 CASES = {f.__name__: f for f in [
+    f32_activation,
     f32_affine, f32_no_affine, f32_rank2, f32_weight_only, f32_bias_only, f32_channels_last,
     f32_channels_last_5d, f32_mean_rstd, f16, f16_f32_params, f16_channels_last,
     bad_missing_file, bad_not_npy, bad_truncated, bad_dtype, bad_fortran, bad_rank,

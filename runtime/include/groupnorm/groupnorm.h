@@ -32,8 +32,27 @@ typedef enum gn_status {
     GN_STATUS_INTERNAL_ERROR
 } gn_status;
 
+/* Activations fused with the normalization (gn_config.activation): gn_forward writes
+ * act(z) for z = (x - mean) * rstd * gamma + beta, in the same pass; gn_backward, given the
+ * same activation and the forward's beta, returns the gradients of that composition.
+ *   SILU       z * sigmoid(z) = z / (1 + exp(-z))
+ *   RELU       max(z, 0) (NaN stays NaN)
+ *   GELU       z * (1 + erf(z / sqrt(2))) / 2           (PyTorch's approximate='none')
+ *   GELU_TANH  z * (1 + tanh(sqrt(2 / pi) * (z + 0.044715 z^3))) / 2   ('tanh')
+ * At z = +-inf they give what these formulas give in IEEE arithmetic, as PyTorch does
+ * (SiLU(-inf) and GELU(-inf) are NaN). */
+typedef enum gn_activation {
+    GN_ACTIVATION_NONE = 0,
+    GN_ACTIVATION_SILU = 1,
+    GN_ACTIVATION_RELU = 2,
+    GN_ACTIVATION_GELU = 3,
+    GN_ACTIVATION_GELU_TANH = 4
+} gn_activation;
+
 /* Versioned options. Set struct_size = sizeof(gn_config) (GN_CONFIG_INIT does); fields
- * added later go at the end, and the library reads only what struct_size covers.
+ * added later go at the end, and the library reads only what struct_size covers (a caller
+ * built against an older, smaller gn_config gets the defaults of the newer fields: no
+ * activation).
  * (The CPU ISA level is chosen once per process by the CPU, capped by the environment
  * variable GN_CPU_ISA = sse41 | avx2 | avx512 | auto on x86-64, armv8 | arm_fp16 | auto
  * on ARM64, read at the first call.) */
@@ -46,9 +65,17 @@ typedef struct gn_config {
      * stream. The call is asynchronous on that stream: results are ready when it is. */
     void *cuda_context;
     void *cuda_stream;
+    /* Fused activation (a gn_activation; GN_ACTIVATION_NONE by default). gn_forward applies
+     * it to y; gn_backward differentiates through it, which needs the forward's beta. */
+    int32_t activation;
+    uint32_t reserved; /* must be 0 */
+    /* gn_backward with an activation: the forward's beta ((C,), gamma's dtype), from which
+     * the pre-activation z is recomputed; NULL when the forward had none. Ignored (must be
+     * NULL) by gn_forward, which takes beta as an argument. */
+    const DLTensor *beta;
 } gn_config;
 
-#define GN_CONFIG_INIT {(uint32_t)sizeof(gn_config), 0u, NULL, NULL}
+#define GN_CONFIG_INIT {(uint32_t)sizeof(gn_config), 0u, NULL, NULL, 0, 0u, NULL}
 
 /* y = (x - mean) / sqrt(var + eps) * gamma[c] + beta[c], statistics per (n, group).
  * gamma, beta: shape (C,), dtype of x or float32; either may be NULL (then 1 and 0).

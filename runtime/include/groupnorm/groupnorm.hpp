@@ -31,14 +31,21 @@ inline void check(gn_status status) {
 // ones and bias at zeros (float32, settable); forward(x, y) normalizes x of shape (N, C, *);
 // backward(dy, x, mean, rstd, dx) returns dx and, like autograd, accumulates the weight and
 // bias gradients into weight_grad() and bias_grad() (zero_grad() resets them).
+//
+// With an activation (diffusers' GroupNorm followed by SiLU, in one pass): forward writes
+// act(GroupNorm(x)); backward differentiates through it (the bias is passed to gn_backward
+// for the pre-activation values).
 class GroupNorm {
 public:
-    GroupNorm(int64_t num_groups, int64_t num_channels, double eps = 1e-5, bool affine = true);
+    GroupNorm(int64_t num_groups, int64_t num_channels, double eps = 1e-5, bool affine = true,
+              gn_activation activation = GN_ACTIVATION_NONE);
 
     int64_t num_groups() const { return num_groups_; }
     int64_t num_channels() const { return num_channels_; }
     double eps() const { return eps_; }
     bool affine() const { return affine_; }
+    gn_activation activation() const { return (gn_activation)config_.activation; }
+    void set_activation(gn_activation activation);
 
     // Empty when affine is false.
     const std::vector<float> &weight() const { return weight_; }

@@ -1,0 +1,140 @@
+// The activations a GroupNorm can be fused with (the epilogue of the forward, the prologue
+// on dy of the backward), selected at run time by a scalar Input of the generator: each
+// pipeline's elementwise output Func is specialized once per activation, so the selection
+// costs one branch per call, not a select per element, and no extra variants.
+//
+// Values match runtime/include/groupnorm/groupnorm.h (gn_activation). Float32 throughout.
+#pragma once
+
+#include <utility>
+
+#include "Halide.h"
+
+namespace groupnorm_gen {
+
+enum Activation { kActNone = 0, kActSilu = 1, kActRelu = 2, kActGelu = 3, kActGeluTanh = 4 };
+constexpr int kNumActivations = 5;
+
+namespace activation_detail {
+
+inline Halide::Expr gelu_tanh_arg(const Halide::Expr &z) {
+    // 2 u with u = sqrt(2 / pi) (z + 0.044715 z^3): 0.5 (1 + tanh(u)) = sigmoid(2 u).
+    return 2.0f * 0.7978845608028654f * (z + 0.044715f * z * z * z);
+}
+
+// sigmoid(v) = 1 / (1 + exp(-v)), cheaper than Halide's exp and a division (the
+// activation must ride in the memory-bound normalize pass) and as accurate (relative error
+// ~2e-7): with e = exp(-|v|) = 2^t, t = -|v| log2(e) in [-127, 0] (2^-127 flushes to 0),
+// 2^t = 2^n 2^f with n = round(t) (the 1.5 * 2^23 trick, strict: fast-math would fold it)
+// and 2^f a degree-5 fit on [-1/2, 1/2] (relative error 1.4e-7); then r = 1 / (1 + e) in
+// (1/2, 1], and sigmoid = r for v >= 0, e r for v < 0. fast_reciprocal: r from the x86
+// reciprocal estimate and one Newton step (12 bits -> 23; a division costs more than the
+// rest together); elsewhere a division. At v = -inf, sigmoid = 0 exactly (so SiLU(-inf) =
+// -inf * 0 = NaN, as in IEEE float64), at +inf 1; NaN in, NaN out through the product.
+// Both sigmoid(v) and 1 - sigmoid(v) = sigmoid(-v), each without cancellation (the
+// derivatives need the second where sigmoid is close to 1).
+inline std::pair<Halide::Expr, Halide::Expr> sigmoid_pair(const Halide::Expr &v,
+                                                           bool fast_reciprocal) {
+    using namespace Halide;
+    Expr t = max(abs(v) * -1.4426950408889634f, -127.0f);
+    Expr shifted = strict_float(t + 12582912.0f);  // 1.5 * 2^23: rounds t to an integer
+    Expr n = strict_float(shifted - 12582912.0f);
+    Expr f = t - n;
+    Expr p = 0.001326697994954884f;
+    for (float c : {0.009675469249486923f, 0.05550742521882057f, 0.24022121727466583f,
+                    0.6931469440460205f, 1.0000001192092896f}) {
+        p = p * f + c;
+    }
+    // 2^n from the bits of `shifted` (its low bits hold n; 2^-127 gives the bits of 0).
+    Expr two_n = reinterpret<float>((reinterpret<int32_t>(shifted) + 127) << 23);
+    Expr e = p * two_n;
+    Expr d = 1.0f + e;
+    Expr r;
+    if (fast_reciprocal) {
+        Expr r0 = fast_inverse(d);
+        r = r0 * (2.0f - d * r0);
+    } else {
+        r = 1.0f / d;
+    }
+    Expr er = e * r, negative = v < 0.0f;
+    return {select(negative, er, r), select(negative, r, er)};
+}
+
+inline Halide::Expr sigmoid(const Halide::Expr &v, bool fast_reciprocal) {
+    return sigmoid_pair(v, fast_reciprocal).first;
+}
+
+// erf(z / sqrt 2) with its argument clamped to [-6, 6], where erf is +-1 in float32:
+// Halide's erf is NaN past ~1e30 and at +-inf.
+inline Halide::Expr erf_scaled(const Halide::Expr &z) {
+    return Halide::erf(Halide::clamp(z * 0.7071067811865476f, -6.0f, 6.0f));
+}
+
+}  // namespace activation_detail
+
+// act(z) for one activation known when the pipeline is built.
+//   SiLU        z sigmoid(z)                     (-inf gives NaN, as PyTorch)
+//   ReLU        z < 0 ? 0 : z                    (NaN stays NaN, as PyTorch)
+//   GELU (erf)  z (1 + erf(z / sqrt 2)) / 2
+//   GELU (tanh) z (1 + tanh(u)) / 2 = z sigmoid(2 u),  u = sqrt(2 / pi) (z + 0.044715 z^3)
+// The comparison of ReLU is strict_float: under fast-math LLVM may assume no NaNs and turn
+// the select into a max that drops them.
+inline Halide::Expr activate(int act, const Halide::Expr &z, bool fast_reciprocal) {
+    using namespace Halide;
+    using namespace activation_detail;
+    switch (act) {
+    case kActSilu: return z * sigmoid(z, fast_reciprocal);
+    case kActRelu: return strict_float(select(z < 0.0f, 0.0f, z));
+    case kActGelu: return 0.5f * z * (1.0f + erf_scaled(z));
+    case kActGeluTanh: return z * sigmoid(gelu_tanh_arg(z), fast_reciprocal);
+    default: return z;
+    }
+}
+
+// d act / dz at z, for the backward.
+//   SiLU        s + z s (1 - s),  s = sigmoid(z)
+//   ReLU        z <= 0 ? 0 : 1  (0 at z = 0, and NaN passes dy through, as PyTorch's
+//               threshold_backward)
+//   GELU (erf)  Phi(z) + z phi(z) = (1 + erf(z / sqrt 2)) / 2 + z exp(-z^2 / 2) / sqrt(2 pi)
+//   GELU (tanh) s + z s (1 - s) 2 sqrt(2 / pi) (1 + 3 0.044715 z^2),  s = sigmoid(2 u)
+inline Halide::Expr activate_grad(int act, const Halide::Expr &z, bool fast_reciprocal) {
+    using namespace Halide;
+    using namespace activation_detail;
+    switch (act) {
+    case kActSilu: {
+        auto [s, one_minus_s] = sigmoid_pair(z, fast_reciprocal);
+        return s + z * s * one_minus_s;
+    }
+    case kActRelu: return strict_float(select(z <= 0.0f, 0.0f, 1.0f));
+    case kActGelu:
+        return 0.5f * (1.0f + erf_scaled(z)) +
+               z * exp(-0.5f * z * z) * 0.3989422804014327f;
+    case kActGeluTanh: {
+        auto [s, one_minus_s] = sigmoid_pair(gelu_tanh_arg(z), fast_reciprocal);
+        Expr du = 2.0f * 0.7978845608028654f * (1.0f + 3.0f * 0.044715f * z * z);
+        return s + z * s * one_minus_s * du;
+    }
+    default: return 1.0f;
+    }
+}
+
+// The activation chosen by the run-time scalar `act` (a select chain: its every branch is
+// folded away inside the specializations below).
+template <typename F>
+Halide::Expr select_activation(const Halide::Expr &act, F &&per_activation) {
+    using namespace Halide;
+    Expr e = per_activation(kActNone);
+    for (int a = kNumActivations - 1; a >= 1; a--) e = select(act == a, per_activation(a), e);
+    return e;
+}
+
+// One specialization of f per activation (call after f's schedule: each copies it), and a
+// run-time error for any other value (the runtime validates it first).
+// with_none = false leaves kActNone out (the CPU forward's consumer has its own copy for it).
+inline void specialize_activations(Halide::Func f, const Halide::Expr &act, bool with_none) {
+    for (int a = with_none ? 0 : 1; a < kNumActivations; a++) f.specialize(act == a);
+    f.specialize_fail("activation must be a gn_activation: 0 (none), 1 (SiLU), 2 (ReLU), "
+                      "3 (GELU), 4 (GELU tanh)");
+}
+
+}  // namespace groupnorm_gen
