@@ -48,6 +48,28 @@ void BM_torch(benchmark::State &state, const SuiteShape &s, bool channels_last, 
     state.SetBytesProcessed(state.iterations() * n * 2 * int64_t(sizeof(float)));
 }
 
+// The unfused sequence diffusers runs: at::group_norm, then at::silu (nn.SiLU, a new
+// tensor), under InferenceMode.
+void BM_torch_silu(benchmark::State &state, const SuiteShape &s, bool channels_last, int threads) {
+    const size_t rank = s.shape.size();
+    if (channels_last && rank != 4 && rank != 5) {
+        state.SkipWithError("torch has channels-last formats for 4-D and 5-D only");
+        return;
+    }
+    c10::InferenceMode guard;
+    at::set_num_threads(threads);
+    at::Tensor x = at::from_blob(const_cast<float *>(master_input(s)), s.shape,
+                                 support::nc_strides(s.shape, channels_last), at::kFloat);
+    at::Tensor gamma = at::rand({s.shape[1]}) + 0.5, beta = at::rand({s.shape[1]});
+    for (auto _ : state) {
+        at::Tensor out = at::silu(at::group_norm(x, s.groups, gamma, beta, 1e-5, false));
+        benchmark::DoNotOptimize(out.data_ptr());
+    }
+    const int64_t n = numel(s);
+    state.SetItemsProcessed(state.iterations() * n);
+    state.SetBytesProcessed(state.iterations() * n * 2 * int64_t(sizeof(float)));
+}
+
 // at::native_group_norm_backward (what autograd calls), all three gradients, with the
 // forward's mean and rstd; its outputs are allocated per call as in training.
 void BM_torch_backward(benchmark::State &state, const SuiteShape &s, bool channels_last,
@@ -92,6 +114,11 @@ void register_torch(const SuiteShape &s, int threads) {
     for (bool cl : {false, true}) {
         benchmark::RegisterBenchmark(("torch/f32_" + std::string(cl ? "nhwc" : "nchw") + tail).c_str(),
                                      [=](benchmark::State &st) { BM_torch(st, s, cl, threads); })
+            ->UseRealTime()
+            ->MeasureProcessCPUTime()
+            ->Unit(benchmark::kMillisecond);
+        benchmark::RegisterBenchmark(("torch_silu/f32_" + std::string(cl ? "nhwc" : "nchw") + tail).c_str(),
+                                     [=](benchmark::State &st) { BM_torch_silu(st, s, cl, threads); })
             ->UseRealTime()
             ->MeasureProcessCPUTime()
             ->Unit(benchmark::kMillisecond);

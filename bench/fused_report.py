@@ -1,0 +1,83 @@
+#!/usr/bin/env python3
+"""The fused-activation table (GroupNorm + SiLU) from gn_bench's JSON (standard library only).
+
+Usage: fused_report.py RUN.json [--command "how it was made"]
+
+Per SD shape, layout and thread count, the medians of: plain GroupNorm (gn/f32_<layout>),
+fused GroupNorm + SiLU (gn/f32_<layout>_silu), ours then a separate vectorized SiLU pass
+(gn/f32_<layout>_then_silu) and PyTorch's group_norm then silu (torch_silu/f32_<layout>);
+the ratios the issue states targets for (fused / plain <= 1.1; torch + silu / fused >= 2
+NCHW, >= 1.8 channels-last, geomean, 1 thread), and their geomeans.
+"""
+import argparse
+import json
+import math
+import re
+import sys
+
+UNIT_MS = {"ns": 1e-6, "us": 1e-3, "ms": 1.0, "s": 1e3}
+
+
+def load(path):
+    with open(path) as f:
+        data = json.load(f)
+    rows = {}
+    for b in data["benchmarks"]:
+        if b.get("run_type") == "aggregate" and b.get("aggregate_name") != "median":
+            continue
+        name = re.sub(r"(/process_time)?(/real_time)?(_median)?$", "", b.get("run_name", b["name"]))
+        if b.get("error_occurred"):
+            continue
+        rows[name] = b["real_time"] * UNIT_MS[b.get("time_unit", "ns")]
+    return rows, data.get("context", {})
+
+
+def geomean(values):
+    values = [v for v in values if v and v > 0]
+    return math.exp(sum(map(math.log, values)) / len(values)) if values else float("nan")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("json")
+    ap.add_argument("--command", default="")
+    args = ap.parse_args()
+    rows, context = load(args.json)
+    shapes = []
+    for name in rows:
+        m = re.match(r"gn/f32_nchw_silu/(sd_[^/]+)/threads:\d+$", name)
+        if m and m.group(1) not in shapes:
+            shapes.append(m.group(1))
+    order = context.get("suite", "").split(",")
+    shapes.sort(key=lambda s: order.index(s) if s in order else len(order))
+    print(f"CPU: {context.get('cpu_model', '?')}; torch {context.get('torch_version', 'not built')}; "
+          f"load average at start: {context.get('load_avg', '?')}")
+    if args.command:
+        print(f"\nCommand: `{args.command}`\n")
+    for threads in (1, 2):
+        for layout in ("nchw", "nhwc"):
+            print(f"\n{layout.upper()}, {threads} thread{'s' if threads > 1 else ''} (ms, median):\n")
+            print("| shape | plain | fused + SiLU | fused / plain | ours then SiLU pass | torch gn + silu | torch / fused |")
+            print("|---|---:|---:|---:|---:|---:|---:|")
+            ratios, speedups = [], []
+            for s in shapes:
+                tail = f"/{s}/threads:{threads}"
+                plain = rows.get(f"gn/f32_{layout}{tail}")
+                fused = rows.get(f"gn/f32_{layout}_silu{tail}")
+                then = rows.get(f"gn/f32_{layout}_then_silu{tail}")
+                torch = rows.get(f"torch_silu/f32_{layout}{tail}")
+                if not plain or not fused:
+                    continue
+                r = fused / plain
+                ratios.append(r)
+                sp = torch / fused if torch else None
+                if sp:
+                    speedups.append(sp)
+                fmt = lambda v: f"{v:.4g}" if v else "-"
+                print(f"| {s} | {fmt(plain)} | {fmt(fused)} | {r:.2f}x | {fmt(then)} | {fmt(torch)} | "
+                      f"{f'{sp:.2f}x' if sp else '-'} |")
+            print(f"| **geomean** | | | **{geomean(ratios):.2f}x** | | | **{geomean(speedups):.2f}x** |")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
