@@ -61,9 +61,21 @@ def test_torch_compile_fullgraph_traces_the_op():
     grads_eager = torch.autograd.grad(y_eager.square().sum(), [x] + list(ours.parameters()))
     for g, e in zip(grads, grads_eager):
         torch.testing.assert_close(g, e, rtol=0, atol=0)
-    # The graph holds our op, not aten's group_norm.
-    gm = torch.fx.symbolic_trace(lambda x: gt.group_norm(x, 4))
-    assert any("groupnorm" in str(n.target) for n in gm.graph.nodes)
+    # Dynamo's graph holds our op, not aten's group_norm; with and without autograd.
+    graphs = []
+
+    def record(gm, example_inputs):
+        graphs.append(gm)
+        return gm
+
+    for requires_grad in (True, False):
+        torch._dynamo.reset()
+        graphs.clear()
+        x = torch.randn(2, 3, 9, 9, requires_grad=requires_grad)
+        torch.compile(ours, fullgraph=True, backend=record)(x)
+        targets = [str(n.target) for g in graphs for n in g.graph.nodes]
+        assert any("groupnorm" in t for t in targets), targets
+        assert not any("group_norm" in t for t in targets), targets
 
 
 def test_opcheck():
@@ -71,9 +83,14 @@ def test_opcheck():
     w = torch.rand(6, requires_grad=True)
     b = torch.randn(6, requires_grad=True)
     torch.library.opcheck(torch.ops.groupnorm.forward.default, (x, 3, w, b, 1e-5))
-    torch.library.opcheck(torch.ops.groupnorm.forward.default,
-                          (x.detach().contiguous(memory_format=torch.channels_last), 3, None,
-                           None, 1e-5))
+    x_cl = x.detach().contiguous(memory_format=torch.channels_last)
+    torch.library.opcheck(torch.ops.groupnorm.forward.default, (x_cl, 3, None, None, 1e-5))
+    torch.library.opcheck(torch.ops.groupnorm.forward_infer.default,
+                          (x_cl, 3, w.detach(), b.detach(), 1e-5))
+    y, mean, rstd = torch.ops.groupnorm.forward(x.detach(), 3, w.detach(), None, 1e-5)
+    torch.library.opcheck(torch.ops.groupnorm.backward.default,
+                          (torch.randn_like(y), x.detach(), mean, rstd, w.detach(),
+                           torch.float32, 3, [True, False, True]))
 
 
 def _clone(model):
