@@ -199,6 +199,7 @@ def write_png(rows, path):
     ax.barh([y + 0.2 for y in ys], [r["gn_stock"] / r["gn_ours"] for r in rows], 0.4,
             label="GroupNorm calls")
     ax.axvline(1.0, color="k", lw=0.8)
+    ax.set_xscale("log")
     ax.set_yticks(list(ys), labels, fontsize=7)
     ax.invert_yaxis()
     ax.set_xlabel("speed-up of groupnorm.torch over stock PyTorch (> 1: faster)")

@@ -47,11 +47,24 @@ def main():
                          best_ns(lambda: gt.group_norm(t, GROUPS), 5000)))
             rows.append(("torch: F.group_norm (stock, for scale)",
                          best_ns(lambda: torch.nn.functional.group_norm(t, GROUPS), 5000)))
+        # Training: forward with statistics and autograd, then backward (all three grads).
+        tr = t.clone().requires_grad_()
+        w = torch.ones(SHAPE[1], requires_grad=True)
+        b = torch.zeros(SHAPE[1], requires_grad=True)
+        dy = torch.ones_like(t)
+        rows.append(("torch: forward + backward, ours (autograd)",
+                     best_ns(lambda: torch.autograd.grad(gt.group_norm(tr, GROUPS, w, b),
+                                                         (tr, w, b), dy), 2000)))
+        rows.append(("torch: forward + backward, stock (for scale)",
+                     best_ns(lambda: torch.autograd.grad(
+                         torch.nn.functional.group_norm(tr, GROUPS, w, b), (tr, w, b), dy),
+                         2000)))
     print("x %s float32, %d groups, 1 thread; best of 7 means\n" % (SHAPE, GROUPS))
     print("| call | us per call | over the C call |")
     print("|---|---:|---:|")
     for name, ns in rows:
-        print("| %s | %.2f | %s |" % (name, ns / 1e3, "" if ns is c_ns else "+%.2f us" % ((ns - c_ns) / 1e3)))
+        over = "" if ns is c_ns or "backward" in name else "+%.2f us" % ((ns - c_ns) / 1e3)
+        print("| %s | %.2f | %s |" % (name, ns / 1e3, over))
     print("\npython %s, numpy %s%s" % (sys.version.split()[0], np.__version__,
                                        ", torch " + torch.__version__ if torch else ""))
 

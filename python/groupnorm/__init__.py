@@ -78,9 +78,9 @@ def group_norm(x, num_groups, weight=None, bias=None, eps=1e-5, *, activation=No
     UnsupportedError). out: an array of x's shape, dtype and layout kind to write (may be x
     itself); otherwise a new one of x's kind and layout is returned.
 
-    PyTorch tensors go through the ``groupnorm::forward`` custom op (autograd and
-    torch.compile work; float64 is computed in float32, see groupnorm.torch), except with
-    ``out=``, which writes in place without autograd.
+    PyTorch tensors go through the ``groupnorm.torch`` ops (autograd and torch.compile
+    work; float64 is computed in float32, see groupnorm.torch), except with ``out=``,
+    which writes in place without autograd.
 
     Raises InvalidArgumentError (a ValueError) for invalid arguments, UnsupportedError (a
     NotImplementedError) for valid ones no kernel serves, DeviceUnavailableError,
@@ -112,8 +112,9 @@ def _group_norm_dlpack(x, num_groups, weight, bias, eps, out):
     device_type = x.__dlpack_device__()[0]
     if device_type == _KDL_CPU and out is None:
         as_np = lambda a: None if a is None else _np.from_dlpack(a)
-        y = _np.empty_like(_np.from_dlpack(x), order="K")
-        _call_forward(_np.from_dlpack(x), as_np(weight), as_np(bias), num_groups, eps, y)
+        x_np = _np.from_dlpack(x)
+        y = _np.empty_like(x_np, order="K")
+        _call_forward(x_np, as_np(weight), as_np(bias), num_groups, eps, y)
         return xp.from_dlpack(y) if xp is not None else y
     if out is None:
         if xp is None:
