@@ -163,3 +163,18 @@ def test_out_poisoned_is_fully_written():
     assert_forward_contract(out, x, 4, None, None, 1e-5)
     with pytest.raises(groupnorm.InvalidArgumentError, match="autograd"):
         groupnorm.group_norm(x.requires_grad_(), 4, out=out)
+
+
+@pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "channels_last"])
+def test_registered_autograd_equals_eager_function(channels_last):
+    """group_norm's eager autograd.Function and the op's register_autograd formula (what
+    torch.compile traces) run the same kernels: the same bits."""
+    x = random_input((2, 8, 5, 3), torch.float32, channels_last).requires_grad_()
+    w, b = _params(8, torch.float32, True)
+    dy = torch.randn(x.shape).contiguous(memory_format=torch.channels_last)  # other layout
+    y_eager = gt.group_norm(x, 4, w, b)
+    y_op = torch.ops.groupnorm.forward(x, 4, w, b, 1e-5)[0]
+    assert torch.equal(y_eager, y_op) and y_op.stride() == x.stride()
+    for g_eager, g_op in zip(torch.autograd.grad(y_eager, (x, w, b), dy),
+                             torch.autograd.grad(y_op, (x, w, b), dy)):
+        assert torch.equal(g_eager, g_op)
