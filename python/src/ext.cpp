@@ -108,6 +108,24 @@ double time_c_forward(const Array &x, const OutArray &y, int64_t num_groups, int
     return elapsed.count() / repeats;
 }
 
+#ifdef GN_PY_OPENMP
+// The kernels' parallel loops on the process's OpenMP pool: PyTorch's, when torch is
+// loaded (its wheel and this module share libgomp.so.1, one runtime per process), so its
+// threads and ours do not fight over the cores (torch.set_num_threads governs both).
+// Inside a task, a nested call runs its tasks in order (OpenMP does not nest by default).
+int openmp_parallel_for(void *, int count, gn_task_fn task, void *task_context) {
+    int result = 0;
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int i = 0; i < count; ++i) {
+        if (int code = task(task_context, i)) {
+#pragma omp critical(gn_task_result)
+            if (result == 0) result = code;
+        }
+    }
+    return result;
+}
+#endif
+
 }  // namespace
 
 NB_MODULE(_ext, m) {
@@ -121,6 +139,17 @@ NB_MODULE(_ext, m) {
           nb::arg("dx").none(), nb::arg("dweight").none(), nb::arg("dbias").none(),
           nb::arg("cuda_stream") = 0, "gn_backward over DLPack views.");
     m.def("set_num_threads", [](int n) { raise_for(gn_set_num_threads(n)); }, nb::arg("n"));
+#ifdef GN_PY_OPENMP
+    m.attr("has_openmp") = true;
+    m.def("use_openmp_pool", [](bool enable) {
+        // num_workers > 1: hand every loop to OpenMP, which then uses as many threads as
+        // the calling thread's OpenMP setting (PyTorch's) allows.
+        raise_for(enable ? gn_set_thread_pool(openmp_parallel_for, nullptr, 2)
+                         : gn_set_thread_pool(nullptr, nullptr, 0));
+    }, nb::arg("enable"));
+#else
+    m.attr("has_openmp") = false;
+#endif
     m.def("version", [] {
         int major, minor, patch;
         gn_version(&major, &minor, &patch);

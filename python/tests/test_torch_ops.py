@@ -178,3 +178,25 @@ def test_registered_autograd_equals_eager_function(channels_last):
     for g_eager, g_op in zip(torch.autograd.grad(y_eager, (x, w, b), dy),
                              torch.autograd.grad(y_op, (x, w, b), dy)):
         assert torch.equal(g_eager, g_op)
+
+
+def test_kernels_on_torch_threads_give_the_same_bits():
+    """groupnorm.torch runs the kernels' loops on PyTorch's OpenMP threads: results are
+    bit-identical for 1 and 2 threads and with the library's own pool."""
+    x = random_input((4, 64, 17, 19), torch.float32).requires_grad_()
+    w, b = _params(64, torch.float32, True)
+    dy = torch.randn(x.shape)
+    threads = torch.get_num_threads()
+    results = []
+    try:
+        for n, torch_pool in ((1, True), (2, True), (2, False)):
+            torch.set_num_threads(n)
+            gt.use_torch_threads(torch_pool)
+            y = gt.group_norm(x, 8, w, b)
+            results.append([y] + list(torch.autograd.grad(y, (x, w, b), dy)))
+    finally:
+        gt.use_torch_threads(True)
+        torch.set_num_threads(threads)
+    for other in results[1:]:
+        for a, c in zip(results[0], other):
+            assert torch.equal(a, c)
