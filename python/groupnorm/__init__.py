@@ -133,5 +133,7 @@ def _namespace(x):
 
 def set_num_threads(n):
     """Threads for the CPU kernels, the calling one included (0: one per core, or
-    HL_NUM_THREADS). The library's own pool, separate from PyTorch's."""
+    HL_NUM_THREADS): the library's own pool. Once groupnorm.torch is imported the kernels
+    run on PyTorch's threads instead (torch.set_num_threads; see
+    groupnorm.torch.use_torch_threads)."""
     _ext.set_num_threads(n)

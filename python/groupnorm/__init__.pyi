@@ -29,4 +29,5 @@ def group_norm(
     per sample and group of C / num_groups channels. See the package docstring."""
 
 def set_num_threads(n: int) -> None:
-    """Threads for the CPU kernels (0: one per core, or HL_NUM_THREADS)."""
+    """Threads for the library's own CPU pool (0: one per core, or HL_NUM_THREADS); with
+    groupnorm.torch imported, torch.set_num_threads governs instead."""
