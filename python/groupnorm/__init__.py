@@ -74,7 +74,7 @@ def group_norm(x, num_groups, weight=None, bias=None, eps=1e-5, *, activation=No
     x: float32, float16 or bfloat16 (ml_dtypes), NC* contiguous (channel and batch strides
     free: slices work) or channels-last; a numpy array or any DLPack producer (PyTorch, JAX,
     CuPy) on the CPU or a CUDA device. weight, bias: shape (C,), x's dtype or float32, or
-    None. eps: as given (>= 0). activation: only None in this build (others raise
+    None. eps: used as given. activation: only None in this build (others raise
     UnsupportedError). out: an array of x's shape, dtype and layout kind to write (may be x
     itself); otherwise a new one of x's kind and layout is returned.
 

@@ -12,7 +12,7 @@ class Error(Exception):
 
 class InvalidArgumentError(Error, ValueError):
     """GN_STATUS_INVALID_ARGUMENT: an argument breaks the operator's contract (shapes,
-    dtypes that disagree, C % num_groups != 0, eps < 0, overlapping outputs, ...)."""
+    dtypes that disagree, C % num_groups != 0, overlapping outputs, ...)."""
 
     status = "GN_STATUS_INVALID_ARGUMENT"
 

@@ -95,7 +95,8 @@ def test_torch_tensor_returns_tensor():
 
 @pytest.mark.parametrize("call,error,words", [
     (lambda x: groupnorm.group_norm(x, 3), groupnorm.InvalidArgumentError, "must divide"),
-    (lambda x: groupnorm.group_norm(x, 2, eps=-1.0), groupnorm.InvalidArgumentError, "eps"),
+    (lambda x: groupnorm.group_norm(x, 2, out=np.empty((2, 4, 4), np.float32)),
+     groupnorm.InvalidArgumentError, "shape"),
     (lambda x: groupnorm.group_norm(x, 2, np.ones(5, np.float32)),
      groupnorm.InvalidArgumentError, "gamma"),
     (lambda x: groupnorm.group_norm(x[:, :, :, None], 2, out=np.empty((2, 4, 3, 1), np.float16)),
