@@ -41,6 +41,25 @@ protected:
         return t;
     }
 
+    // v (float32) stored as type t. Halide's emulated float32 -> float16 conversion (x86
+    // without F16C: the sse41 level; ARM64 without arm_fp16: the armv8 level) turns NaN into
+    // inf, also under strict_float; NaN is re-made from the bits there (integer ops, which
+    // fast-math cannot fold).
+    Halide::Expr cast_out(const Halide::Type &t, const Halide::Expr &v) const {
+        using namespace Halide;
+        Expr out = cast(t, v);
+        const Target target = this->get_target();
+        const bool native_f16 =
+            target.has_gpu_feature() ||
+            (target.arch == Target::X86 && target.has_feature(Target::F16C)) ||
+            (target.arch == Target::ARM && target.has_feature(Target::ARMFp16));
+        if (t == Float(16) && !native_f16) {
+            Expr nan = (reinterpret<uint32_t>(v) & cast<uint32_t>(0x7fffffff)) > cast<uint32_t>(0x7f800000);
+            out = reinterpret(t, select(nan, cast<uint16_t>(0x7e00), reinterpret<uint16_t>(out)));
+        }
+        return out;
+    }
+
     // Natural float32 vector width of the target (CPU families).
     int vector() const { return this->get_target().template natural_vector_size<float>(); }
 };

@@ -158,7 +158,7 @@ public:
         st.grp_coef(g, n) = Tuple(c2, c3 - c2 * delta, delta);
         st.chan_coef(c, n) = Tuple(rstd(c / D, n) * cast<float>(gamma(c)),
                                    st.grp_coef(c / D, n)[0], st.grp_coef(c / D, n)[1]);
-        st.dx(s, c, n) = cast(x.type(), st.chan_coef(c, n)[0] * st.dy_f(s, c, n) +
+        st.dx(s, c, n) = cast_out(x.type(), st.chan_coef(c, n)[0] * st.dy_f(s, c, n) +
                                             st.chan_coef(c, n)[1] * st.centered(s, c, n) +
                                             st.chan_coef(c, n)[2]);
         // The channel sums dgamma and dbeta need, re-centred: {db, dsc - delta * db}.

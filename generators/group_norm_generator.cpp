@@ -114,7 +114,7 @@ private:
     void define_normalize(ForwardStages &st) {
         Var s = st.s, c = st.c, n = st.n;
         Expr normalized = st.centered(s, c, n) * st.chan_affine(c, n)[0] + st.chan_affine(c, n)[1];
-        st.y(s, c, n) = cast(x.type(), epilogue(normalized));
+        st.y(s, c, n) = cast_out(x.type(), epilogue(normalized));
     }
 
     void add_requirements(ForwardStages &st, Expr rows_per_group) {
