@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the build needs and is missing, non-interactively:
 #   Debian packages with apt-get; Halide 21, CMake >= 3.28 and ninja from PyPI into the
-#   git-ignored .venv (Debian has Halide 14 and CMake 3.25, both too old).
+#   git-ignored .venv (Debian has Halide 14 and CMake 3.25, both too old); for the Python
+#   package's tests, nanobind (the extension), pytest, PyTorch and torchvision from PyPI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -37,4 +38,15 @@ if ! .venv/bin/python -c 'import halide, numpy' 2>/dev/null || [[ ! -x .venv/bin
   echo "install_deps: creating .venv with Halide 21, CMake, ninja"
   python3 -m venv .venv
   .venv/bin/pip install -q --disable-pip-version-check "halide==21.*" "cmake>=3.28,<5" ninja numpy
+fi
+
+# The Python package (python/, tested by ./test.sh): nanobind builds the extension, pytest
+# runs the tests against PyTorch 2.x as PyPI ships it. That wheel needs its ~3 GB of CUDA
+# libraries even to import on a CPU (about 2 minutes to install on CI; kept in .venv, so
+# later runs skip this). torchvision (~8 MB) for the ResNet-50 client test.
+# (`pip install .` fetches its own build requirements: scikit-build-core, nanobind, Halide.)
+if ! .venv/bin/python -c 'import importlib.util as u, sys
+sys.exit(any(u.find_spec(m) is None for m in ("torch", "torchvision", "pytest", "nanobind")))'; then
+  echo "install_deps: PyTorch, torchvision, pytest, nanobind into .venv"
+  .venv/bin/pip install -q --disable-pip-version-check torch torchvision pytest nanobind
 fi

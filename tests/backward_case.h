@@ -5,8 +5,11 @@
 #include <optional>
 #include <random>
 
+#include "canonicalise.h"
+#include "dispatch.h"
 #include "groupnorm/groupnorm.h"
 #include "reference.h"
+#include "registry.h"
 #include "test_shapes.h"
 #include "test_tensor.h"
 
@@ -105,6 +108,22 @@ struct BackwardCase {
         EXPECT_EQ(gn_forward(x.dl(), g(), nullptr, G, 1e-5, y.dl(), mean.dl(), rstd.dl(), nullptr),
                   GN_STATUS_SUCCESS)
             << gn_last_error_message();
+    }
+    // Variant v itself on this problem (validated as gn_backward validates it), when v serves
+    // it; false (nothing run) when v's layout, parameter dtype or class bounds do not fit.
+    bool run_variant(const groupnorm::detail::Variant &v) {
+        namespace gd = groupnorm::detail;
+        gd::Problem p;
+        gn_status st = gd::validate_backward(dy.dl(), x.dl(), mean.dl(), rstd.dl(), g(), G,
+                                             dx.dl(), dgamma.dl(), dbeta.dl(), &p);
+        EXPECT_EQ(st, GN_STATUS_SUCCESS) << gn_last_error_message();
+        if (st != GN_STATUS_SUCCESS || p.layout != v.layout || p.param_dtype != v.param_dtype ||
+            !gd::can_run(v, p)) {
+            return false;
+        }
+        st = gd::run_backward(v, p);
+        EXPECT_EQ(st, GN_STATUS_SUCCESS) << gn_last_error_message();
+        return st == GN_STATUS_SUCCESS;
     }
     gn_status run(bool want_dx = true, bool want_dgamma = true, bool want_dbeta = true) {
         return gn_backward(dy.dl(), x.dl(), mean.dl(), rstd.dl(), g(), G,

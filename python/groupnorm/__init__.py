@@ -1,0 +1,139 @@
+"""GroupNorm kernels (Halide, compiled ahead of time) for numpy, PyTorch and any DLPack
+producer, through the library's C API.
+
+    y = groupnorm.group_norm(x, num_groups, weight, bias, eps=1e-5)
+
+PyTorch (autograd, torch.compile, nn.Module): ``groupnorm.torch``.
+"""
+
+import sys as _sys
+
+import numpy as _np
+
+from . import _ext
+from ._errors import (
+    DeviceUnavailableError,
+    Error,
+    InternalError,
+    InvalidArgumentError,
+    OutOfMemoryError,
+    UnsupportedError,
+)
+from ._errors import BY_STATUS as _BY_STATUS
+
+_ext._set_error_classes(_BY_STATUS)
+
+__version__ = "%d.%d.%d" % _ext.version()
+
+__all__ = [
+    "group_norm",
+    "set_num_threads",
+    "Error",
+    "InvalidArgumentError",
+    "UnsupportedError",
+    "DeviceUnavailableError",
+    "OutOfMemoryError",
+    "InternalError",
+]
+
+# Fused activations applied after the affine step, name -> the kernels' code. Only None
+# until the fused-activation kernels are in the C API; each one is then a row here.
+ACTIVATIONS = {None: 0}
+
+_KDL_CPU, _KDL_CUDA = 1, 2
+
+
+def _activation_code(activation):
+    try:
+        return ACTIVATIONS[activation]
+    except (KeyError, TypeError):
+        raise UnsupportedError(
+            "activation=%r: this build has no fused activations (supported: %s)"
+            % (activation, ", ".join(repr(a) for a in ACTIVATIONS))
+        ) from None
+
+
+def _call_forward(x, weight, bias, num_groups, eps, y, mean=None, rstd=None, stream=0):
+    try:
+        _ext.forward(x, weight, bias, num_groups, eps, y, mean, rstd, stream)
+    except TypeError as e:  # nanobind: an argument is not an array / an int / a float
+        raise InvalidArgumentError(
+            "group_norm: x, weight, bias and out must be arrays (numpy or DLPack), "
+            "num_groups an int, eps a float (%s)" % str(e).split("\n")[0]
+        ) from None
+
+
+def _is_torch(x):
+    return type(x).__module__.startswith("torch")
+
+
+def group_norm(x, num_groups, weight=None, bias=None, eps=1e-5, *, activation=None, out=None):
+    """Group normalization of x, shape (N, C, *), over num_groups groups of C / num_groups
+    channels: ``(x - mean) / sqrt(var + eps) * weight[c] + bias[c]``.
+
+    x: float32, float16 or bfloat16 (ml_dtypes), NC* contiguous (channel and batch strides
+    free: slices work) or channels-last; a numpy array or any DLPack producer (PyTorch, JAX,
+    CuPy) on the CPU or a CUDA device. weight, bias: shape (C,), x's dtype or float32, or
+    None. eps: used as given. activation: only None in this build (others raise
+    UnsupportedError). out: an array of x's shape, dtype and layout kind to write (may be x
+    itself); otherwise a new one of x's kind and layout is returned.
+
+    PyTorch tensors go through the ``groupnorm.torch`` ops (autograd and torch.compile
+    work; float64 is computed in float32, see groupnorm.torch), except with ``out=``,
+    which writes in place without autograd.
+
+    Raises InvalidArgumentError (a ValueError) for invalid arguments, UnsupportedError (a
+    NotImplementedError) for valid ones no kernel serves, DeviceUnavailableError,
+    OutOfMemoryError (a MemoryError) and InternalError; all are groupnorm.Error, with the
+    library's message.
+    """
+    _activation_code(activation)
+    if type(x) is _np.ndarray:
+        y = _np.empty_like(x, order="K") if out is None else out
+        _call_forward(x, weight, bias, num_groups, eps, y)
+        return y
+    if _is_torch(x):
+        from . import torch as _gt
+
+        return _gt._group_norm_any(x, num_groups, weight, bias, eps, out)
+    return _group_norm_dlpack(x, num_groups, weight, bias, eps, out)
+
+
+def _group_norm_dlpack(x, num_groups, weight, bias, eps, out):
+    """Another DLPack producer (JAX, CuPy, ...): CPU arrays are read through numpy views
+    (no copy) and the result handed back with the producer's from_dlpack; CUDA arrays are
+    written in place of an empty_like of the producer's namespace, on the legacy default
+    stream (the stream a DLPack export without a stream argument is ordered with)."""
+    if not hasattr(x, "__dlpack__"):
+        raise InvalidArgumentError(
+            "group_norm: x must be a numpy array or a DLPack producer, not %s" % type(x).__name__
+        )
+    xp = _namespace(x)
+    device_type = x.__dlpack_device__()[0]
+    if device_type == _KDL_CPU and out is None:
+        as_np = lambda a: None if a is None else _np.from_dlpack(a)
+        x_np = _np.from_dlpack(x)
+        y = _np.empty_like(x_np, order="K")
+        _call_forward(x_np, as_np(weight), as_np(bias), num_groups, eps, y)
+        return xp.from_dlpack(y) if xp is not None else y
+    if out is None:
+        if xp is None:
+            raise InvalidArgumentError("group_norm: pass out= for a %s on a GPU" % type(x).__name__)
+        out = xp.empty_like(x)
+    _call_forward(x, weight, bias, num_groups, eps, out)
+    return out
+
+
+def _namespace(x):
+    if hasattr(x, "__array_namespace__"):
+        return x.__array_namespace__()
+    module = _sys.modules.get(type(x).__module__.split(".")[0])
+    return module if hasattr(module, "from_dlpack") else None
+
+
+def set_num_threads(n):
+    """Threads for the CPU kernels, the calling one included (0: one per core, or
+    HL_NUM_THREADS): the library's own pool. Once groupnorm.torch is imported the kernels
+    run on PyTorch's threads instead (torch.set_num_threads; see
+    groupnorm.torch.use_torch_threads)."""
+    _ext.set_num_threads(n)

@@ -1,0 +1,33 @@
+from typing import Any, Dict, Optional, TypeVar
+
+from ._errors import (
+    DeviceUnavailableError as DeviceUnavailableError,
+    Error as Error,
+    InternalError as InternalError,
+    InvalidArgumentError as InvalidArgumentError,
+    OutOfMemoryError as OutOfMemoryError,
+    UnsupportedError as UnsupportedError,
+)
+
+__version__: str
+ACTIVATIONS: Dict[Optional[str], int]
+
+# numpy.ndarray, torch.Tensor, or any DLPack producer (JAX, CuPy): the result is x's kind.
+ArrayT = TypeVar("ArrayT")
+
+def group_norm(
+    x: ArrayT,
+    num_groups: int,
+    weight: Optional[Any] = None,
+    bias: Optional[Any] = None,
+    eps: float = 1e-5,
+    *,
+    activation: Optional[str] = None,
+    out: Optional[ArrayT] = None,
+) -> ArrayT:
+    """Group normalization of x, shape (N, C, *): (x - mean) / sqrt(var + eps) * weight + bias
+    per sample and group of C / num_groups channels. See the package docstring."""
+
+def set_num_threads(n: int) -> None:
+    """Threads for the library's own CPU pool (0: one per core, or HL_NUM_THREADS); with
+    groupnorm.torch imported, torch.set_num_threads governs instead."""

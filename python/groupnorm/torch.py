@@ -1,0 +1,301 @@
+"""PyTorch integration: the custom ops ``groupnorm::forward``, ``groupnorm::forward_infer``
+and ``groupnorm::backward`` (torch.library, with fake kernels for torch.compile and
+autograd through our backward), a drop-in ``GroupNorm`` module and
+``replace_group_norms(model)``.
+
+Layouts: contiguous and channels-last tensors are used as they are (the output keeps x's
+memory format); any other layout is made contiguous first. float64 has no kernel yet: the
+ops compute float64 tensors in float32 (inputs cast in, results cast back), so float64
+results carry float32 rounding (about 1e-7 relative, not 1e-16).
+
+Tensors reach the C API as DLPack capsules of torch._C._to_dlpack (no Python-level
+__dlpack__), CUDA ones on torch.cuda.current_stream().
+"""
+
+from typing import List, Optional, Tuple
+
+import torch
+from torch import Tensor, nn
+
+from . import _activation_code, _ext
+from ._errors import InvalidArgumentError
+
+__all__ = ["group_norm", "GroupNorm", "replace_group_norms", "use_torch_threads"]
+
+_to_dlpack = torch._C._to_dlpack
+
+
+def use_torch_threads(enable: bool = True) -> None:
+    """Run the CPU kernels' parallel loops on PyTorch's OpenMP threads (the default once
+    groupnorm.torch is imported, when PyTorch's parallel backend is OpenMP): two thread
+    pools on the same cores slowed a 2-thread ResNet-50 training step 2x. Then
+    torch.set_num_threads sets our threads too. enable=False: the library's own pool
+    (groupnorm.set_num_threads). Call it while no kernel runs."""
+    if _ext.has_openmp:
+        _ext.use_openmp_pool(enable)
+
+
+if "parallel backend: OpenMP" in torch.__config__.parallel_info():
+    use_torch_threads(True)
+
+
+def _served(x: Tensor) -> Tensor:
+    """x in a layout the kernels serve: contiguous, or channels-last (4-D / 5-D)."""
+    if x.is_contiguous():
+        return x
+    if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last):
+        return x
+    if x.dim() == 5 and x.is_contiguous(memory_format=torch.channels_last_3d):
+        return x
+    return x.contiguous()
+
+
+def _like(t: Tensor, x: Tensor) -> Tensor:
+    """t (dy) in x's layout: the backward kernels want dy and x of one layout kind."""
+    if x.is_contiguous() and t.is_contiguous():
+        return t
+    if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last):
+        return t.contiguous(memory_format=torch.channels_last)
+    if x.dim() == 5 and x.is_contiguous(memory_format=torch.channels_last_3d):
+        return t.contiguous(memory_format=torch.channels_last_3d)
+    return t.contiguous()
+
+
+def _f32(t: Optional[Tensor]) -> Optional[Tensor]:
+    # float64: no kernel yet, computed in float32 (documented above).
+    return t.float() if t is not None and t.dtype == torch.float64 else t
+
+
+def _dl(t: Optional[Tensor]):
+    return None if t is None else _to_dlpack(t.detach())
+
+
+def _stream(x: Tensor) -> int:
+    return torch.cuda.current_stream(x.device).cuda_stream if x.is_cuda else 0
+
+
+def _run_forward(x, num_groups, weight, bias, eps, y, mean=None, rstd=None):
+    try:
+        _ext.forward(_dl(x), _dl(weight), _dl(bias), num_groups, eps, _dl(y), _dl(mean),
+                     _dl(rstd), _stream(x))
+    except TypeError as e:
+        raise InvalidArgumentError("group_norm: %s" % str(e).split("\n")[0]) from None
+
+
+def _stats(x: Tensor, num_groups: int):
+    shape = (x.shape[0], num_groups)
+    return x.new_empty(shape, dtype=torch.float32), x.new_empty(shape, dtype=torch.float32)
+
+
+_lib = torch.library.Library("groupnorm", "DEF")
+_lib.define("forward(Tensor x, int num_groups, Tensor? weight, Tensor? bias, float eps)"
+            " -> (Tensor, Tensor, Tensor)")
+_lib.define("forward_infer(Tensor x, int num_groups, Tensor? weight, Tensor? bias, float eps)"
+            " -> Tensor")
+_lib.define("backward(Tensor dy, Tensor x, Tensor mean, Tensor rstd, Tensor? weight,"
+            " ScalarType? bias_dtype, int num_groups, bool[3] output_mask)"
+            " -> (Tensor, Tensor, Tensor)")
+
+
+def _forward_impl(x, num_groups, weight, bias, eps):
+    """y, mean, rstd (float32 (N, num_groups)) = GroupNorm(x)."""
+    x = _served(x)
+    xc = _f32(x)
+    y = torch.empty_like(xc)
+    mean, rstd = _stats(x, num_groups)
+    _run_forward(xc, num_groups, _f32(weight), _f32(bias), eps, y, mean, rstd)
+    return _as(y, x.dtype), mean, rstd
+
+
+def _forward_infer_impl(x, num_groups, weight, bias, eps):
+    """y only (no statistics kept): inference."""
+    x = _served(x)
+    xc = _f32(x)
+    y = torch.empty_like(xc)
+    _run_forward(xc, num_groups, _f32(weight), _f32(bias), eps, y)
+    return _as(y, x.dtype)
+
+
+def _param_dtype(weight, bias_dtype, x):
+    if weight is not None:
+        return weight.dtype
+    return bias_dtype if bias_dtype is not None else x.dtype
+
+
+def _backward_impl(dy, x, mean, rstd, weight, bias_dtype, num_groups, output_mask):
+    """dx, dweight, dbias (each empty when its output_mask entry is False)."""
+    x = _served(x)
+    dy = _like(dy, x)
+    xc, dyc, wc = _f32(x), _f32(dy), _f32(weight)
+    w_dtype = _param_dtype(weight, None, x)
+    b_dtype = bias_dtype if bias_dtype is not None else x.dtype
+    # gn_backward writes dweight and dbias in the weight's dtype (without a weight: x's or
+    # float32, so the bias's); float64 parameters are computed in float32.
+    kernel_dtype = _param_dtype(wc, bias_dtype, xc)
+    if kernel_dtype == torch.float64:
+        kernel_dtype = torch.float32
+    channels = x.shape[1]
+    dx = torch.empty_like(xc) if output_mask[0] else None
+    dw = x.new_empty((channels,), dtype=kernel_dtype) if output_mask[1] else None
+    db = x.new_empty((channels,), dtype=kernel_dtype) if output_mask[2] else None
+    try:
+        _ext.backward(_dl(dyc), _dl(xc), _dl(mean), _dl(rstd), _dl(wc), num_groups, _dl(dx),
+                      _dl(dw), _dl(db), _stream(x))
+    except TypeError as e:
+        raise InvalidArgumentError("groupnorm::backward: %s" % str(e).split("\n")[0]) from None
+    # Not computed: an empty tensor each (outputs must not alias one another).
+    return (x.new_empty((0,)) if dx is None else _as(dx, x.dtype),
+            x.new_empty((0,), dtype=w_dtype) if dw is None else _as(dw, w_dtype),
+            x.new_empty((0,), dtype=b_dtype) if db is None else _as(db, b_dtype))
+
+
+def _as(t, dtype):
+    return t if t.dtype == dtype else t.to(dtype)
+
+
+for _key in ("CPU", "CUDA"):
+    _lib.impl("forward", _forward_impl, _key)
+    _lib.impl("forward_infer", _forward_infer_impl, _key)
+    _lib.impl("backward", _backward_impl, _key)
+# Inference and the backward itself are not differentiable: autograd passes them by, and
+# their outputs do not require grad (no double backward yet).
+_lib.impl("forward_infer", torch.library.fallthrough_kernel, "Autograd")
+_lib.impl("backward", torch.library.fallthrough_kernel, "Autograd")
+
+
+@torch.library.register_fake("groupnorm::forward", lib=_lib)
+def _forward_fake(x, num_groups, weight, bias, eps):
+    x = _served(x)
+    mean, rstd = _stats(x, num_groups)
+    return torch.empty_like(x), mean, rstd
+
+
+@torch.library.register_fake("groupnorm::forward_infer", lib=_lib)
+def _forward_infer_fake(x, num_groups, weight, bias, eps):
+    return torch.empty_like(_served(x))
+
+
+@torch.library.register_fake("groupnorm::backward", lib=_lib)
+def _backward_fake(dy, x, mean, rstd, weight, bias_dtype, num_groups, output_mask):
+    x = _served(x)
+    channels = x.shape[1]
+    dx = torch.empty_like(x) if output_mask[0] else x.new_empty((0,))
+    dw = x.new_empty((channels,) if output_mask[1] else (0,),
+                     dtype=_param_dtype(weight, None, x))
+    db = x.new_empty((channels,) if output_mask[2] else (0,),
+                     dtype=bias_dtype if bias_dtype is not None else x.dtype)
+    return dx, dw, db
+
+
+def _setup_context(ctx, inputs, output):
+    x, num_groups, weight, bias, _ = inputs
+    _, mean, rstd = output
+    ctx.save_for_backward(x, weight, mean, rstd)
+    ctx.num_groups = num_groups
+    ctx.bias_dtype = None if bias is None else bias.dtype
+
+
+def _autograd_backward(ctx, dy, _dmean, _drstd):
+    x, weight, mean, rstd = ctx.saved_tensors
+    need_x, _, need_w, need_b, _ = ctx.needs_input_grad
+    dx, dw, db = torch.ops.groupnorm.backward(dy, x, mean, rstd, weight, ctx.bias_dtype,
+                                              ctx.num_groups, [need_x, need_w, need_b])
+    return (dx if need_x else None, None, dw if need_w else None, db if need_b else None, None)
+
+
+torch.library.register_autograd("groupnorm::forward", _autograd_backward,
+                                setup_context=_setup_context, lib=_lib)
+
+_forward = torch.ops.groupnorm.forward.default
+_forward_infer = torch.ops.groupnorm.forward_infer.default
+
+
+class _GroupNormFunction(torch.autograd.Function):
+    """Eager autograd: the registered ops' kernels and autograd formula, called directly.
+    torch.library's autograd wrapper costs two Python dispatcher round trips a call (65 us
+    more per layer, forward and backward, than this); torch.compile traces the registered
+    ops instead, and a test checks both give the same bits."""
+
+    @staticmethod
+    def forward(ctx, x, num_groups, weight, bias, eps):
+        y, mean, rstd = _forward_impl(x, num_groups, weight, bias, eps)
+        ctx.save_for_backward(x, weight, mean, rstd)
+        ctx.num_groups = num_groups
+        ctx.bias_dtype = None if bias is None else bias.dtype
+        return y
+
+    @staticmethod
+    def backward(ctx, dy):
+        x, weight, mean, rstd = ctx.saved_tensors
+        need_x, _, need_w, need_b, _ = ctx.needs_input_grad
+        dx, dw, db = _backward_impl(dy, x, mean, rstd, weight, ctx.bias_dtype, ctx.num_groups,
+                                    [need_x, need_w, need_b])
+        return (dx if need_x else None, None, dw if need_w else None, db if need_b else None,
+                None)
+
+
+def group_norm(
+    x: Tensor,
+    num_groups: int,
+    weight: Optional[Tensor] = None,
+    bias: Optional[Tensor] = None,
+    eps: float = 1e-5,
+    *,
+    activation: Optional[str] = None,
+) -> Tensor:
+    """torch.nn.functional.group_norm through our kernels (autograd, torch.compile).
+    Without autograd (torch.no_grad(), or nothing requiring grad) the inference op runs,
+    which keeps no statistics."""
+    _activation_code(activation)
+    if torch.is_grad_enabled() and (x.requires_grad or (weight is not None and weight.requires_grad)
+                                    or (bias is not None and bias.requires_grad)):
+        if torch.compiler.is_compiling():
+            return _forward(x, num_groups, weight, bias, eps)[0]
+        return _GroupNormFunction.apply(x, num_groups, weight, bias, eps)
+    return _forward_infer(x, num_groups, weight, bias, eps)
+
+
+def _group_norm_any(x, num_groups, weight, bias, eps, out):
+    """groupnorm.group_norm for a torch.Tensor x."""
+    if out is None:
+        return group_norm(x, num_groups, weight, bias, eps)
+    if torch.is_grad_enabled() and any(
+        t is not None and t.requires_grad for t in (x, weight, bias)
+    ):
+        raise InvalidArgumentError("group_norm: out= does not support autograd")
+    _run_forward(x, num_groups, weight, bias, eps, out)
+    return out
+
+
+class GroupNorm(nn.GroupNorm):
+    """torch.nn.GroupNorm(num_groups, num_channels, eps, affine) on our kernels: the same
+    parameters, state_dict keys and initialisation (it is an nn.GroupNorm), so it loads a
+    torch.nn.GroupNorm's weights and is found by isinstance(m, nn.GroupNorm)."""
+
+    def forward(self, input: Tensor) -> Tensor:
+        return group_norm(input, self.num_groups, self.weight, self.bias, self.eps)
+
+    @classmethod
+    def from_torch(cls, module: nn.GroupNorm) -> "GroupNorm":
+        """Ours in place of module, sharing its Parameter objects (optimizers keep them)."""
+        new = cls.__new__(cls)
+        nn.Module.__init__(new)
+        new.num_groups, new.num_channels = module.num_groups, module.num_channels
+        new.eps, new.affine = module.eps, module.affine
+        new.register_parameter("weight", module.weight)
+        new.register_parameter("bias", module.bias)
+        new.train(module.training)
+        return new
+
+
+def replace_group_norms(model: nn.Module) -> nn.Module:
+    """Swaps every torch.nn.GroupNorm inside model for ours, in place, sharing the
+    parameters. Returns model (or, when model itself is an nn.GroupNorm, its replacement)."""
+    if type(model) is nn.GroupNorm:
+        return GroupNorm.from_torch(model)
+    for name, child in model.named_children():
+        if type(child) is nn.GroupNorm:
+            setattr(model, name, GroupNorm.from_torch(child))
+        else:
+            replace_group_norms(child)
+    return model

@@ -1,0 +1,111 @@
+"""Shared pieces of the Python tests: the float64 reference and the numerics contract
+(docs/DESIGN.md section 1), the same bounds the C++ suite enforces."""
+
+import os
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+F32_BOUND = 1e-5
+
+
+@pytest.fixture(autouse=True)
+def _seed(request):
+    # A fresh seed per test, printed on failure (replay: GN_TEST_SEED=<seed>).
+    seed = int(os.environ.get("GN_TEST_SEED", np.random.SeedSequence().entropy % 2**31))
+    torch.manual_seed(seed)
+    request.node.user_properties.append(("seed", seed))
+    yield seed
+
+
+def pytest_runtest_makereport(item, call):
+    if call.excinfo is not None and not call.excinfo.errisinstance(pytest.skip.Exception):
+        for name, value in item.user_properties:
+            if name == "seed":
+                print("GN_TEST_SEED=%d" % value)
+
+
+def ulp_distance(got, want):
+    """Distance in units in the last place between two float16 / bfloat16 tensors."""
+    def ordered(t):
+        bits = t.contiguous().view(torch.int16).to(torch.int32)
+        return torch.where(bits < 0, -(bits & 0x7FFF), bits)
+
+    return (ordered(got) - ordered(want)).abs()
+
+
+def within(got, want, bound):
+    """The contract: |got - want| <= bound (float64 want), or for float16 / bfloat16 within
+    1 ulp of want rounded to got's dtype. NaN where want is NaN."""
+    got64 = got.detach().double()
+    ok = (got64 - want).abs() <= bound
+    if got.dtype in (torch.float16, torch.bfloat16):
+        ok |= ulp_distance(got.detach(), want.to(got.dtype)) <= 1
+    ok |= want.isnan() & got64.isnan()
+    return ok
+
+
+def assert_within(name, got, want, bound):
+    ok = within(got, want, bound)
+    if not bool(ok.all()):
+        i = int((~ok).flatten().nonzero()[0])
+        raise AssertionError(
+            "%s: %d of %d values outside the contract; first at flat index %d: got %r, "
+            "reference %r, bound %r" % (name, int((~ok).sum()), ok.numel(), i,
+                                         got.detach().double().flatten()[i].item(),
+                                         want.flatten()[i].item(),
+                                         torch.as_tensor(bound).expand_as(want).flatten()[i].item()))
+
+
+def reference_forward(x, num_groups, weight, bias, eps):
+    """torch.nn.functional.group_norm in float64 of the same (rounded) inputs."""
+    d = lambda t: None if t is None else t.detach().double()
+    return torch.nn.functional.group_norm(d(x), num_groups, d(weight), d(bias), eps)
+
+
+def assert_forward_contract(y, x, num_groups, weight, bias, eps):
+    ref = reference_forward(x, num_groups, weight, bias, eps)
+    assert_within("y", y, ref, F32_BOUND * (ref.abs() + 1))
+
+
+def reference_backward(dy, x, num_groups, weight, bias, eps):
+    """float64 gradients (dx, dweight, dbias) and their contract bounds: dx within
+    1e-5 (|ref| + rms over the group of rstd * weight * dy); dweight, dbias within
+    1e-5 (|ref| + the sum of the absolute values of their terms)."""
+    x64 = x.detach().double().requires_grad_()
+    w64 = None if weight is None else weight.detach().double().requires_grad_()
+    b64 = None if bias is None else bias.detach().double().requires_grad_()
+    dy64 = dy.detach().double()
+    y = torch.nn.functional.group_norm(x64, num_groups, w64, b64, eps)
+    inputs = [t for t in (x64, w64, b64) if t is not None]
+    grads = torch.autograd.grad(y, inputs, dy64)
+    dx = grads[0]
+    dw = grads[1] if w64 is not None else None
+    db = grads[-1] if b64 is not None else None
+
+    n, c = x.shape[:2]
+    xg = x64.detach().reshape(n, num_groups, -1)
+    mean = xg.mean(-1, keepdim=True)
+    rstd = (xg.var(-1, unbiased=False, keepdim=True) + eps).rsqrt()
+    xhat = ((xg - mean) * rstd).reshape(x.shape)
+    w_b = (w64.detach() if w64 is not None else torch.ones(c, dtype=torch.float64))
+    w_b = w_b.reshape((1, c) + (1,) * (x.dim() - 2))
+    scaled = (dy64 * w_b).reshape(n, num_groups, -1) * rstd
+    dx_scale = scaled.pow(2).mean(-1, keepdim=True).sqrt().expand_as(scaled).reshape(x.shape)
+    reduce = [0] + list(range(2, x.dim()))
+    dw_abs = (dy64.abs() * (xhat.abs() + 1)).sum(reduce)
+    db_abs = dy64.abs().sum(reduce)
+    bounds = (F32_BOUND * (dx.abs() + dx_scale),
+              None if dw is None else F32_BOUND * (dw.abs() + dw_abs),
+              None if db is None else F32_BOUND * (db.abs() + db_abs))
+    return (dx, dw, db), bounds
+
+
+def random_input(shape, dtype, channels_last=False, mean=0.5):
+    x = (torch.randn(shape, dtype=torch.float64) + mean).to(dtype)
+    if channels_last:
+        fmt = torch.channels_last if x.dim() == 4 else torch.channels_last_3d
+        x = x.contiguous(memory_format=fmt)
+    return x

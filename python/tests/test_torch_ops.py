@@ -1,0 +1,202 @@
+"""groupnorm.torch ops against stock PyTorch's float64 result: forward and backward within
+the numerics contract, both memory formats, float32 / float16 / bfloat16, odd shapes, and
+torch.autograd.gradcheck."""
+
+import pytest
+import torch
+
+import groupnorm
+import groupnorm.torch as gt
+from conftest import (assert_forward_contract, assert_within, random_input,
+                      reference_backward)
+
+# (shape, groups): odd sizes, G = 1, G = C, S = 1, N = 1, 3-D, 5-D, 7x7 maps.
+SHAPES = [
+    ((2, 6, 5, 7), 3),
+    ((1, 4, 1, 2), 4),
+    ((2, 4, 1, 1), 2),
+    ((3, 8, 7, 7), 1),
+    ((2, 32, 3, 5), 32),
+    ((1, 64, 9, 11), 32),
+    ((2, 12, 13), 4),
+    ((2, 16, 2, 3, 5), 4),
+    ((4, 6, 1, 9), 2),
+]
+DTYPES = [torch.float32, torch.float16, torch.bfloat16]
+
+
+def _params(c, dtype, affine):
+    if not affine:
+        return None, None
+    w = torch.empty(c, dtype=torch.float64).uniform_(0.5, 1.5).to(dtype).requires_grad_()
+    b = torch.randn(c, dtype=torch.float64).to(dtype).requires_grad_()
+    return w, b
+
+
+@pytest.mark.parametrize("shape,groups", SHAPES)
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "channels_last"])
+def test_forward_backward_parity(shape, groups, dtype, channels_last):
+    if channels_last and len(shape) not in (4, 5):
+        pytest.skip("channels_last needs 4-D or 5-D")
+    affine = shape[0] != 4  # one shape without weight and bias
+    x = random_input(shape, dtype, channels_last).requires_grad_()
+    w, b = _params(shape[1], dtype, affine)
+    eps = 1e-5
+
+    y = gt.group_norm(x, groups, w, b, eps)
+    assert y.dtype == dtype and y.shape == x.shape
+    assert y.stride() == x.stride()  # memory format kept
+    assert_forward_contract(y, x, groups, w, b, eps)
+
+    dy = torch.randn(shape, dtype=torch.float64).to(dtype)
+    inputs = [t for t in (x, w, b) if t is not None]
+    grads = torch.autograd.grad(y, inputs, dy)
+    (dx_ref, dw_ref, db_ref), (dx_bound, dw_bound, db_bound) = reference_backward(
+        dy, x, groups, w, b, eps)
+    assert grads[0].stride() == x.stride()
+    assert_within("dx", grads[0], dx_ref, dx_bound)
+    if affine:
+        assert grads[1].dtype == dtype and grads[2].dtype == dtype
+        assert_within("dweight", grads[1], dw_ref, dw_bound)
+        assert_within("dbias", grads[2], db_ref, db_bound)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
+def test_float32_params_with_half_input(dtype):
+    x = random_input((2, 8, 6, 6), dtype).requires_grad_()
+    w, b = _params(8, torch.float32, True)
+    y = gt.group_norm(x, 4, w, b)
+    assert_forward_contract(y, x, 4, w, b, 1e-5)
+    dy = torch.randn_like(y)
+    dx, dw, db = torch.autograd.grad(y, (x, w, b), dy)
+    assert dw.dtype == torch.float32 and dx.dtype == dtype
+    (dx_ref, dw_ref, db_ref), bounds = reference_backward(dy, x, 4, w, b, 1e-5)
+    assert_within("dx", dx, dx_ref, bounds[0])
+    assert_within("dweight", dw, dw_ref, bounds[1])
+    assert_within("dbias", db, db_ref, bounds[2])
+
+
+def test_dy_in_other_memory_format_and_expanded():
+    x = random_input((2, 8, 5, 5), torch.float32, channels_last=True).requires_grad_()
+    w, b = _params(8, torch.float32, True)
+    y = gt.group_norm(x, 2, w, b)
+    # sum() hands back an expanded (zero-stride) dy: served by a copy in x's layout.
+    dx, dw, db = torch.autograd.grad(y.sum() + (y * 0).sum(), (x, w, b))
+    dy = torch.ones_like(x, memory_format=torch.contiguous_format)
+    (dx_ref, dw_ref, db_ref), bounds = reference_backward(dy, x, 2, w, b, 1e-5)
+    assert_within("dx", dx, dx_ref, bounds[0])
+    assert_within("dweight", dw, dw_ref, bounds[1])
+
+
+def test_other_layouts_are_made_contiguous():
+    x = random_input((2, 6, 4, 5), torch.float32).transpose(2, 3).requires_grad_()
+    y = gt.group_norm(x, 3)
+    assert y.is_contiguous()
+    assert_forward_contract(y, x, 3, None, None, 1e-5)
+
+
+def test_only_weight_or_only_bias():
+    x = random_input((2, 6, 4), torch.float32).requires_grad_()
+    for w, b in ((torch.rand(6, requires_grad=True), None),
+                 (None, torch.randn(6, requires_grad=True))):
+        y = gt.group_norm(x, 3, w, b)
+        assert_forward_contract(y, x, 3, w, b, 1e-5)
+        dy = torch.randn_like(y)
+        inputs = [t for t in (x, w, b) if t is not None]
+        grads = torch.autograd.grad(y, inputs, dy)
+        (dx_ref, dw_ref, db_ref), bounds = reference_backward(dy, x, 3, w, b, 1e-5)
+        assert_within("dx", grads[0], dx_ref, bounds[0])
+        assert_within("dparam", grads[1], dw_ref if w is not None else db_ref,
+                      bounds[1] if w is not None else bounds[2])
+
+
+def test_gradcheck_float64_through_float32_kernels():
+    """gradcheck with float64 inputs; the op computes in float32 (no float64 kernels yet),
+    so finite differences see float32 rounding. Tolerances from it: each float32 forward
+    is within c u (|y| + 1) of exact (u = 2^-24, c = 8 roundings) and its input is rounded
+    by u |x|, so a central difference of step h errs by at most
+    u (c (max|y| + 1) + max|x| max|dy/dx|) / h; the analytic side (our float32 backward)
+    is far inside that. h = 3e-3 keeps the O(h^2) truncation term < 1e-5."""
+    u = 2.0 ** -24
+    h = 3e-3
+    x = (torch.randn(2, 4, 3, 3, dtype=torch.float64) + 0.5).requires_grad_()
+    w = torch.empty(4, dtype=torch.float64).uniform_(0.5, 1.5).requires_grad_()
+    b = torch.randn(4, dtype=torch.float64).requires_grad_()
+    fn = lambda x, w, b: gt.group_norm(x, 2, w, b, 1e-5)
+    with torch.no_grad():
+        y = fn(x, w, b)
+        xg = x.detach().reshape(2, 2, -1)
+        rstd_max = (xg.var(-1, unbiased=False) + 1e-5).rsqrt().max()
+        jac_max = float(rstd_max * w.detach().abs().max() * 2)  # |dy/dx| <= 2 rstd |w|
+        jac_max = max(jac_max, float(y.abs().max()), 1.0)  # dy/dw = xhat, dy/db = 1
+    atol = u * (8 * (float(y.abs().max()) + 1) + float(x.detach().abs().max()) * jac_max) / h
+    assert atol < 2e-3
+    assert torch.autograd.gradcheck(fn, (x, w, b), eps=h, atol=atol, rtol=1e-3)
+
+
+def test_float64_is_computed_in_float32():
+    x = random_input((2, 6, 5), torch.float64)
+    y = gt.group_norm(x, 3)
+    assert y.dtype == torch.float64
+    ref = torch.nn.functional.group_norm(x, 3)
+    err = (y - ref).abs().max().item()
+    assert 0 < err <= 1e-5  # float32 accuracy, not float64 (documented)
+
+
+def test_errors_carry_library_message():
+    x = torch.randn(2, 6, 4)
+    with pytest.raises(groupnorm.InvalidArgumentError, match="must divide"):
+        gt.group_norm(x, 4)
+    with pytest.raises(groupnorm.InvalidArgumentError, match="gamma"):
+        gt.group_norm(x, 3, torch.ones(5))
+    with pytest.raises(groupnorm.UnsupportedError, match="int32"):
+        gt.group_norm(torch.ones(2, 6, 4, dtype=torch.int32), 3)
+    with pytest.raises(groupnorm.UnsupportedError, match="activation"):
+        gt.group_norm(x, 3, activation="silu")
+
+
+def test_out_poisoned_is_fully_written():
+    x = random_input((2, 8, 3, 3), torch.float32, channels_last=True)
+    out = torch.full_like(x, float("nan"))
+    assert groupnorm.group_norm(x, 4, out=out) is out
+    assert_forward_contract(out, x, 4, None, None, 1e-5)
+    with pytest.raises(groupnorm.InvalidArgumentError, match="autograd"):
+        groupnorm.group_norm(x.requires_grad_(), 4, out=out)
+
+
+@pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "channels_last"])
+def test_registered_autograd_equals_eager_function(channels_last):
+    """group_norm's eager autograd.Function and the op's register_autograd formula (what
+    torch.compile traces) run the same kernels: the same bits."""
+    x = random_input((2, 8, 5, 3), torch.float32, channels_last).requires_grad_()
+    w, b = _params(8, torch.float32, True)
+    dy = torch.randn(x.shape).contiguous(memory_format=torch.channels_last)  # other layout
+    y_eager = gt.group_norm(x, 4, w, b)
+    y_op = torch.ops.groupnorm.forward(x, 4, w, b, 1e-5)[0]
+    assert torch.equal(y_eager, y_op) and y_op.stride() == x.stride()
+    for g_eager, g_op in zip(torch.autograd.grad(y_eager, (x, w, b), dy),
+                             torch.autograd.grad(y_op, (x, w, b), dy)):
+        assert torch.equal(g_eager, g_op)
+
+
+def test_kernels_on_torch_threads_give_the_same_bits():
+    """groupnorm.torch runs the kernels' loops on PyTorch's OpenMP threads: results are
+    bit-identical for 1 and 2 threads and with the library's own pool."""
+    x = random_input((4, 64, 17, 19), torch.float32).requires_grad_()
+    w, b = _params(64, torch.float32, True)
+    dy = torch.randn(x.shape)
+    threads = torch.get_num_threads()
+    results = []
+    try:
+        for n, torch_pool in ((1, True), (2, True), (2, False)):
+            torch.set_num_threads(n)
+            gt.use_torch_threads(torch_pool)
+            y = gt.group_norm(x, 8, w, b)
+            results.append([y] + list(torch.autograd.grad(y, (x, w, b), dy)))
+    finally:
+        gt.use_torch_threads(True)
+        torch.set_num_threads(threads)
+    for other in results[1:]:
+        for a, c in zip(results[0], other):
+            assert torch.equal(a, c)
