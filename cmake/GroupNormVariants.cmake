@@ -27,6 +27,33 @@ set(_gn_schedule_family_opencl Gpu)
 # output it was promised and a no-op rebuild runs nothing.
 set(_gn_index_script ${CMAKE_CURRENT_LIST_DIR}/GroupNormIndexOutputs.cmake)
 
+# A tree whose kernels would be the same bits as another tree's (the sanitizer trees: the
+# kernels are Halide's code generation, never instrumented) takes that tree's objects instead
+# of generating them again: -DGN_KERNELS_FROM=<build tree>. Every tree writes what it built
+# into generators/gn_kernels.cmake (objects per CPU variant and the settings that shape
+# them); an importing tree checks the settings agree and serves only CPU rows.
+set(gn_kernel_exports "")
+function(gn_export_kernel name)
+  get_target_property(srcs ${name} SOURCES)
+  set(objects "")
+  foreach (src IN LISTS srcs)
+    cmake_path(ABSOLUTE_PATH src BASE_DIRECTORY "${CMAKE_CURRENT_BINARY_DIR}")
+    list(APPEND objects "${src}")
+  endforeach ()
+  set(gn_kernel_exports "${gn_kernel_exports}set(gn_kernel_objects_${name} \"${objects}\")\n"
+      PARENT_SCOPE)
+endfunction()
+
+function(gn_import_kernel name)
+  if (NOT DEFINED gn_kernel_objects_${name})
+    message(FATAL_ERROR "GN_KERNELS_FROM=${GN_KERNELS_FROM} has no ${name}: build that tree "
+                        "with the same variant table and options")
+  endif ()
+  # Nothing to run: the target stands for the imported objects (gn_objects_of reads them).
+  add_custom_target(${name})
+  set_target_properties(${name} PROPERTIES GN_OBJECTS "${gn_kernel_objects_${name}}")
+endfunction()
+
 function(gn_add_variant)
   cmake_parse_arguments(ARG "" "OP;DTYPE;PARAMS;LAYOUT;FAMILY;CLASS;BOUNDS;TUNING" "" ${ARGN})
   if (ARG_DTYPE STREQUAL ARG_PARAMS)
@@ -78,19 +105,26 @@ function(gn_add_variant)
     set(schedule_family Gpu)
     set(extra_outputs DEVICE_CODE device_code_file)
   endif ()
-  add_halide_library(${name} FROM ${GN_GENERATOR}
-                     GENERATOR ${_gn_op_${ARG_OP}_generator}
-                     FUNCTION_NAME ${name}
-                     TARGETS ${targets}
-                     USE_RUNTIME ${runtime}
-                     PARAMS ${params}
-                     STMT stmt_file
-                     ASSEMBLY asm_file
-                     ${extra_outputs})
-  list(LENGTH targets target_count)
-  if (target_count GREATER 1)
-    add_custom_command(OUTPUT ${name}.h APPEND
-                       COMMAND ${CMAKE_COMMAND} -DNAME=${name} -P ${_gn_index_script})
+  if (GN_KERNELS_FROM)
+    gn_import_kernel(${name})
+  else ()
+    add_halide_library(${name} FROM ${GN_GENERATOR}
+                       GENERATOR ${_gn_op_${ARG_OP}_generator}
+                       FUNCTION_NAME ${name}
+                       TARGETS ${targets}
+                       USE_RUNTIME ${runtime}
+                       PARAMS ${params}
+                       STMT stmt_file
+                       ASSEMBLY asm_file
+                       ${extra_outputs})
+    list(LENGTH targets target_count)
+    if (target_count GREATER 1)
+      add_custom_command(OUTPUT ${name}.h APPEND
+                         COMMAND ${CMAKE_COMMAND} -DNAME=${name} -P ${_gn_index_script})
+    endif ()
+    if (device STREQUAL "CPU")
+      gn_export_kernel(${name})
+    endif ()
   endif ()
   # Android packaging is for inference apps: the forward variants.
   if (TARGET gn_android AND ARG_OP STREQUAL "fwd")
@@ -137,6 +171,7 @@ function(gn_add_variant)
     cmake_path(ABSOLUTE_PATH device_code_file BASE_DIRECTORY "${CMAKE_CURRENT_BINARY_DIR}")
     set(gn_device_code ${gn_device_code} "${ARG_FAMILY}:${name}:${device_code_file}" PARENT_SCOPE)
   endif ()
+  set(gn_kernel_exports "${gn_kernel_exports}" PARENT_SCOPE)
 endfunction()
 
 # The rows this tree builds: its CPU family's, and the GPU families' when GN_GPU_BUILD is on

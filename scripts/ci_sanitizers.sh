@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # CI: the test suite under AddressSanitizer + UndefinedBehaviorSanitizer, and the
 # concurrency stress test under ThreadSanitizer. Two clang trees, build-asan/ and
-# build-tsan/, instrument the runtime, tests and tools (-DGN_SANITIZE); the generator is
-# imported from build/ (scripts/build.sh) and the kernels it emits are not instrumented.
+# build-tsan/, instrument the runtime, tests and tools (-DGN_SANITIZE); the kernels are
+# Halide's code, never instrumented, so they link build/'s CPU kernel objects
+# (-DGN_KERNELS_FROM) instead of generating them again.
 # build-asan/ also holds the libFuzzer targets that scripts/ci_fuzz.sh runs.
 #   scripts/ci_sanitizers.sh [asan] [tsan]     (default: both)
 set -euo pipefail
@@ -13,8 +14,6 @@ jobs=$(( $(nproc) < 2 ? $(nproc) : 2 ))
 what=("$@")
 ((${#what[@]})) || what=(asan tsan)
 
-"$venv/bin/cmake" --build "$host" --target gn_generator -j "$jobs" >/dev/null
-
 configure() {
   local dir=$1
   shift
@@ -24,7 +23,7 @@ configure() {
     -DPython3_EXECUTABLE="$venv/bin/python" \
     -DCMAKE_C_COMPILER=clang-15 -DCMAKE_CXX_COMPILER=clang++-15 \
     -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-    -DGroupNorm-halide_generators_ROOT="$host" \
+    -DGroupNorm-halide_generators_ROOT="$host" -DGN_KERNELS_FROM="$host" \
     -DGN_GPU_VARIANTS=OFF -DGN_BUILD_BENCH=OFF -DGN_BUILD_TESTS=ON \
     -DGN_BUILD_SHARED=OFF "$@" >/dev/null  # instrumented code: no shared libraries
 }
@@ -36,6 +35,8 @@ build() {
   set -e
   return "$status"
 }
+
+build "$host" --target gn_generator gn_cpu_kernels
 
 for w in "${what[@]}"; do
   case "$w" in
