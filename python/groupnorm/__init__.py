@@ -36,9 +36,9 @@ __all__ = [
     "InternalError",
 ]
 
-# Fused activations applied after the affine step, name -> the kernels' code. Only None
-# until the fused-activation kernels are in the C API; each one is then a row here.
-ACTIVATIONS = {None: 0}
+# Fused activations applied after the affine step, name -> gn_activation (groupnorm.h).
+# "gelu" is the erf form (torch.nn.GELU()), "gelu_tanh" torch.nn.GELU(approximate="tanh").
+ACTIVATIONS = {None: 0, "silu": 1, "relu": 2, "gelu": 3, "gelu_tanh": 4}
 
 _KDL_CPU, _KDL_CUDA = 1, 2
 
@@ -47,15 +47,16 @@ def _activation_code(activation):
     try:
         return ACTIVATIONS[activation]
     except (KeyError, TypeError):
-        raise UnsupportedError(
-            "activation=%r: this build has no fused activations (supported: %s)"
+        raise InvalidArgumentError(
+            "group_norm: activation=%r is not one of %s"
             % (activation, ", ".join(repr(a) for a in ACTIVATIONS))
         ) from None
 
 
-def _call_forward(x, weight, bias, num_groups, eps, y, mean=None, rstd=None, stream=0):
+def _call_forward(x, weight, bias, num_groups, eps, y, mean=None, rstd=None, stream=0,
+                  activation=0):
     try:
-        _ext.forward(x, weight, bias, num_groups, eps, y, mean, rstd, stream)
+        _ext.forward(x, weight, bias, num_groups, eps, y, mean, rstd, stream, activation)
     except TypeError as e:  # nanobind: an argument is not an array / an int / a float
         raise InvalidArgumentError(
             "group_norm: x, weight, bias and out must be arrays (numpy or DLPack), "
@@ -74,8 +75,8 @@ def group_norm(x, num_groups, weight=None, bias=None, eps=1e-5, *, activation=No
     x: float32, float16 or bfloat16 (ml_dtypes), NC* contiguous (channel and batch strides
     free: slices work) or channels-last; a numpy array or any DLPack producer (PyTorch, JAX,
     CuPy) on the CPU or a CUDA device. weight, bias: shape (C,), x's dtype or float32, or
-    None. eps: used as given. activation: only None in this build (others raise
-    UnsupportedError). out: an array of x's shape, dtype and layout kind to write (may be x
+    None. eps: used as given. activation: None, or a fused activation of y (ACTIVATIONS:
+    "silu", "relu", "gelu" (erf), "gelu_tanh"), applied in the same pass. out: an array of x's shape, dtype and layout kind to write (may be x
     itself); otherwise a new one of x's kind and layout is returned.
 
     PyTorch tensors go through the ``groupnorm.torch`` ops (autograd and torch.compile
@@ -87,19 +88,19 @@ def group_norm(x, num_groups, weight=None, bias=None, eps=1e-5, *, activation=No
     OutOfMemoryError (a MemoryError) and InternalError; all are groupnorm.Error, with the
     library's message.
     """
-    _activation_code(activation)
+    act = _activation_code(activation)
     if type(x) is _np.ndarray:
         y = _np.empty_like(x, order="K") if out is None else out
-        _call_forward(x, weight, bias, num_groups, eps, y)
+        _call_forward(x, weight, bias, num_groups, eps, y, activation=act)
         return y
     if _is_torch(x):
         from . import torch as _gt
 
-        return _gt._group_norm_any(x, num_groups, weight, bias, eps, out)
-    return _group_norm_dlpack(x, num_groups, weight, bias, eps, out)
+        return _gt._group_norm_any(x, num_groups, weight, bias, eps, out, activation)
+    return _group_norm_dlpack(x, num_groups, weight, bias, eps, out, act)
 
 
-def _group_norm_dlpack(x, num_groups, weight, bias, eps, out):
+def _group_norm_dlpack(x, num_groups, weight, bias, eps, out, act):
     """Another DLPack producer (JAX, CuPy, ...): CPU arrays are read through numpy views
     (no copy) and the result handed back with the producer's from_dlpack; CUDA arrays are
     written in place of an empty_like of the producer's namespace, on the legacy default
@@ -114,13 +115,13 @@ def _group_norm_dlpack(x, num_groups, weight, bias, eps, out):
         as_np = lambda a: None if a is None else _np.from_dlpack(a)
         x_np = _np.from_dlpack(x)
         y = _np.empty_like(x_np, order="K")
-        _call_forward(x_np, as_np(weight), as_np(bias), num_groups, eps, y)
+        _call_forward(x_np, as_np(weight), as_np(bias), num_groups, eps, y, activation=act)
         return xp.from_dlpack(y) if xp is not None else y
     if out is None:
         if xp is None:
             raise InvalidArgumentError("group_norm: pass out= for a %s on a GPU" % type(x).__name__)
         out = xp.empty_like(x)
-    _call_forward(x, weight, bias, num_groups, eps, out)
+    _call_forward(x, weight, bias, num_groups, eps, out, activation=act)
     return out
 
 

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from . import _activation_code, _ext
-from ._errors import InvalidArgumentError
+from ._errors import InvalidArgumentError, UnsupportedError
 
 __all__ = ["group_norm", "GroupNorm", "replace_group_norms", "use_torch_threads"]
 
@@ -245,8 +245,9 @@ def group_norm(
 ) -> Tensor:
     """torch.nn.functional.group_norm through our kernels (autograd, torch.compile).
     Without autograd (torch.no_grad(), or nothing requiring grad) the inference op runs,
-    which keeps no statistics."""
-    _activation_code(activation)
+    which keeps no statistics. activation: None only (the custom ops have no fused
+    activation yet; the numpy/DLPack path of groupnorm.group_norm has)."""
+    _check_no_activation(activation)
     if torch.is_grad_enabled() and (x.requires_grad or (weight is not None and weight.requires_grad)
                                     or (bias is not None and bias.requires_grad)):
         if torch.compiler.is_compiling():
@@ -255,8 +256,18 @@ def group_norm(
     return _forward_infer(x, num_groups, weight, bias, eps)
 
 
-def _group_norm_any(x, num_groups, weight, bias, eps, out):
+def _check_no_activation(activation):
+    if activation is not None:
+        _activation_code(activation)  # an unknown name: InvalidArgumentError
+        raise UnsupportedError(
+            "groupnorm.torch: activation=%r: the torch ops have no fused activation yet "
+            "(apply it after, e.g. torch.nn.functional.silu)" % activation
+        )
+
+
+def _group_norm_any(x, num_groups, weight, bias, eps, out, activation=None):
     """groupnorm.group_norm for a torch.Tensor x."""
+    _check_no_activation(activation)
     if out is None:
         return group_norm(x, num_groups, weight, bias, eps)
     if torch.is_grad_enabled() and any(

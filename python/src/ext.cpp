@@ -65,11 +65,12 @@ gn_config make_config(uintptr_t cuda_stream) {
 
 void forward(const Array &x, std::optional<Array> weight, std::optional<Array> bias,
              int64_t num_groups, double eps, const OutArray &y, std::optional<OutArray> mean,
-             std::optional<OutArray> rstd, uintptr_t cuda_stream) {
+             std::optional<OutArray> rstd, uintptr_t cuda_stream, int activation) {
     DLTensor xt = view(x), yt = view(y), wt, bt, mt, rt;
     const DLTensor *w = view_or_null(weight, wt), *b = view_or_null(bias, bt);
     DLTensor *m = view_or_null(mean, mt), *r = view_or_null(rstd, rt);
     gn_config config = make_config(cuda_stream);
+    config.activation = activation;
     gn_status status;
     {
         nb::gil_scoped_release release;
@@ -132,7 +133,7 @@ NB_MODULE(_ext, m) {
     m.doc() = "Binding of the groupnorm C API (use the groupnorm package, not this module).";
     m.def("forward", &forward, nb::arg("x"), nb::arg("weight").none(), nb::arg("bias").none(),
           nb::arg("num_groups"), nb::arg("eps"), nb::arg("y"), nb::arg("mean").none(),
-          nb::arg("rstd").none(), nb::arg("cuda_stream") = 0,
+          nb::arg("rstd").none(), nb::arg("cuda_stream") = 0, nb::arg("activation") = 0,
           "gn_forward over DLPack views; raises groupnorm.Error subclasses.");
     m.def("backward", &backward, nb::arg("dy"), nb::arg("x"), nb::arg("mean"),
           nb::arg("rstd"), nb::arg("weight").none(), nb::arg("num_groups"),
