@@ -10,6 +10,7 @@ APT_PACKAGES=(
   g++ libgtest-dev libbenchmark-dev       # toolchain, tests, bench
   libdlpack-dev                           # DLTensor, the API's tensor type
   libcli11-dev                            # the groupnorm CLI (options)
+  nlohmann-json3-dev                      # groupnorm-tune's tuning tables
   pocl-opencl-icd ocl-icd-opencl-dev      # GPU schedules run through OpenCL on PoCL (tests)
   g++-aarch64-linux-gnu qemu-user-static  # ARM64 tree: cross compiler, tests under qemu
   pkgconf                                 # tests: a C program built with `pkg-config`

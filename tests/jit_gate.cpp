@@ -25,26 +25,36 @@ std::vector<Layout> layouts_of(const std::string &layout) {
 
 }  // namespace
 
-GateResult jit_forward_gate(const std::map<std::string, std::string> &params, DType dtype,
-                            const std::vector<Shape> &shapes, uint64_t seed) {
-    GateResult result;
+bool jit_compile_forward(const std::map<std::string, std::string> &params, DType dtype,
+                         Halide::Callable *forward, std::string *error) {
     Halide::GeneratorParamsMap gp;
     for (const char *name : {"x.type", "x_rows.type", "y.type", "gamma.type", "beta.type"}) {
         gp[name] = halide_type_name(dtype);
     }
     for (const auto &[name, value] : params) gp[name] = value;
-    const std::string layout = params.count("layout") ? params.at("layout") : "nchw";
-    const gd::gn_layout want = layout == "nhwc" ? gd::GN_LAYOUT_NHWC : gd::GN_LAYOUT_NCHW;
-
-    Halide::Callable forward;
     try {
         const Halide::GeneratorContext context(Halide::get_jit_target_from_environment());
-        forward = Halide::create_callable_from_generator(context, "group_norm_forward", gp);
+        *forward = Halide::create_callable_from_generator(context, "group_norm_forward", gp);
     } catch (const Halide::CompileError &e) {
-        result.detail = std::string("does not compile: ") + e.what();
-        return result;
+        *error = std::string("does not compile: ") + e.what();
+        return false;
     }
+    return true;
+}
 
+GateResult jit_forward_gate(const std::map<std::string, std::string> &params, DType dtype,
+                            const std::vector<Shape> &shapes, uint64_t seed) {
+    Halide::Callable forward;
+    GateResult result;
+    if (!jit_compile_forward(params, dtype, &forward, &result.detail)) return result;
+    return jit_gate_callable(forward, params.count("layout") ? params.at("layout") : "nchw",
+                             dtype, shapes, seed);
+}
+
+GateResult jit_gate_callable(Halide::Callable &forward, const std::string &layout, DType dtype,
+                             const std::vector<Shape> &shapes, uint64_t seed) {
+    GateResult result;
+    const gd::gn_layout want = layout == "nhwc" ? gd::GN_LAYOUT_NHWC : gd::GN_LAYOUT_NCHW;
     std::mt19937_64 rng(seed);
     for (Layout test_layout : layouts_of(layout)) {
         for (const Shape &shape : shapes) {

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "Halide.h"
 #include "test_shapes.h"
 #include "test_tensor.h"
 
@@ -25,5 +26,13 @@ struct GateResult {
 // x/y/gamma/beta types follow dtype (gamma and beta in x's dtype).
 GateResult jit_forward_gate(const std::map<std::string, std::string> &params, DType dtype,
                             const std::vector<Shape> &shapes, uint64_t seed);
+
+// The same in two steps, for a caller that goes on to time the candidate (the tuner):
+// compile (false, with the reason in *error, when the generator refuses the params), then
+// gate the compiled pipeline.
+bool jit_compile_forward(const std::map<std::string, std::string> &params, DType dtype,
+                         Halide::Callable *forward, std::string *error);
+GateResult jit_gate_callable(Halide::Callable &forward, const std::string &layout, DType dtype,
+                             const std::vector<Shape> &shapes, uint64_t seed);
 
 }  // namespace gntest

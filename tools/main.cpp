@@ -1,8 +1,13 @@
 // groupnorm: run GroupNorm (and its backward) on .npy files, benchmark the shape suite,
 // report the build.
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <new>
 #include <string>
+#include <vector>
+
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 
@@ -24,8 +29,31 @@ std::string one_line(std::string s) {
 
 }  // namespace
 
+// `groupnorm tune ...` runs groupnorm-tune (tools/tune/) from this binary's directory: the
+// tuner links libHalide (it compiles candidates), which the CLI itself does not need.
+int run_tuner(int argc, char **argv) {
+    char self[4096];
+    const ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    std::string tuner = "groupnorm-tune";
+    if (n > 0) {
+        self[n] = '\0';
+        const std::string path(self);
+        tuner = path.substr(0, path.rfind('/') + 1) + tuner;
+    }
+    std::vector<char *> args = {const_cast<char *>(tuner.c_str())};
+    for (int i = 2; i < argc; i++) args.push_back(argv[i]);
+    args.push_back(nullptr);
+    execv(tuner.c_str(), args.data());
+    std::fprintf(stderr, "groupnorm tune: cannot run %s (%s); it is built in build trees with "
+                         "tools and tests (GN_BUILD_TOOLS, GN_BUILD_TESTS), not installed\n",
+                 tuner.c_str(), std::strerror(errno));
+    return 2;
+}
+
 int main(int argc, char **argv) {
-    CLI::App app{"GroupNorm kernels (Halide, AOT): run on .npy files, benchmark, inspect"};
+    if (argc > 1 && std::string(argv[1]) == "tune") return run_tuner(argc, argv);
+    CLI::App app{"GroupNorm kernels (Halide, AOT): run on .npy files, benchmark, inspect "
+                 "(and `groupnorm tune`: the autotuner, groupnorm-tune --help)"};
     app.require_subcommand(1);
     // The linked library's version (gn_version), not only the headers'.
     int major = 0, minor = 0, patch = 0;

@@ -1,0 +1,416 @@
+// groupnorm-tune (also `groupnorm tune`): the autotuner of the CPU forward schedules.
+//
+// Per layout, every candidate of the search space (search_space.h) is JIT-compiled for this
+// machine from the same generator the build uses, checked against the float64 reference (the
+// JIT gate, tests/jit_gate.h) and only then timed: on each shape, the candidates in a fresh
+// random order each repetition, with a streaming copy of the same bytes (the roofline) timed
+// in the same rounds; medians. Shapes are grouped into classes by group size, and the
+// candidate with the best geometric-mean time over a class's shapes is kept for it (the
+// defaults unless a candidate is at least 3% faster: less is within this machine's noise).
+// The result is a tuning table (JSON) with the machine, the measurements and the rejects.
+// Measurements go to <out>.partial as they are made; --resume continues from there.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <iomanip>
+#include <map>
+#include <random>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "Halide.h"
+#include "bench/suite.h"
+#include "canonicalise.h"
+#include "dispatch.h"
+#include "forward_case.h"
+#include "jit_gate.h"
+#include "search_space.h"
+#include "support/roofline.h"
+
+namespace {
+
+using json = nlohmann::json;
+using groupnorm_gen::Family;
+namespace gd = groupnorm::detail;
+namespace gt = groupnorm::tune;
+
+struct Options {
+    std::string shapes_file, out = "tuning.json", space = "quick", dtype = "f32";
+    std::vector<std::string> layouts = {"nchw", "nhwc"};
+    int threads = 1, reps = 7, max_candidates = 0;
+    bool resume = false;
+};
+
+struct TuneShape {
+    std::string name;
+    std::vector<int64_t> dims;
+    int64_t groups;
+};
+
+// The shape classes of the table: by the values a group holds (D * S), the unit a CPU
+// schedule streams (a small group stays in L1/L2 between the statistics and normalize).
+struct ShapeClass {
+    const char *name;
+    int64_t min_group, max_group;  // inclusive; -1 = none
+};
+constexpr ShapeClass kClasses[] = {
+    {"small", -1, 16384}, {"medium", 16385, 262144}, {"large", 262145, -1}};
+
+const ShapeClass &class_of(const TuneShape &s) {
+    int64_t group = 1;
+    for (size_t i = 1; i < s.dims.size(); i++) group *= s.dims[i];
+    group /= s.groups;
+    for (const ShapeClass &c : kClasses) {
+        if ((c.min_group < 0 || group >= c.min_group) && (c.max_group < 0 || group <= c.max_group)) {
+            return c;
+        }
+    }
+    return kClasses[0];
+}
+
+std::string bounds_of(const ShapeClass &c) {
+    std::string b;
+    if (c.min_group >= 0) b += "min_group=" + std::to_string(c.min_group);
+    if (c.max_group >= 0) b += std::string(b.empty() ? "" : ",") + "max_group=" + std::to_string(c.max_group);
+    return b.empty() ? "-" : b;
+}
+
+std::vector<TuneShape> load_shapes(const std::string &file) {
+    std::vector<TuneShape> shapes;
+    if (file.empty()) {
+        for (const auto &s : groupnorm::bench::suite()) shapes.push_back({s.name, s.shape, s.groups});
+        return shapes;
+    }
+    std::ifstream in(file);
+    if (!in) throw std::runtime_error("--shapes: cannot read " + file);
+    const json j = json::parse(in);  // [{"name": ..., "shape": [N, C, ...], "groups": G}, ...]
+    for (const json &e : j) {
+        TuneShape s{e.value("name", std::string()), e.at("shape").get<std::vector<int64_t>>(),
+                    e.at("groups").get<int64_t>()};
+        if (s.dims.size() < 3 || s.groups <= 0 || s.dims[1] % s.groups != 0) {
+            throw std::runtime_error("--shapes: " + e.dump() + ": need shape (N, C, spatial...) "
+                                     "and groups dividing C");
+        }
+        if (s.name.empty()) s.name = gntest::to_string(s.dims) + "_g" + std::to_string(s.groups);
+        shapes.push_back(s);
+    }
+    return shapes;
+}
+
+gntest::DType dtype_of(const std::string &d) {
+    return d == "f16" ? gntest::DType::F16 : d == "bf16" ? gntest::DType::BF16 : gntest::DType::F32;
+}
+
+double median(std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
+}
+
+// "[#####     ] 12/40 what, ETA 1m05s" on stderr, rewritten in place.
+void progress(const char *what, size_t done, size_t total,
+              std::chrono::steady_clock::time_point start) {
+    const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    const int eta = done ? (int)(elapsed / done * (total - done)) : 0;
+    const int filled = total ? (int)(30 * done / total) : 30;
+    std::fprintf(stderr, "\r[%s%s] %zu/%zu %s, ETA %dm%02ds   ", std::string(filled, '#').c_str(),
+                 std::string(30 - filled, ' ').c_str(), done, total, what, eta / 60, eta % 60);
+    if (done == total) std::fputc('\n', stderr);
+}
+
+// What earlier runs measured (<out>.partial): "layout\tspec\tshape\tns\tcopy_ns" per
+// measurement, "layout\tspec\t!\treason" per rejected candidate.
+struct Partial {
+    std::map<std::string, std::pair<double, double>> measured;  // layout|spec|shape
+    std::map<std::string, std::string> rejected;                 // layout|spec
+    std::ofstream log;
+    static std::string key(const std::string &a, const std::string &b, const std::string &c = "") {
+        return a + "|" + b + (c.empty() ? "" : "|" + c);
+    }
+    void open(const std::string &path, bool resume) {
+        if (resume) {
+            std::ifstream in(path);
+            std::string line;
+            while (std::getline(in, line)) {
+                std::vector<std::string> f;
+                std::stringstream ss(line);
+                for (std::string x; std::getline(ss, x, '\t');) f.push_back(x);
+                if (f.size() == 4 && f[2] == "!") rejected[key(f[0], f[1])] = f[3];
+                if (f.size() == 5) measured[key(f[0], f[1], f[2])] = {std::stod(f[3]), std::stod(f[4])};
+            }
+        }
+        log.open(path, resume ? std::ios::app : std::ios::trunc);
+        if (!log) throw std::runtime_error("cannot write " + path);
+        log << std::setprecision(17);  // a resumed table reads back the same numbers
+    }
+    void reject(const std::string &layout, const std::string &spec, std::string why) {
+        std::replace(why.begin(), why.end(), '\n', ' ');
+        std::replace(why.begin(), why.end(), '\t', ' ');
+        rejected[key(layout, spec)] = why;
+        log << layout << '\t' << spec << "\t!\t" << why << std::endl;
+    }
+    void record(const std::string &layout, const std::string &spec, const std::string &shape,
+                double ns, double copy_ns) {
+        measured[key(layout, spec, shape)] = {ns, copy_ns};
+        log << layout << '\t' << spec << '\t' << shape << '\t' << ns << '\t' << copy_ns << std::endl;
+    }
+};
+
+std::map<std::string, std::string> params_of(const std::string &layout, const std::string &spec) {
+    std::map<std::string, std::string> p = {{"layout", layout}};
+    std::stringstream ss(spec);
+    for (std::string kv; std::getline(ss, kv, ',');) {
+        const size_t eq = kv.find('=');
+        p[kv.substr(0, eq)] = kv.substr(eq + 1);
+    }
+    return p;
+}
+
+// Compiles and gates every candidate not rejected before and not measured on every shape
+// yet; returns the usable ones.
+std::map<std::string, Halide::Callable> compile_and_gate(const Options &o, const std::string &layout,
+                                                         const std::vector<std::string> &specs,
+                                                         const std::vector<TuneShape> &shapes,
+                                                         Partial &partial) {
+    std::map<std::string, Halide::Callable> usable;
+    const auto start = std::chrono::steady_clock::now();
+    std::vector<gntest::Shape> gate_shapes = gntest::core_shapes();
+    gate_shapes.push_back({{1, 8, 3000}, 2});
+    size_t done = 0;
+    for (const std::string &spec : specs) {
+        progress(("candidates compiled and gated (" + layout + ")").c_str(), done++, specs.size(), start);
+        if (partial.rejected.count(Partial::key(layout, spec))) continue;
+        if (std::all_of(shapes.begin(), shapes.end(), [&](const TuneShape &s) {
+                return partial.measured.count(Partial::key(layout, spec, s.name)) > 0;
+            })) {
+            continue;
+        }
+        Halide::Callable f;
+        std::string why;
+        if (!gntest::jit_compile_forward(params_of(layout, spec), dtype_of(o.dtype), &f, &why)) {
+            partial.reject(layout, spec, why);
+            continue;
+        }
+        const gntest::GateResult gate =
+            gntest::jit_gate_callable(f, layout, dtype_of(o.dtype), gate_shapes, gntest::fresh_seed());
+        if (!gate.passed) {
+            partial.reject(layout, spec, "fails the float64 gate: " + gate.detail);
+            continue;
+        }
+        usable.emplace(spec, f);
+    }
+    progress(("candidates compiled and gated (" + layout + ")").c_str(), specs.size(), specs.size(), start);
+    return usable;
+}
+
+// Times every usable candidate on every shape (those not measured before), interleaved.
+void measure(const Options &o, const std::string &layout, const std::vector<TuneShape> &shapes,
+             std::map<std::string, Halide::Callable> &usable, Partial &partial) {
+    std::mt19937_64 rng(gntest::fresh_seed());
+    const auto start = std::chrono::steady_clock::now();
+    size_t done = 0;
+    for (const TuneShape &shape : shapes) {
+        progress(("shapes timed (" + layout + ")").c_str(), done++, shapes.size(), start);
+        std::vector<std::string> todo;
+        for (const auto &[spec, f] : usable) {
+            if (!partial.measured.count(Partial::key(layout, spec, shape.name))) todo.push_back(spec);
+        }
+        if (todo.empty()) continue;
+        gntest::ForwardCase c({shape.dims, shape.groups}, dtype_of(o.dtype), dtype_of(o.dtype),
+                              layout == "nhwc" ? gntest::Layout::ChannelsLast : gntest::Layout::Contiguous,
+                              true, 1.0, rng);
+        gd::Problem p;
+        if (gd::validate_forward(c.x.dl(), c.g(), c.b(), shape.groups, 1e-5, c.y.dl(), c.mean.dl(),
+                                 c.rstd.dl(), &p) != GN_STATUS_SUCCESS) {
+            throw std::runtime_error(shape.name + ": " + gn_last_error_message());
+        }
+        gd::ForwardArgs a(p);
+        auto call = [&](Halide::Callable &f) {
+            if (f(&a.x.buf, &a.x_rows.buf, &a.gamma.buf, &a.beta.buf, (int32_t)p.G, 1e-5f, 0,
+                  &a.y.buf, &a.mean.buf, &a.rstd.buf) != 0) {
+                throw std::runtime_error("a gated candidate failed on " + shape.name);
+            }
+        };
+        // Calls per sample: about 2 ms of the defaults' time (a single call of a small shape
+        // is below the clock's useful resolution).
+        using clock = std::chrono::steady_clock;
+        Halide::Callable &base = usable.begin()->second;
+        call(base);
+        auto t0 = clock::now();
+        call(base);
+        const double once = std::chrono::duration<double, std::nano>(clock::now() - t0).count();
+        const int calls = std::clamp((int)(2e6 / std::max(once, 1.0)), 1, 10000);
+        size_t bytes = o.dtype == "f32" ? 4 : 2;
+        for (int64_t d : shape.dims) bytes *= (size_t)d;
+        std::map<std::string, std::vector<double>> samples;
+        std::vector<double> copy;
+        for (int rep = 0; rep < o.reps; rep++) {
+            std::shuffle(todo.begin(), todo.end(), rng);
+            for (const std::string &spec : todo) {
+                Halide::Callable &f = usable.at(spec);
+                call(f);  // warm: the data in cache as the first of a run of calls finds it
+                t0 = clock::now();
+                for (int i = 0; i < calls; i++) call(f);
+                samples[spec].push_back(std::chrono::duration<double, std::nano>(clock::now() - t0).count() / calls);
+            }
+            t0 = clock::now();
+            for (int i = 0; i < calls; i++) groupnorm::support::stream_copy(c.x.dl()->data, c.y.dl()->data, bytes, o.threads);
+            copy.push_back(std::chrono::duration<double, std::nano>(clock::now() - t0).count() / calls);
+        }
+        for (const std::string &spec : todo) {
+            partial.record(layout, spec, shape.name, median(samples[spec]), median(copy));
+        }
+    }
+    progress(("shapes timed (" + layout + ")").c_str(), shapes.size(), shapes.size(), start);
+}
+
+std::string cpu_model() {
+    std::ifstream in("/proc/cpuinfo");
+    for (std::string line; std::getline(in, line);) {
+        if (line.rfind("model name", 0) == 0) return line.substr(line.find(':') + 2);
+    }
+    return "unknown";
+}
+
+std::string load_average() {
+    std::ifstream in("/proc/loadavg");
+    std::string a, b, c;
+    in >> a >> b >> c;
+    return a + " " + b + " " + c;
+}
+
+// The best candidate per (layout, class), with its per-shape evidence.
+json choose(const Options &o, const std::vector<TuneShape> &shapes, const std::vector<std::string> &specs,
+            const std::string &layout, const Partial &partial) {
+    json classes = json::array();
+    for (const ShapeClass &cls : kClasses) {
+        std::vector<const TuneShape *> members;
+        for (const TuneShape &s : shapes) {
+            if (&class_of(s) == &cls) members.push_back(&s);
+        }
+        if (members.empty()) continue;
+        auto time = [&](const std::string &spec, const TuneShape &s) -> double {
+            auto it = partial.measured.find(Partial::key(layout, spec, s.name));
+            return it == partial.measured.end() ? NAN : it->second.first;
+        };
+        std::string best = "";
+        double best_score = 1.0;
+        for (const std::string &spec : specs) {
+            double log_sum = 0;
+            bool complete = true;
+            for (const TuneShape *s : members) {
+                const double r = time(spec, *s) / time("", *s);
+                complete = complete && std::isfinite(r);
+                if (complete) log_sum += std::log(r);
+            }
+            const double score = std::exp(log_sum / members.size());
+            if (complete && score < best_score) best = spec, best_score = score;
+        }
+        if (best_score > 0.97) best = "", best_score = 1.0;  // within the noise: the defaults
+        json rows = json::array();
+        for (const TuneShape *s : members) {
+            const auto &d = partial.measured.at(Partial::key(layout, "", s->name));
+            const auto &b = partial.measured.at(Partial::key(layout, best, s->name));
+            rows.push_back({{"shape", s->name}, {"dims", s->dims}, {"groups", s->groups},
+                            {"default_ns", d.first}, {"tuned_ns", b.first}, {"copy_ns", b.second},
+                            {"tuned_share_of_copy", b.second / b.first}});
+        }
+        classes.push_back({{"op", "fwd"}, {"dtype", o.dtype}, {"layout", layout},
+                           {"class", cls.name}, {"bounds", bounds_of(cls)},
+                           {"tuning", best.empty() ? "-" : best},
+                           {"geomean_vs_default", best_score}, {"shapes", rows}});
+    }
+    return classes;
+}
+
+}  // namespace
+
+int main(int argc, char **argv) {
+    CLI::App app{"Autotunes the CPU forward schedules for this machine and writes a tuning table"};
+    Options o;
+    app.add_option("--shapes", o.shapes_file,
+                   "JSON list of {\"name\", \"shape\": [N, C, ...], \"groups\"} (default: the bench suite)");
+    app.add_option("--layouts", o.layouts, "nchw and/or nhwc")->delimiter(',')
+        ->check(CLI::IsMember({"nchw", "nhwc"}));
+    app.add_option("--dtype", o.dtype, "x's dtype")->check(CLI::IsMember({"f32", "f16", "bf16"}))
+        ->capture_default_str();
+    app.add_option("--threads", o.threads, "threads of the kernels and the copy")
+        ->check(CLI::Range(1, 256))->capture_default_str();
+    app.add_option("--space", o.space, "quick or full (search_space.h)")
+        ->check(CLI::IsMember({"quick", "full"}))->capture_default_str();
+    app.add_option("--reps", o.reps, "timed repetitions per candidate and shape (median)")
+        ->check(CLI::Range(3, 101))->capture_default_str();
+    app.add_option("--out", o.out, "the tuning table to write")->capture_default_str();
+    app.add_option("--max-candidates", o.max_candidates,
+                   "only the first N candidates of the space (the defaults first; 0: all)");
+    app.add_flag("--resume", o.resume, "continue from <out>.partial instead of starting over");
+    CLI11_PARSE(app, argc, argv);
+
+    try {
+        // The JIT runtime's thread pool reads this when it starts (on the first call).
+        setenv("HL_NUM_THREADS", std::to_string(o.threads).c_str(), 1);
+        const std::vector<TuneShape> shapes = load_shapes(o.shapes_file);
+        const std::string started_load = load_average();
+        Partial partial;
+        partial.open(o.out + ".partial", o.resume);
+        json classes = json::array(), measurements = json::array(), rejected = json::array();
+        for (const std::string &layout : o.layouts) {
+            const auto lay = layout == "nhwc" ? groupnorm_gen::Layout::NHWC : groupnorm_gen::Layout::NCHW;
+            std::vector<std::string> specs = gt::candidate_specs(Family::X86, lay, o.space == "full");
+            if (o.max_candidates > 0 && (int)specs.size() > o.max_candidates) specs.resize(o.max_candidates);
+            auto usable = compile_and_gate(o, layout, specs, shapes, partial);
+            if (partial.rejected.count(Partial::key(layout, ""))) {
+                throw std::runtime_error(layout + ": the defaults fail the gate: " +
+                                         partial.rejected.at(Partial::key(layout, "")));
+            }
+            if (!usable.empty()) measure(o, layout, shapes, usable, partial);
+            for (const json &c : choose(o, shapes, specs, layout, partial)) classes.push_back(c);
+            for (const std::string &spec : specs) {
+                auto r = partial.rejected.find(Partial::key(layout, spec));
+                if (r != partial.rejected.end()) {
+                    rejected.push_back({{"layout", layout}, {"tuning", spec}, {"reason", r->second}});
+                    continue;
+                }
+                for (const TuneShape &s : shapes) {
+                    const auto &m = partial.measured.at(Partial::key(layout, spec, s.name));
+                    measurements.push_back({{"layout", layout}, {"tuning", spec.empty() ? "-" : spec},
+                                            {"shape", s.name}, {"median_ns", m.first}, {"copy_ns", m.second}});
+                }
+            }
+        }
+        const json table = {
+            {"format", 1},
+            {"made_by", "groupnorm-tune --space " + o.space + " --threads " + std::to_string(o.threads) +
+                            " --dtype " + o.dtype + (o.shapes_file.empty() ? "" : " --shapes " + o.shapes_file)},
+            {"family", "x86"},
+            {"jit_target", Halide::get_jit_target_from_environment().to_string()},
+            {"halide", std::to_string(HALIDE_VERSION_MAJOR) + "." + std::to_string(HALIDE_VERSION_MINOR) +
+                           "." + std::to_string(HALIDE_VERSION_PATCH)},
+            {"machine", {{"cpu", cpu_model()}, {"hardware_threads", std::thread::hardware_concurrency()},
+                         {"load_average_at_start", started_load}, {"load_average_at_end", load_average()}}},
+            {"threads", o.threads},
+            {"reps", o.reps},
+            {"classes", classes},
+            {"measurements", measurements},
+            {"rejected", rejected}};
+        std::ofstream(o.out) << table.dump(1) << "\n";
+        for (const json &c : classes) {
+            std::printf("%-4s %-6s %-30s %-45s %.3fx of the defaults' time\n",
+                        c["layout"].get<std::string>().c_str(), c["class"].get<std::string>().c_str(),
+                        c["bounds"].get<std::string>().c_str(), c["tuning"].get<std::string>().c_str(),
+                        c["geomean_vs_default"].get<double>());
+        }
+        std::printf("wrote %s\n", o.out.c_str());
+    } catch (const std::exception &e) {
+        std::fprintf(stderr, "\ngroupnorm-tune: %s\n", e.what());
+        return 1;
+    }
+    return 0;
+}
