@@ -268,9 +268,10 @@ def _group_norm_any(x, num_groups, weight, bias, eps, out):
 
 
 class GroupNorm(nn.GroupNorm):
-    """torch.nn.GroupNorm(num_groups, num_channels, eps, affine) on our kernels: the same
-    parameters, state_dict keys and initialisation (it is an nn.GroupNorm), so it loads a
-    torch.nn.GroupNorm's weights and is found by isinstance(m, nn.GroupNorm)."""
+    """torch.nn.GroupNorm(num_groups, num_channels, eps, affine, *, bias) on our kernels: the
+    same parameters (bias=False: a weight and no bias), state_dict keys and initialisation
+    (it is an nn.GroupNorm), so it loads a torch.nn.GroupNorm's weights and is found by
+    isinstance(m, nn.GroupNorm)."""
 
     def forward(self, input: Tensor) -> Tensor:
         return group_norm(input, self.num_groups, self.weight, self.bias, self.eps)
@@ -283,7 +284,7 @@ class GroupNorm(nn.GroupNorm):
         new.num_groups, new.num_channels = module.num_groups, module.num_channels
         new.eps, new.affine = module.eps, module.affine
         new.register_parameter("weight", module.weight)
-        new.register_parameter("bias", module.bias)
+        new.register_parameter("bias", module.bias)  # None for bias=False
         new.train(module.training)
         return new
 

@@ -1,6 +1,7 @@
 """Shared pieces of the Python tests: the float64 reference and the numerics contract
 (docs/DESIGN.md section 1), the same bounds the C++ suite enforces."""
 
+import math
 import os
 
 import numpy as np
@@ -86,7 +87,8 @@ def reference_backward(dy, x, num_groups, weight, bias, eps):
     db = grads[-1] if b64 is not None else None
 
     n, c = x.shape[:2]
-    xg = x64.detach().reshape(n, num_groups, -1)
+    # The group size spelled out: reshape cannot infer it when N = 0.
+    xg = x64.detach().reshape(n, num_groups, c // num_groups * math.prod(x.shape[2:]))
     mean = xg.mean(-1, keepdim=True)
     rstd = (xg.var(-1, unbiased=False, keepdim=True) + eps).rsqrt()
     xhat = ((xg - mean) * rstd).reshape(x.shape)
