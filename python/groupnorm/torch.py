@@ -82,6 +82,32 @@ def _run_forward(x, num_groups, weight, bias, eps, y, mean=None, rstd=None):
         raise InvalidArgumentError("group_norm: %s" % str(e).split("\n")[0]) from None
 
 
+_LOW = (torch.float16, torch.bfloat16)
+
+
+def _check_like_torch(x: Tensor, weight: Optional[Tensor], bias: Optional[Tensor]) -> None:
+    """PyTorch's rules where the C API's differ. An empty spatial size is an error there (the
+    statistics of an empty group are undefined; the C API returns success and writes no
+    statistics). Parameters: x's dtype, or float32 for a float16 / bfloat16 x (PyTorch's
+    mixed-dtype rule); the float32 path of float64 would otherwise accept mixtures of the
+    two, and the C API calls a float16 weight on float32 x unsupported, not invalid."""
+    if x.dim() > 2 and 0 in x.shape[2:]:
+        raise InvalidArgumentError(
+            "group_norm: x has an empty spatial size (shape %s); torch.nn.functional.group_norm "
+            "refuses it too (expected HxW > 0)" % list(x.shape))
+    params = {t.dtype for t in (weight, bias) if t is not None}
+    if params and params != {x.dtype} and not (x.dtype in _LOW and params == {torch.float32}):
+        raise InvalidArgumentError(
+            "group_norm: weight and bias must have x's dtype (%s), or float32 when x is "
+            "float16 or bfloat16, as in PyTorch; got %s" % (
+                x.dtype, ", ".join(str(t.dtype) for t in (weight, bias) if t is not None)))
+
+
+def _dense(t: Optional[Tensor]) -> Optional[Tensor]:
+    # The C API wants dense parameters; PyTorch takes any (a copy when strided).
+    return t if t is None or t.is_contiguous() else t.contiguous()
+
+
 def _stats(x: Tensor, num_groups: int):
     shape = (x.shape[0], num_groups)
     return x.new_empty(shape, dtype=torch.float32), x.new_empty(shape, dtype=torch.float32)
@@ -99,7 +125,8 @@ _lib.define("backward(Tensor dy, Tensor x, Tensor mean, Tensor rstd, Tensor? wei
 
 def _forward_impl(x, num_groups, weight, bias, eps):
     """y, mean, rstd (float32 (N, num_groups)) = GroupNorm(x)."""
-    x = _served(x)
+    _check_like_torch(x, weight, bias)
+    x, weight, bias = _served(x), _dense(weight), _dense(bias)
     xc = _f32(x)
     y = torch.empty_like(xc)
     mean, rstd = _stats(x, num_groups)
@@ -109,7 +136,8 @@ def _forward_impl(x, num_groups, weight, bias, eps):
 
 def _forward_infer_impl(x, num_groups, weight, bias, eps):
     """y only (no statistics kept): inference."""
-    x = _served(x)
+    _check_like_torch(x, weight, bias)
+    x, weight, bias = _served(x), _dense(weight), _dense(bias)
     xc = _f32(x)
     y = torch.empty_like(xc)
     _run_forward(xc, num_groups, _f32(weight), _f32(bias), eps, y)
@@ -126,7 +154,7 @@ def _backward_impl(dy, x, mean, rstd, weight, bias_dtype, num_groups, output_mas
     """dx, dweight, dbias (each empty when its output_mask entry is False)."""
     x = _served(x)
     dy = _like(dy, x)
-    xc, dyc, wc = _f32(x), _f32(dy), _f32(weight)
+    xc, dyc, wc = _f32(x), _f32(dy), _f32(_dense(weight))
     w_dtype = _param_dtype(weight, None, x)
     b_dtype = bias_dtype if bias_dtype is not None else x.dtype
     # gn_backward writes dweight and dbias in the weight's dtype (without a weight: x's or
@@ -263,7 +291,8 @@ def _group_norm_any(x, num_groups, weight, bias, eps, out):
         t is not None and t.requires_grad for t in (x, weight, bias)
     ):
         raise InvalidArgumentError("group_norm: out= does not support autograd")
-    _run_forward(x, num_groups, weight, bias, eps, out)
+    _check_like_torch(x, weight, bias)
+    _run_forward(x, num_groups, _dense(weight), _dense(bias), eps, out)
     return out
 
 
