@@ -15,10 +15,11 @@ __dlpack__), CUDA ones on torch.cuda.current_stream().
 from typing import List, Optional, Tuple
 
 import torch
+import torch.autograd.forward_ad as _fwad
 from torch import Tensor, nn
 
 from . import _activation_code, _ext
-from ._errors import InvalidArgumentError
+from ._errors import InvalidArgumentError, UnsupportedError
 
 __all__ = ["group_norm", "GroupNorm", "replace_group_norms", "use_torch_threads"]
 
@@ -106,6 +107,30 @@ def _check_like_torch(x: Tensor, weight: Optional[Tensor], bias: Optional[Tensor
 def _dense(t: Optional[Tensor]) -> Optional[Tensor]:
     # The C API wants dense parameters; PyTorch takes any (a copy when strided).
     return t if t is None or t.is_contiguous() else t.contiguous()
+
+
+def _has_tangent(*tensors) -> bool:
+    # Forward-mode AD: a dual tensor need not require grad, and the inference op would drop
+    # its tangent silently. _current_level >= 0 only inside a dual_level.
+    return _fwad._current_level >= 0 and any(
+        t is not None and _fwad.unpack_dual(t).tangent is not None for t in tensors)
+
+
+def _no_double_backward(grads, inputs):
+    """Under create_graph=True our gradients would be constants (the backward kernel is not
+    differentiable yet), so a second-order term through them (a gradient penalty) would be
+    silently dropped. They get a grad_fn that raises when differentiated; it links to the
+    inputs (by empty slices of them) so that autograd.grad(..., inputs) reaches it too
+    (torch's once_differentiable does not: its error node hangs off detached copies)."""
+    links = [t.reshape(-1)[:0] for t in inputs if t is not None and t.requires_grad]
+    if not torch.is_grad_enabled() or not links:
+        return grads
+    present = [g for g in grads if g is not None]
+    err = torch._C._functions.DelayedError(
+        b"groupnorm: double backward (a gradient of our gradient) is not implemented",
+        len(present) + len(links))
+    it = iter(err(*[g.detach().requires_grad_() for g in present], *links))
+    return tuple(None if g is None else next(it) for g in grads)
 
 
 def _stats(x: Tensor, num_groups: int):
@@ -228,6 +253,8 @@ def _autograd_backward(ctx, dy, _dmean, _drstd):
     need_x, _, need_w, need_b, _ = ctx.needs_input_grad
     dx, dw, db = torch.ops.groupnorm.backward(dy, x, mean, rstd, weight, ctx.bias_dtype,
                                               ctx.num_groups, [need_x, need_w, need_b])
+    if not torch.compiler.is_compiling():  # compiled graphs: torch refuses double backward
+        dx, dw, db = _no_double_backward((dx, dw, db), (dy, x, weight))
     return (dx if need_x else None, None, dw if need_w else None, db if need_b else None, None)
 
 
@@ -258,6 +285,7 @@ class _GroupNormFunction(torch.autograd.Function):
         need_x, _, need_w, need_b, _ = ctx.needs_input_grad
         dx, dw, db = _backward_impl(dy, x, mean, rstd, weight, ctx.bias_dtype, ctx.num_groups,
                                     [need_x, need_w, need_b])
+        dx, dw, db = _no_double_backward((dx, dw, db), (dy, x, weight))
         return (dx if need_x else None, None, dw if need_w else None, db if need_b else None,
                 None)
 
@@ -273,8 +301,11 @@ def group_norm(
 ) -> Tensor:
     """torch.nn.functional.group_norm through our kernels (autograd, torch.compile).
     Without autograd (torch.no_grad(), or nothing requiring grad) the inference op runs,
-    which keeps no statistics."""
+    which keeps no statistics. Forward-mode AD and double backward are not implemented
+    (they raise)."""
     _activation_code(activation)
+    if _has_tangent(x, weight, bias):
+        raise UnsupportedError("group_norm: forward-mode AD (dual tensors) is not implemented")
     if torch.is_grad_enabled() and (x.requires_grad or (weight is not None and weight.requires_grad)
                                     or (bias is not None and bias.requires_grad)):
         if torch.compiler.is_compiling():
@@ -291,6 +322,8 @@ def _group_norm_any(x, num_groups, weight, bias, eps, out):
         t is not None and t.requires_grad for t in (x, weight, bias)
     ):
         raise InvalidArgumentError("group_norm: out= does not support autograd")
+    if _has_tangent(x, weight, bias):
+        raise UnsupportedError("group_norm: forward-mode AD (dual tensors) is not implemented")
     _check_like_torch(x, weight, bias)
     _run_forward(x, num_groups, _dense(weight), _dense(bias), eps, out)
     return out

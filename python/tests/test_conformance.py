@@ -239,3 +239,21 @@ def test_mixed_dtypes_accepted_as_torch():
         want = reference_forward(x, 2, w, b, 1e-5)
         assert_within("%s %s %s" % (xd, wd, bd), groupnorm.group_norm(x, 2, w, b), want,
                       F32_BOUND * (want.abs() + 1))
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated")  # inside make_dual
+def test_double_backward_and_forward_ad_raise():
+    """OpInfo lists gradgrad and forward AD for group_norm; we have neither yet. They raise
+    rather than give constants: a gradient penalty through our gradients would otherwise
+    lose its second-order term silently."""
+    x = torch.randn(2, 6, 3, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(6, dtype=torch.float64, requires_grad=True)
+    for fn in ENTRIES.values():
+        (g,) = torch.autograd.grad(fn(x, 2, w).pow(3).sum(), x, create_graph=True)
+        with pytest.raises(RuntimeError, match="double backward"):
+            torch.autograd.grad(g.square().sum() + w.sum(), w)
+    with torch.autograd.forward_ad.dual_level():
+        for xr in (x, x.detach()):
+            dual = torch.autograd.forward_ad.make_dual(xr, torch.ones_like(xr))
+            with pytest.raises(NotImplementedError, match="forward-mode AD"):
+                groupnorm.group_norm(dual, 2, w)
