@@ -314,6 +314,11 @@ def group_norm(
     return _forward_infer(x, num_groups, weight, bias, eps)
 
 
+# torch.fx.symbolic_trace records group_norm as one call (nn.GroupNorm is a leaf there; our
+# subclass is traced into, and its autograd branch cannot take a Proxy).
+torch.fx.wrap("group_norm")
+
+
 def _group_norm_any(x, num_groups, weight, bias, eps, out):
     """groupnorm.group_norm for a torch.Tensor x."""
     if out is None:

@@ -43,6 +43,15 @@ def test_affine_without_bias_like_torch():
     assert replaced.weight is stock.weight and list(replaced.state_dict()) == ["weight"]
 
 
+def test_fx_symbolic_trace_records_one_call():
+    # nn.GroupNorm is an fx leaf; ours is traced into, so group_norm is fx.wrap'ed.
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), gt.GroupNorm(2, 4, bias=False), nn.SiLU())
+    traced = torch.fx.symbolic_trace(model)
+    assert [n.target for n in traced.graph.nodes if n.op == "call_function"] == [gt.group_norm]
+    x = torch.randn(2, 3, 6, 6)
+    assert torch.equal(traced(x), model(x))
+
+
 def test_replace_group_norms_in_place_shares_parameters():
     model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.GroupNorm(2, 8),
                           nn.Sequential(nn.GroupNorm(4, 8, affine=False)), nn.SiLU())
