@@ -44,10 +44,12 @@ fi
 # The Python package (python/, tested by ./test.sh): nanobind builds the extension, pytest
 # runs the tests against PyTorch 2.x as PyPI ships it. That wheel needs its ~3 GB of CUDA
 # libraries even to import on a CPU (about 2 minutes to install on CI; kept in .venv, so
-# later runs skip this). torchvision (~8 MB) for the ResNet-50 client test.
+# later runs skip this). torchvision (~8 MB) for the ResNet-50 client test; expecttest for
+# torch.testing._internal (PyTorch's own OpInfo / ModuleInfo cases, test_conformance.py).
 # (`pip install .` fetches its own build requirements: scikit-build-core, nanobind, Halide.)
 if ! .venv/bin/python -c 'import importlib.util as u, sys
-sys.exit(any(u.find_spec(m) is None for m in ("torch", "torchvision", "pytest", "nanobind")))'; then
-  echo "install_deps: PyTorch, torchvision, pytest, nanobind into .venv"
-  .venv/bin/pip install -q --disable-pip-version-check torch torchvision pytest nanobind
+sys.exit(any(u.find_spec(m) is None
+             for m in ("torch", "torchvision", "pytest", "nanobind", "expecttest")))'; then
+  echo "install_deps: PyTorch, torchvision, pytest, nanobind, expecttest into .venv"
+  .venv/bin/pip install -q --disable-pip-version-check torch torchvision pytest nanobind expecttest
 fi

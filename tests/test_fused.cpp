@@ -366,7 +366,7 @@ TEST(Fused, ModuleWithActivation) {
     Param beta = random_param(8, DType::F32, rng, 0.0, 1.0);
     std::vector<float> w(8), b(8);
     for (int i = 0; i < 8; i++) w[i] = (float)(*c.gamma)[i], b[i] = (float)beta[i];
-    groupnorm::GroupNorm m(4, 8, 1e-5, true, GN_ACTIVATION_SILU);
+    groupnorm::GroupNorm m(4, 8, 1e-5, true, true, GN_ACTIVATION_SILU);
     EXPECT_EQ(m.activation(), GN_ACTIVATION_SILU);
     m.set_weight(w);
     m.set_bias(b);

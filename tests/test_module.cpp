@@ -86,6 +86,39 @@ TEST(Module, NoAffine) {
     EXPECT_THROW(m.set_weight(std::vector<float>(4, 1.0f)), groupnorm::Error);
 }
 
+// nn.GroupNorm(..., bias=False) (PyTorch 2.x): a weight and no bias; forward adds none and
+// backward accumulates the weight gradient only (gn_backward without dbeta).
+TEST(Module, AffineWithoutBias) {
+    std::mt19937_64 rng(fresh_seed());
+    Tensor x({3, 6, 4, 5}, DType::F32), y({3, 6, 4, 5}, DType::F32), dy({3, 6, 4, 5}, DType::F32);
+    Tensor dx({3, 6, 4, 5}, DType::F32), mean({3, 3}, DType::F32), rstd({3, 3}, DType::F32);
+    x.fill_normal(rng, -1.0, 2.0);
+    dy.fill_normal(rng, 0.0, 1.0);
+    y.poison();
+    groupnorm::GroupNorm m(3, 6, 1e-3, /*affine=*/true, /*bias=*/false);
+    EXPECT_TRUE(m.affine());
+    EXPECT_FALSE(m.has_bias());
+    EXPECT_EQ(m.weight(), std::vector<float>(6, 1.0f));
+    EXPECT_TRUE(m.bias().empty());
+    EXPECT_TRUE(m.bias_grad().empty());
+    EXPECT_THROW(m.set_bias(std::vector<float>(6, 0.0f)), groupnorm::Error);
+    Param w = random_param(6, DType::F32, rng, 1, 0.5);
+    std::vector<float> wv(6);
+    for (int i = 0; i < 6; i++) wv[i] = (float)w[i];
+    m.set_weight(wv);
+    m.forward(*x.dl(), *y.dl(), mean.dl(), rstd.dl());
+    EXPECT_TRUE(matches_reference(y, reference_group_norm(x, &w, nullptr, 3, 1e-3), &mean, &rstd));
+    const BackwardReference ref = reference_group_norm_backward(dy, x, &w, 3, 1e-3);
+    m.backward(*dy.dl(), *x.dl(), *mean.dl(), *rstd.dl(), dx.dl());
+    EXPECT_TRUE(matches_backward_reference(ref, &dx, nullptr, nullptr, 3));
+    for (int c = 0; c < 6; c++) {
+        EXPECT_NEAR(m.weight_grad()[c], ref.dgamma[c], 1e-5 * ref.dgamma_abs[c]) << c;
+    }
+    EXPECT_TRUE(m.bias_grad().empty());
+    // affine = false ignores bias, as torch does (no parameters at all).
+    EXPECT_FALSE(groupnorm::GroupNorm(3, 6, 1e-5, false, true).has_bias());
+}
+
 gn_status status_of(void (*fn)()) {
     try {
         fn();

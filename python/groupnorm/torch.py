@@ -15,6 +15,7 @@ __dlpack__), CUDA ones on torch.cuda.current_stream().
 from typing import List, Optional, Tuple
 
 import torch
+import torch.autograd.forward_ad as _fwad
 from torch import Tensor, nn
 
 from . import _activation_code, _ext
@@ -82,6 +83,60 @@ def _run_forward(x, num_groups, weight, bias, eps, y, mean=None, rstd=None):
         raise InvalidArgumentError("group_norm: %s" % str(e).split("\n")[0]) from None
 
 
+_LOW = (torch.float16, torch.bfloat16)
+
+
+def _check_like_torch(x: Tensor, weight: Optional[Tensor], bias: Optional[Tensor]) -> None:
+    """PyTorch's rules where the C API's differ. An empty spatial size is an error there (the
+    statistics of an empty group are undefined; the C API returns success and writes no
+    statistics). Parameters: x's dtype, or float32 for a float16 / bfloat16 x (PyTorch's
+    mixed-dtype rule); the float32 path of float64 would otherwise accept mixtures of the
+    two, and the C API calls a float16 weight on float32 x unsupported, not invalid."""
+    # Cheap tests first: this runs on every call (the set alone costs over 1 us).
+    if x.numel() == 0 and x.dim() > 2 and 0 in x.shape[2:]:
+        raise InvalidArgumentError(
+            "group_norm: x has an empty spatial size (shape %s); torch.nn.functional.group_norm "
+            "refuses it too (expected HxW > 0)" % list(x.shape))
+    xd = x.dtype
+    if (weight is None or weight.dtype == xd) and (bias is None or bias.dtype == xd):
+        return
+    params = {t.dtype for t in (weight, bias) if t is not None}
+    if params != {torch.float32} or xd not in _LOW:
+        raise InvalidArgumentError(
+            "group_norm: weight and bias must have x's dtype (%s), or float32 when x is "
+            "float16 or bfloat16, as in PyTorch; got %s" % (
+                x.dtype, ", ".join(str(t.dtype) for t in (weight, bias) if t is not None)))
+
+
+def _dense(t: Optional[Tensor]) -> Optional[Tensor]:
+    # The C API wants dense parameters; PyTorch takes any (a copy when strided).
+    return t if t is None or t.is_contiguous() else t.contiguous()
+
+
+def _has_tangent(*tensors) -> bool:
+    # Forward-mode AD: a dual tensor need not require grad, and the inference op would drop
+    # its tangent silently. _current_level >= 0 only inside a dual_level.
+    return _fwad._current_level >= 0 and any(
+        t is not None and _fwad.unpack_dual(t).tangent is not None for t in tensors)
+
+
+def _no_double_backward(grads, inputs):
+    """Under create_graph=True our gradients would be constants (the backward kernel is not
+    differentiable yet), so a second-order term through them (a gradient penalty) would be
+    silently dropped. They get a grad_fn that raises when differentiated; it links to the
+    inputs (by empty slices of them) so that autograd.grad(..., inputs) reaches it too
+    (torch's once_differentiable does not: its error node hangs off detached copies)."""
+    links = [t.reshape(-1)[:0] for t in inputs if t is not None and t.requires_grad]
+    if not torch.is_grad_enabled() or not links:
+        return grads
+    present = [g for g in grads if g is not None]
+    err = torch._C._functions.DelayedError(
+        b"groupnorm: double backward (a gradient of our gradient) is not implemented",
+        len(present) + len(links))
+    it = iter(err(*[g.detach().requires_grad_() for g in present], *links))
+    return tuple(None if g is None else next(it) for g in grads)
+
+
 def _stats(x: Tensor, num_groups: int):
     shape = (x.shape[0], num_groups)
     return x.new_empty(shape, dtype=torch.float32), x.new_empty(shape, dtype=torch.float32)
@@ -99,7 +154,8 @@ _lib.define("backward(Tensor dy, Tensor x, Tensor mean, Tensor rstd, Tensor? wei
 
 def _forward_impl(x, num_groups, weight, bias, eps):
     """y, mean, rstd (float32 (N, num_groups)) = GroupNorm(x)."""
-    x = _served(x)
+    _check_like_torch(x, weight, bias)
+    x, weight, bias = _served(x), _dense(weight), _dense(bias)
     xc = _f32(x)
     y = torch.empty_like(xc)
     mean, rstd = _stats(x, num_groups)
@@ -109,7 +165,8 @@ def _forward_impl(x, num_groups, weight, bias, eps):
 
 def _forward_infer_impl(x, num_groups, weight, bias, eps):
     """y only (no statistics kept): inference."""
-    x = _served(x)
+    _check_like_torch(x, weight, bias)
+    x, weight, bias = _served(x), _dense(weight), _dense(bias)
     xc = _f32(x)
     y = torch.empty_like(xc)
     _run_forward(xc, num_groups, _f32(weight), _f32(bias), eps, y)
@@ -126,7 +183,7 @@ def _backward_impl(dy, x, mean, rstd, weight, bias_dtype, num_groups, output_mas
     """dx, dweight, dbias (each empty when its output_mask entry is False)."""
     x = _served(x)
     dy = _like(dy, x)
-    xc, dyc, wc = _f32(x), _f32(dy), _f32(weight)
+    xc, dyc, wc = _f32(x), _f32(dy), _f32(_dense(weight))
     w_dtype = _param_dtype(weight, None, x)
     b_dtype = bias_dtype if bias_dtype is not None else x.dtype
     # gn_backward writes dweight and dbias in the weight's dtype (without a weight: x's or
@@ -200,6 +257,8 @@ def _autograd_backward(ctx, dy, _dmean, _drstd):
     need_x, _, need_w, need_b, _ = ctx.needs_input_grad
     dx, dw, db = torch.ops.groupnorm.backward(dy, x, mean, rstd, weight, ctx.bias_dtype,
                                               ctx.num_groups, [need_x, need_w, need_b])
+    if not torch.compiler.is_compiling():  # compiled graphs: torch refuses double backward
+        dx, dw, db = _no_double_backward((dx, dw, db), (dy, x, weight))
     return (dx if need_x else None, None, dw if need_w else None, db if need_b else None, None)
 
 
@@ -230,6 +289,7 @@ class _GroupNormFunction(torch.autograd.Function):
         need_x, _, need_w, need_b, _ = ctx.needs_input_grad
         dx, dw, db = _backward_impl(dy, x, mean, rstd, weight, ctx.bias_dtype, ctx.num_groups,
                                     [need_x, need_w, need_b])
+        dx, dw, db = _no_double_backward((dx, dw, db), (dy, x, weight))
         return (dx if need_x else None, None, dw if need_w else None, db if need_b else None,
                 None)
 
@@ -246,8 +306,11 @@ def group_norm(
     """torch.nn.functional.group_norm through our kernels (autograd, torch.compile).
     Without autograd (torch.no_grad(), or nothing requiring grad) the inference op runs,
     which keeps no statistics. activation: None only (the custom ops have no fused
-    activation yet; the numpy/DLPack path of groupnorm.group_norm has)."""
+    activation yet; the numpy/DLPack path of groupnorm.group_norm has). Forward-mode AD and
+    double backward are not implemented (they raise)."""
     _check_no_activation(activation)
+    if _has_tangent(x, weight, bias):
+        raise UnsupportedError("group_norm: forward-mode AD (dual tensors) is not implemented")
     if torch.is_grad_enabled() and (x.requires_grad or (weight is not None and weight.requires_grad)
                                     or (bias is not None and bias.requires_grad)):
         if torch.compiler.is_compiling():
@@ -265,6 +328,11 @@ def _check_no_activation(activation):
         )
 
 
+# torch.fx.symbolic_trace records group_norm as one call (nn.GroupNorm is a leaf there; our
+# subclass is traced into, and its autograd branch cannot take a Proxy).
+torch.fx.wrap("group_norm")
+
+
 def _group_norm_any(x, num_groups, weight, bias, eps, out, activation=None):
     """groupnorm.group_norm for a torch.Tensor x."""
     _check_no_activation(activation)
@@ -274,14 +342,18 @@ def _group_norm_any(x, num_groups, weight, bias, eps, out, activation=None):
         t is not None and t.requires_grad for t in (x, weight, bias)
     ):
         raise InvalidArgumentError("group_norm: out= does not support autograd")
-    _run_forward(x, num_groups, weight, bias, eps, out)
+    if _has_tangent(x, weight, bias):
+        raise UnsupportedError("group_norm: forward-mode AD (dual tensors) is not implemented")
+    _check_like_torch(x, weight, bias)
+    _run_forward(x, num_groups, _dense(weight), _dense(bias), eps, out)
     return out
 
 
 class GroupNorm(nn.GroupNorm):
-    """torch.nn.GroupNorm(num_groups, num_channels, eps, affine) on our kernels: the same
-    parameters, state_dict keys and initialisation (it is an nn.GroupNorm), so it loads a
-    torch.nn.GroupNorm's weights and is found by isinstance(m, nn.GroupNorm)."""
+    """torch.nn.GroupNorm(num_groups, num_channels, eps, affine, *, bias) on our kernels: the
+    same parameters (bias=False: a weight and no bias), state_dict keys and initialisation
+    (it is an nn.GroupNorm), so it loads a torch.nn.GroupNorm's weights and is found by
+    isinstance(m, nn.GroupNorm)."""
 
     def forward(self, input: Tensor) -> Tensor:
         return group_norm(input, self.num_groups, self.weight, self.bias, self.eps)
@@ -294,7 +366,7 @@ class GroupNorm(nn.GroupNorm):
         new.num_groups, new.num_channels = module.num_groups, module.num_channels
         new.eps, new.affine = module.eps, module.affine
         new.register_parameter("weight", module.weight)
-        new.register_parameter("bias", module.bias)
+        new.register_parameter("bias", module.bias)  # None for bias=False
         new.train(module.training)
         return new
 

@@ -2,6 +2,7 @@
 (docs/DESIGN.md section 1), the same bounds the C++ suite enforces."""
 
 import os
+from collections import Counter, defaultdict
 
 import numpy as np
 import pytest
@@ -18,6 +19,25 @@ def _seed(request):
     torch.manual_seed(seed)
     request.node.user_properties.append(("seed", seed))
     yield seed
+
+
+_CONFORMANCE = pytest.StashKey[dict]()
+
+
+@pytest.fixture(scope="session")
+def conformance_counts(pytestconfig):
+    """PyTorch conformance cases run, per dtype and kind (test_conformance.py), printed in
+    the terminal summary."""
+    return pytestconfig.stash.setdefault(_CONFORMANCE, defaultdict(Counter))
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    counts = config.stash.get(_CONFORMANCE, None)
+    if counts:
+        terminalreporter.write_sep("-", "PyTorch GroupNorm conformance cases run, per dtype")
+        for dtype in sorted(counts, key=str):
+            terminalreporter.write_line("%s: %s" % (str(dtype).replace("torch.", ""), ", ".join(
+                "%s %d" % kv for kv in sorted(counts[dtype].items()))))
 
 
 def pytest_runtest_makereport(item, call):
@@ -84,6 +104,10 @@ def reference_backward(dy, x, num_groups, weight, bias, eps):
     dx = grads[0]
     dw = grads[1] if w64 is not None else None
     db = grads[-1] if b64 is not None else None
+
+    if x.numel() == 0:  # N = 0: the gradients are empty or exact zeros
+        zero = lambda t: None if t is None else torch.zeros_like(t)  # noqa: E731
+        return (dx, dw, db), (zero(dx), zero(dw), zero(db))
 
     n, c = x.shape[:2]
     xg = x64.detach().reshape(n, num_groups, -1)

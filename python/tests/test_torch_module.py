@@ -25,6 +25,33 @@ def test_module_matches_torch_parameters_and_state_dict():
     assert list(gt.GroupNorm(2, 4, affine=False).state_dict()) == []
 
 
+def test_affine_without_bias_like_torch():
+    # nn.GroupNorm(..., bias=False) (PyTorch 2.x): a weight, no bias parameter.
+    stock = nn.GroupNorm(3, 6, eps=1e-3, bias=False)
+    ours = gt.GroupNorm(3, 6, eps=1e-3, bias=False)
+    assert ours.bias is None and list(ours.state_dict()) == list(stock.state_dict()) == ["weight"]
+    with torch.no_grad():
+        stock.weight.uniform_(0.5, 1.5)
+    ours.load_state_dict(stock.state_dict())
+    x = torch.randn(2, 6, 4, 4) + 1
+    assert_forward_contract(ours(x), x, 3, stock.weight, None, 1e-3)
+    ours(x).square().sum().backward()
+    assert ours.weight.grad is not None and ours.weight.grad.shape == (6,)
+    # replace_group_norms carries it over: still no bias, the same weight.
+    replaced = gt.replace_group_norms(nn.Sequential(stock))[0]
+    assert type(replaced) is gt.GroupNorm and replaced.bias is None
+    assert replaced.weight is stock.weight and list(replaced.state_dict()) == ["weight"]
+
+
+def test_fx_symbolic_trace_records_one_call():
+    # nn.GroupNorm is an fx leaf; ours is traced into, so group_norm is fx.wrap'ed.
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), gt.GroupNorm(2, 4, bias=False), nn.SiLU())
+    traced = torch.fx.symbolic_trace(model)
+    assert [n.target for n in traced.graph.nodes if n.op == "call_function"] == [gt.group_norm]
+    x = torch.randn(2, 3, 6, 6)
+    assert torch.equal(traced(x), model(x))
+
+
 def test_replace_group_norms_in_place_shares_parameters():
     model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.GroupNorm(2, 8),
                           nn.Sequential(nn.GroupNorm(4, 8, affine=False)), nn.SiLU())

@@ -20,8 +20,9 @@ DLTensor param_tensor(const std::vector<float> &v, int64_t *shape) {
 }  // namespace
 
 GroupNorm::GroupNorm(int64_t num_groups, int64_t num_channels, double eps, bool affine,
-                     gn_activation activation)
-    : num_groups_(num_groups), num_channels_(num_channels), eps_(eps), affine_(affine) {
+                     bool bias, gn_activation activation)
+    : num_groups_(num_groups), num_channels_(num_channels), eps_(eps), affine_(affine),
+      has_bias_(affine && bias) {
     set_activation(activation);
     if (num_groups <= 0) {
         throw Error(GN_STATUS_INVALID_ARGUMENT,
@@ -35,8 +36,10 @@ GroupNorm::GroupNorm(int64_t num_groups, int64_t num_channels, double eps, bool 
     }
     if (affine) {
         weight_.assign(num_channels, 1.0f);
-        bias_.assign(num_channels, 0.0f);
         weight_grad_.assign(num_channels, 0.0f);
+    }
+    if (has_bias_) {
+        bias_.assign(num_channels, 0.0f);
         bias_grad_.assign(num_channels, 0.0f);
     }
 }
@@ -54,9 +57,12 @@ void GroupNorm::zero_grad() {
     std::fill(bias_grad_.begin(), bias_grad_.end(), 0.0f);
 }
 
-void GroupNorm::set_param(std::vector<float> &param, std::vector<float> value, const char *name) {
-    if (!affine_) {
-        throw Error(GN_STATUS_INVALID_ARGUMENT, std::string(name) + " set on a module with affine = false");
+void GroupNorm::set_param(std::vector<float> &param, std::vector<float> value, const char *name,
+                          bool present) {
+    if (!present) {
+        throw Error(GN_STATUS_INVALID_ARGUMENT,
+                    std::string(name) + " set on a module without one (affine = " +
+                        (affine_ ? "true, bias = false)" : "false)"));
     }
     if ((int64_t)value.size() != num_channels_) {
         throw Error(GN_STATUS_INVALID_ARGUMENT,
@@ -67,8 +73,12 @@ void GroupNorm::set_param(std::vector<float> &param, std::vector<float> value, c
     param = std::move(value);
 }
 
-void GroupNorm::set_weight(std::vector<float> weight) { set_param(weight_, std::move(weight), "weight"); }
-void GroupNorm::set_bias(std::vector<float> bias) { set_param(bias_, std::move(bias), "bias"); }
+void GroupNorm::set_weight(std::vector<float> weight) {
+    set_param(weight_, std::move(weight), "weight", affine_);
+}
+void GroupNorm::set_bias(std::vector<float> bias) {
+    set_param(bias_, std::move(bias), "bias", has_bias_);
+}
 
 void GroupNorm::forward(const DLTensor &x, DLTensor &y) const { forward(x, y, nullptr, nullptr); }
 
@@ -85,25 +95,24 @@ void GroupNorm::backward(const DLTensor &dy, const DLTensor &x, const DLTensor &
     check_channels(x);
     int64_t shape[1] = {num_channels_};
     DLTensor w = param_tensor(weight_, shape);
-    std::vector<float> dw(affine_ ? num_channels_ : 0), db(dw.size());
+    std::vector<float> dw(affine_ ? num_channels_ : 0), db(has_bias_ ? num_channels_ : 0);
     DLTensor dwt = param_tensor(dw, shape), dbt = param_tensor(db, shape);
-    // With an activation the pre-activation values need the bias too.
+    // With an activation the pre-activation values need the bias too (when there is one).
+    // Without a bias, dbeta is not computed (the C API takes dgamma without dbeta).
     DLTensor b = param_tensor(bias_, shape);
     gn_config config = config_;
-    if (affine_ && config.activation != GN_ACTIVATION_NONE) config.beta = &b;
+    if (has_bias_ && config.activation != GN_ACTIVATION_NONE) config.beta = &b;
     check(gn_backward(&dy, &x, &mean, &rstd, affine_ ? &w : nullptr, num_groups_, dx,
-                      affine_ ? &dwt : nullptr, affine_ ? &dbt : nullptr, &config));
-    for (size_t c = 0; c < dw.size(); c++) {
-        weight_grad_[c] += dw[c];
-        bias_grad_[c] += db[c];
-    }
+                      affine_ ? &dwt : nullptr, has_bias_ ? &dbt : nullptr, &config));
+    for (size_t c = 0; c < dw.size(); c++) weight_grad_[c] += dw[c];
+    for (size_t c = 0; c < db.size(); c++) bias_grad_[c] += db[c];
 }
 
 void GroupNorm::forward(const DLTensor &x, DLTensor &y, DLTensor *mean, DLTensor *rstd) const {
     check_channels(x);
     int64_t shape[1] = {num_channels_};
     DLTensor w = param_tensor(weight_, shape), b = param_tensor(bias_, shape);
-    check(gn_forward(&x, affine_ ? &w : nullptr, affine_ ? &b : nullptr, num_groups_, eps_, &y,
+    check(gn_forward(&x, affine_ ? &w : nullptr, has_bias_ ? &b : nullptr, num_groups_, eps_, &y,
                      mean, rstd, &config_));
 }
 

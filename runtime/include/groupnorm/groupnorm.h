@@ -20,7 +20,7 @@ extern "C" {
 
 /* The library's version; CMake's project version is read from these lines. */
 #define GN_VERSION_MAJOR 0
-#define GN_VERSION_MINOR 1
+#define GN_VERSION_MINOR 2
 #define GN_VERSION_PATCH 0
 
 typedef enum gn_status {
