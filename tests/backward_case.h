@@ -84,6 +84,16 @@ struct BackwardCase {
         ref.dbeta_abs = scales.dbeta_abs;
         return ref;
     }
+    // The fused backward's contract (docs/DESIGN.md): |mean| up to 30 standard deviations
+    // in every group, the group's own (1 / rstd): z is recomputed from the saved float32
+    // mean, whose rounding moves it by up to |mean| rstd 2^-24 (act'(z) with it).
+    bool inside_fused_contract() const {
+        const Reference fwd = reference_group_norm(x, nullptr, nullptr, G, 1e-5);
+        for (size_t i = 0; i < fwd.mean.size(); i++) {
+            if (std::fabs(fwd.mean[i]) * fwd.rstd[i] > 30.0) return false;
+        }
+        return true;
+    }
     // ReLU's derivative jumps at z = 0, where float32 and float64 may put z on different
     // sides: moves the elements of x whose z is within 1e-4 of 0 away from it (z by ~0.02),
     // then recomputes mean and rstd.

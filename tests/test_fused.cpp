@@ -164,6 +164,8 @@ TEST_P(CpuFusedBackward, MatchesFloat64Reference) {
                     std::optional<Param> beta;
                     if (affine) beta.emplace(random_param(c.x.C(), pt, rng, 0.0, 1.0));
                     if (act == GN_ACTIVATION_RELU) c.avoid_kink(beta ? &*beta : nullptr);
+                    // A two-value group's own std can be tiny beside its mean.
+                    if (!c.inside_fused_contract()) continue;
                     gd::Problem p;
                     ASSERT_EQ(gd::validate_backward(c.dy.dl(), c.x.dl(), c.mean.dl(), c.rstd.dl(),
                                                     c.g(), c.G, c.dx.dl(), c.dgamma.dl(),

@@ -167,8 +167,10 @@ TEST_P(OpenClBackward, MatchesFloat64Reference) {
                           GN_STATUS_SUCCESS)
                     << gn_last_error_message();
                 if (p.layout != v.layout || !gd::can_run(v, p)) continue;
-                // Every fused activation in turn, with the forward's beta when affine.
-                const int act = ran % 5;
+                // Every fused activation in turn, with the forward's beta when affine; plain
+                // GroupNorm where the data is outside the fused backward's contract (this
+                // test's means reach 40 std, and a small group's own std can be far smaller).
+                const int act = c.inside_fused_contract() ? ran % 5 : GN_ACTIVATION_NONE;
                 SCOPED_TRACE("activation " + std::to_string(act));
                 std::optional<Param> beta;
                 if (affine && act) beta.emplace(random_param(c.x.C(), pt, rng, 0.0, 1.0));
