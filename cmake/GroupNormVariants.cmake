@@ -174,6 +174,58 @@ function(gn_add_variant)
   set(gn_kernel_exports "${gn_kernel_exports}" PARENT_SCOPE)
 endfunction()
 
+# Tuned rows from groupnorm tune's table (generators/tuning/<cpu family>.json; README
+# "Tuning"): per (op, dtype, layout), the shape classes whose best candidate beat the
+# defaults. Each becomes a row placed just before the table's own row for that key, so the
+# registry's first-match lookup picks it inside its bounds and the table's row elsewhere:
+# one source for the tuned variants and their dispatch predicates.
+macro(gn_read_tuning_table file)
+  set(gn_tuned_count 0)
+  if (EXISTS "${file}")
+    set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${file})
+    file(READ "${file}" _gn_tt)
+    string(JSON _gn_family ERROR_VARIABLE _gn_err GET "${_gn_tt}" family)
+    if (_gn_err OR NOT _gn_family STREQUAL GN_CPU_FAMILY)
+      message(FATAL_ERROR "${file}: not a tuning table of family ${GN_CPU_FAMILY} (${_gn_err})")
+    endif ()
+    string(JSON _gn_n LENGTH "${_gn_tt}" classes)
+    math(EXPR _gn_last "${_gn_n} - 1")
+    foreach (_gn_i RANGE ${_gn_last})
+      if (_gn_n EQUAL 0)
+        break ()
+      endif ()
+      foreach (_gn_field IN ITEMS op dtype layout class bounds tuning)
+        string(JSON _gn_${_gn_field} GET "${_gn_tt}" classes ${_gn_i} ${_gn_field})
+      endforeach ()
+      if (NOT _gn_class MATCHES "^(small|medium|large)$" OR NOT _gn_bounds MATCHES "^[a-z_=0-9,]+$")
+        message(FATAL_ERROR "${file}: class ${_gn_i}: unknown class or bad bounds")
+      endif ()
+      if (NOT _gn_tuning STREQUAL "-")
+        list(APPEND _gn_tuned_${_gn_op}_${_gn_dtype}_${_gn_layout} "${_gn_class}|${_gn_bounds}|${_gn_tuning}")
+        math(EXPR gn_tuned_count "${gn_tuned_count} + 1")
+      endif ()
+    endforeach ()
+  endif ()
+endmacro()
+
+# The table's row key (op, dtype, layout) has tuned rows: add them first (CPU rows whose
+# parameters are x's dtype; the tuned fields override the row's own).
+macro(gn_add_tuned_rows op dtype params layout family tuning)
+  if (family MATCHES "^(x86|arm)$" AND "${dtype}" STREQUAL "${params}")
+    foreach (_gn_row IN LISTS _gn_tuned_${op}_${dtype}_${layout})
+      string(REPLACE "|" ";" _gn_row "${_gn_row}")
+      list(GET _gn_row 0 _gn_tclass)
+      list(GET _gn_row 1 _gn_tbounds)
+      list(GET _gn_row 2 _gn_ttuning)
+      if (NOT "${tuning}" STREQUAL "-")
+        set(_gn_ttuning "${tuning},${_gn_ttuning}")
+      endif ()
+      gn_add_variant(OP ${op} DTYPE ${dtype} PARAMS ${params} LAYOUT ${layout} FAMILY ${family}
+                     CLASS ${_gn_tclass} BOUNDS ${_gn_tbounds} TUNING ${_gn_ttuning})
+    endforeach ()
+  endif ()
+endmacro()
+
 # The rows this tree builds: its CPU family's, and the GPU families' when GN_GPU_BUILD is on
 # (x86 hosts) and the family is in GN_GPU_FAMILIES. GN_VARIANTS (edge builds, e.g.
 # "f32_nchw;f16_nhwc") keeps only the listed dtype/layout keys, GN_OPS (e.g. "fwd" for an
@@ -233,6 +285,7 @@ macro(gn_read_variant_table table)
       set(_gn_build OFF)
     endif ()
     if (_gn_build)
+      gn_add_tuned_rows(${_gn_op} ${_gn_dtype} ${_gn_params} ${_gn_layout} ${_gn_family} ${_gn_tuning})
       gn_add_variant(OP ${_gn_op} DTYPE ${_gn_dtype} PARAMS ${_gn_params} LAYOUT ${_gn_layout}
                      FAMILY ${_gn_family} CLASS ${_gn_class} BOUNDS ${_gn_bounds}
                      TUNING ${_gn_tuning})

@@ -11,6 +11,7 @@
 #include "groupnorm/groupnorm.h"
 #include "reference.h"
 #include "registry_cases.h"
+#include "support/layout.h"
 
 using namespace gntest;
 
@@ -80,26 +81,46 @@ TEST_P(CpuVariant, MatchesFloat64Reference) {
     EXPECT_GE(ran, 20) << "too few shapes ran this variant";
 }
 
-// A problem of the variant's own kind inside its shape class is served by the variant or by
-// one listed before it that also accepts it (the table's lookup order); `any`-class variants
-// are the only ones for their kind today, so they serve it.
+// A problem of the variant's own kind inside its shape class is served by the variant itself:
+// tuned classes (groupnorm tune's table) are placed before the table's `any` row of their
+// kind, and their bounds do not overlap. Shapes at each edge of the class's group-size bounds
+// (2 channels a group, S values a channel; only shapes and strides are read).
 TEST_P(CpuVariant, DispatchServesItsClass) {
     const gd::Variant &v = *GetParam();
-    const Layout layout = test_layouts(v.layout)[0];
-    Tensor x({2, 8, 5, 5}, test_dtype(v.dtype), layout), y({2, 8, 5, 5}, test_dtype(v.dtype), layout);
-    Param gamma(std::vector<double>(8, 1.0), test_dtype(v.param_dtype));
-    Param beta(std::vector<double>(8, 0.0), test_dtype(v.param_dtype));
-    gd::Problem problem;
-    ASSERT_EQ(gd::validate_forward(x.dl(), gamma.dl(), beta.dl(), 4, 1e-5, y.dl(), nullptr,
-                                   nullptr, &problem),
-              GN_STATUS_SUCCESS)
-        << gn_last_error_message();
-    std::string why;
-    if (std::string(v.shape_class) != "any") {
-        GTEST_SKIP() << "shape class " << v.shape_class << ": see the tuned-class tests";
+    std::vector<int64_t> group_sizes = {2 * 5 * 5};
+    if (v.bounds.min_group >= 0 || v.bounds.max_group >= 0) {
+        group_sizes.clear();
+        for (int64_t edge : {v.bounds.min_group, v.bounds.max_group}) {
+            if (edge >= 0) group_sizes.push_back(edge + edge % 2);  // 2 channels: even
+        }
     }
-    ASSERT_TRUE(gd::accepts(v, problem, &why)) << why;
-    EXPECT_EQ(gd::find_variant(problem), &v);
+    EXPECT_EQ(std::string(v.shape_class) == "any", v.bounds.min_group < 0 && v.bounds.max_group < 0);
+    for (int64_t group : group_sizes) {
+        SCOPED_TRACE("group size " + std::to_string(group));
+        const std::vector<int64_t> shape = {2, 8, group / 2};  // G = 4
+        groupnorm::support::DLTensorView x(reinterpret_cast<void *>(uintptr_t(64)),
+                                           dl_type(test_dtype(v.dtype)), shape,
+                                           v.layout == gd::GN_LAYOUT_NHWC);
+        Param gamma(std::vector<double>(8, 1.0), test_dtype(v.param_dtype));
+        gd::Problem problem;
+        ASSERT_EQ(gd::validate_forward(&x.dl, gamma.dl(), nullptr, 4, 1e-5, &x.dl, nullptr,
+                                       nullptr, &problem),
+                  GN_STATUS_SUCCESS)
+            << gn_last_error_message();
+        std::string why;
+        ASSERT_TRUE(gd::accepts(v, problem, &why)) << why;
+        const gd::Variant *served = gd::find_variant(problem);
+        ASSERT_NE(served, nullptr);
+        if (served != &v && std::string(v.shape_class) == "any") {
+            // A tuned class of the same kind, listed before this row, covers this size.
+            EXPECT_NE(std::string(served->shape_class), "any") << served->name;
+            EXPECT_TRUE(served->op == v.op && served->dtype == v.dtype &&
+                        served->layout == v.layout && served->param_dtype == v.param_dtype)
+                << served->name;
+        } else {
+            EXPECT_EQ(served, &v) << served->name;
+        }
+    }
 }
 
 INSTANTIATE_TEST_SUITE_P(Registry, CpuVariant,

@@ -104,7 +104,8 @@ void query_shape(const InfoOptions &opts) {
                        : ("no: " + why).c_str());
     }
     if (!chosen) throw library_error(GN_STATUS_UNSUPPORTED);
-    std::printf("  served by: %s\n", chosen->name);
+    std::printf("  served by: %s (shape class %s, tuning %s)\n", chosen->name, chosen->shape_class,
+                *chosen->tuning ? chosen->tuning : "defaults");
     if (!chosen->is_gpu()) {
         std::printf("  ISA level its multi-target dispatch will select: %s\n",
                     cpu_isa_name(expected_cpu_isa()));

@@ -36,11 +36,25 @@ inline std::vector<Axis> search_axes(groupnorm_gen::Layout layout, bool full) {
             {"rows_per_task", {8, 32, 128}}};
 }
 
-// Tuning specs ("field=value,..."; "" = the defaults), the defaults first, each checked.
+// The defaults compiled a second time and timed as a candidate: an A/A comparison whose
+// distance from 1 is the noise of the run (the tuner keeps a candidate only beyond it).
+inline const char *const kControlSpec = "control";
+
+inline bool same_tuning(const groupnorm_gen::Tuning &a, const groupnorm_gen::Tuning &b) {
+    for (const groupnorm_gen::TuningField &f : groupnorm_gen::kTuningFields) {
+        if (a.*f.member != b.*f.member) return false;
+    }
+    return true;
+}
+
+// Tuning specs ("field=value,..."; "" = the defaults), the defaults and the control first,
+// then every checked combination that differs from the defaults.
 inline std::vector<std::string> candidate_specs(groupnorm_gen::Family family,
                                                 groupnorm_gen::Layout layout, bool full) {
     const std::vector<Axis> axes = search_axes(layout, full);
-    std::vector<std::string> specs = {""};
+    std::vector<std::string> specs = {"", kControlSpec};
+    groupnorm_gen::Tuning defaults;
+    groupnorm_gen::resolve_tuning_spec(family, layout, groupnorm_gen::GpuShape::Group, "", &defaults);
     std::vector<size_t> at(axes.size(), 0);
     for (;;) {
         std::string spec;
@@ -51,7 +65,8 @@ inline std::vector<std::string> candidate_specs(groupnorm_gen::Family family,
         groupnorm_gen::Tuning t;
         if (groupnorm_gen::resolve_tuning_spec(family, layout, groupnorm_gen::GpuShape::Group,
                                                spec.c_str(), &t)
-                .empty()) {
+                .empty() &&
+            !same_tuning(t, defaults)) {
             specs.push_back(spec);
         }
         size_t i = 0;

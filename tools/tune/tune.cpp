@@ -5,8 +5,9 @@
 // JIT gate, tests/jit_gate.h) and only then timed: on each shape, the candidates in a fresh
 // random order each repetition, with a streaming copy of the same bytes (the roofline) timed
 // in the same rounds; medians. Shapes are grouped into classes by group size, and the
-// candidate with the best geometric-mean time over a class's shapes is kept for it (the
-// defaults unless a candidate is at least 3% faster: less is within this machine's noise).
+// candidate with the best geometric-mean time over a class's shapes is kept for it, if it
+// beats the defaults by more than 3% and by more than a second copy of the defaults (the
+// control, timed as a candidate) differs from them: otherwise the defaults stay.
 // The result is a tuning table (JSON) with the machine, the measurements and the rejects.
 // Measurements go to <out>.partial as they are made; --resume continues from there.
 #include <algorithm>
@@ -37,8 +38,16 @@
 
 namespace {
 
+// The schedule family of the machine the tuner runs on (and JIT-compiles for).
+#if defined(__aarch64__)
+constexpr groupnorm_gen::Family kFamily = groupnorm_gen::Family::Arm;
+constexpr const char *kFamilyName = "arm";
+#else
+constexpr groupnorm_gen::Family kFamily = groupnorm_gen::Family::X86;
+constexpr const char *kFamilyName = "x86";
+#endif
+
 using json = nlohmann::json;
-using groupnorm_gen::Family;
 namespace gd = groupnorm::detail;
 namespace gt = groupnorm::tune;
 
@@ -165,6 +174,7 @@ struct Partial {
 
 std::map<std::string, std::string> params_of(const std::string &layout, const std::string &spec) {
     std::map<std::string, std::string> p = {{"layout", layout}};
+    if (spec == gt::kControlSpec) return p;  // the defaults again
     std::stringstream ss(spec);
     for (std::string kv; std::getline(ss, kv, ',');) {
         const size_t eq = kv.find('=');
@@ -300,20 +310,27 @@ json choose(const Options &o, const std::vector<TuneShape> &shapes, const std::v
             auto it = partial.measured.find(Partial::key(layout, spec, s.name));
             return it == partial.measured.end() ? NAN : it->second.first;
         };
+        // Geometric mean of a candidate's time over the defaults' on the class (NaN when a
+        // shape has no measurement: a rejected candidate).
+        auto score_of = [&](const std::string &spec) {
+            double log_sum = 0;
+            for (const TuneShape *s : members) log_sum += std::log(time(spec, *s) / time("", *s));
+            return std::exp(log_sum / members.size());
+        };
+        const double control = score_of(gt::kControlSpec);
+        // A candidate must beat the defaults by more than 3% and by more than the defaults
+        // differ from themselves in this run.
+        const double needed = std::min(0.97, 1.0 - std::fabs(1.0 - control));
         std::string best = "";
         double best_score = 1.0;
         for (const std::string &spec : specs) {
-            double log_sum = 0;
-            bool complete = true;
-            for (const TuneShape *s : members) {
-                const double r = time(spec, *s) / time("", *s);
-                complete = complete && std::isfinite(r);
-                if (complete) log_sum += std::log(r);
-            }
-            const double score = std::exp(log_sum / members.size());
-            if (complete && score < best_score) best = spec, best_score = score;
+            if (spec == gt::kControlSpec) continue;
+            const double score = score_of(spec);
+            if (std::isfinite(score) && score < best_score) best = spec, best_score = score;
         }
-        if (best_score > 0.97) best = "", best_score = 1.0;  // within the noise: the defaults
+        const double best_seen = best_score;
+        const std::string best_seen_spec = best;
+        if (!(best_score < needed)) best = "", best_score = 1.0;  // within the noise: the defaults
         json rows = json::array();
         for (const TuneShape *s : members) {
             const auto &d = partial.measured.at(Partial::key(layout, "", s->name));
@@ -325,7 +342,10 @@ json choose(const Options &o, const std::vector<TuneShape> &shapes, const std::v
         classes.push_back({{"op", "fwd"}, {"dtype", o.dtype}, {"layout", layout},
                            {"class", cls.name}, {"bounds", bounds_of(cls)},
                            {"tuning", best.empty() ? "-" : best},
-                           {"geomean_vs_default", best_score}, {"shapes", rows}});
+                           {"geomean_vs_default", best_score},
+                           {"control_vs_default", control}, {"needed_below", needed},
+                           {"best_candidate", best_seen_spec.empty() ? "-" : best_seen_spec},
+                           {"best_candidate_vs_default", best_seen}, {"shapes", rows}});
     }
     return classes;
 }
@@ -363,7 +383,7 @@ int main(int argc, char **argv) {
         json classes = json::array(), measurements = json::array(), rejected = json::array();
         for (const std::string &layout : o.layouts) {
             const auto lay = layout == "nhwc" ? groupnorm_gen::Layout::NHWC : groupnorm_gen::Layout::NCHW;
-            std::vector<std::string> specs = gt::candidate_specs(Family::X86, lay, o.space == "full");
+            std::vector<std::string> specs = gt::candidate_specs(kFamily, lay, o.space == "full");
             if (o.max_candidates > 0 && (int)specs.size() > o.max_candidates) specs.resize(o.max_candidates);
             auto usable = compile_and_gate(o, layout, specs, shapes, partial);
             if (partial.rejected.count(Partial::key(layout, ""))) {
@@ -389,7 +409,7 @@ int main(int argc, char **argv) {
             {"format", 1},
             {"made_by", "groupnorm-tune --space " + o.space + " --threads " + std::to_string(o.threads) +
                             " --dtype " + o.dtype + (o.shapes_file.empty() ? "" : " --shapes " + o.shapes_file)},
-            {"family", "x86"},
+            {"family", kFamilyName},
             {"jit_target", Halide::get_jit_target_from_environment().to_string()},
             {"halide", std::to_string(HALIDE_VERSION_MAJOR) + "." + std::to_string(HALIDE_VERSION_MINOR) +
                            "." + std::to_string(HALIDE_VERSION_PATCH)},
@@ -402,10 +422,10 @@ int main(int argc, char **argv) {
             {"rejected", rejected}};
         std::ofstream(o.out) << table.dump(1) << "\n";
         for (const json &c : classes) {
-            std::printf("%-4s %-6s %-30s %-45s %.3fx of the defaults' time\n",
+            std::printf("%-4s %-6s %-30s %-45s %.3fx of the defaults' time (control %.3fx)\n",
                         c["layout"].get<std::string>().c_str(), c["class"].get<std::string>().c_str(),
                         c["bounds"].get<std::string>().c_str(), c["tuning"].get<std::string>().c_str(),
-                        c["geomean_vs_default"].get<double>());
+                        c["geomean_vs_default"].get<double>(), c["control_vs_default"].get<double>());
         }
         std::printf("wrote %s\n", o.out.c_str());
     } catch (const std::exception &e) {
