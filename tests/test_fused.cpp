@@ -67,37 +67,41 @@ bool run_case(const gd::Variant &v, ForwardCase &c, const Shape &shape, bool sta
     return true;
 }
 
-// Every activation, every core shape and layout, with and without gamma/beta.
+// Every core shape and layout, with and without gamma/beta, each case with one activation in
+// turn from a random start (all four on every variant, a quarter of the cases each; over runs
+// every pairing).
 TEST_P(CpuFusedVariant, ActivationsMatchFloat64Reference) {
     const gd::Variant &v = *GetParam();
     const uint64_t seed = fresh_seed();
     SCOPED_TRACE("GN_TEST_SEED=" + std::to_string(seed));
     std::mt19937_64 rng(seed);
     const DType dt = test_dtype(v.dtype), pt = test_dtype(v.param_dtype);
-    int ran = 0;
-    for (int act : kActivations) {
-        for (Layout layout : test_layouts(v.layout)) {
-            for (const Shape &shape : core_shapes()) {
-                for (bool affine : {true, false}) {
-                    if (!affine && pt != DType::F32) continue;
-                    SCOPED_TRACE(std::string(activation_name(act)) + " " + to_string(shape.dims) +
-                                 " G=" + std::to_string(shape.G) + " " + name(layout) +
-                                 (affine ? " affine" : " no affine"));
-                    ForwardCase c(shape, dt, pt, layout, affine,
-                                  std::uniform_real_distribution<double>(-3.0, 3.0)(rng), rng);
-                    if (!run_case(v, c, shape, affine, act)) continue;
-                    Reference ref = c.reference(shape.G, 1e-5);
-                    apply_activation(ref, act);
-                    // mean and rstd are the normalization's, whatever the activation.
-                    EXPECT_TRUE(matches_reference(c.y, ref, affine ? &c.mean : nullptr,
-                                                  affine ? &c.rstd : nullptr));
-                    EXPECT_TRUE(c.y.gaps_untouched()) << "wrote outside y's view";
-                    ran++;
-                }
+    size_t turn = rng() % 4;
+    int ran = 0, ran_with[4] = {};
+    for (Layout layout : test_layouts(v.layout)) {
+        for (const Shape &shape : core_shapes()) {
+            for (bool affine : {true, false}) {
+                if (!affine && pt != DType::F32) continue;
+                const int act = kActivations[turn++ % 4];
+                SCOPED_TRACE(std::string(activation_name(act)) + " " + to_string(shape.dims) +
+                             " G=" + std::to_string(shape.G) + " " + name(layout) +
+                             (affine ? " affine" : " no affine"));
+                ForwardCase c(shape, dt, pt, layout, affine,
+                              std::uniform_real_distribution<double>(-3.0, 3.0)(rng), rng);
+                if (!run_case(v, c, shape, affine, act)) continue;
+                Reference ref = c.reference(shape.G, 1e-5);
+                apply_activation(ref, act);
+                // mean and rstd are the normalization's, whatever the activation.
+                EXPECT_TRUE(matches_reference(c.y, ref, affine ? &c.mean : nullptr,
+                                              affine ? &c.rstd : nullptr));
+                EXPECT_TRUE(c.y.gaps_untouched()) << "wrote outside y's view";
+                ran++;
+                ran_with[(turn - 1) % 4]++;
             }
         }
     }
-    EXPECT_GE(ran, 4 * 20) << "too few shapes ran this variant";
+    EXPECT_GE(ran, 20) << "too few shapes ran this variant";
+    for (int a = 0; a < 4; a++) EXPECT_GE(ran_with[a], 4) << activation_name(kActivations[a]);
 }
 
 // |mean| = 1e4 std: the activation sees the same well-centred z as plain GroupNorm.
@@ -143,7 +147,8 @@ INSTANTIATE_TEST_SUITE_P(Registry, CpuFusedVariant,
 
 class CpuFusedBackward : public ::testing::TestWithParam<const gd::Variant *> {};
 
-// Every activation, every core shape and layout, with gamma and beta and without.
+// Every core shape and layout, with gamma and beta and without, each case with one activation
+// in turn from a random start (as the forward test above).
 TEST_P(CpuFusedBackward, MatchesFloat64Reference) {
     const gd::Variant &v = *GetParam();
     const uint64_t seed = fresh_seed();
@@ -151,44 +156,47 @@ TEST_P(CpuFusedBackward, MatchesFloat64Reference) {
     std::mt19937_64 rng(seed);
     const DType dt = test_dtype(v.dtype), pt = test_dtype(v.param_dtype);
     ASSERT_EQ(gd::install_cpu_isa_cap(), GN_STATUS_SUCCESS);
-    int ran = 0;
-    for (int act : kActivations) {
-        for (Layout layout : test_layouts(v.layout)) {
-            for (const Shape &shape : core_shapes()) {
-                for (bool affine : {true, false}) {
-                    SCOPED_TRACE(std::string(activation_name(act)) + " " + to_string(shape.dims) +
-                                 " G=" + std::to_string(shape.G) + " " + name(layout) +
-                                 (affine ? " gamma, beta" : " no gamma/beta"));
-                    BackwardCase c(shape, dt, pt, layout, affine,
-                                   std::uniform_real_distribution<double>(-3, 3)(rng), 1.5, rng);
-                    std::optional<Param> beta;
-                    if (affine) beta.emplace(random_param(c.x.C(), pt, rng, 0.0, 1.0));
-                    if (act == GN_ACTIVATION_RELU) c.avoid_kink(beta ? &*beta : nullptr);
-                    // A two-value group's own std can be tiny beside its mean.
-                    if (!c.inside_fused_contract()) continue;
-                    gd::Problem p;
-                    ASSERT_EQ(gd::validate_backward(c.dy.dl(), c.x.dl(), c.mean.dl(), c.rstd.dl(),
-                                                    c.g(), c.G, c.dx.dl(), c.dgamma.dl(),
-                                                    c.dbeta.dl(), &p),
-                              GN_STATUS_SUCCESS)
-                        << gn_last_error_message();
-                    ASSERT_EQ(gd::validate_backward_activation(act, beta ? beta->dl() : nullptr, &p),
-                              GN_STATUS_SUCCESS)
-                        << gn_last_error_message();
-                    if (p.layout != v.layout || p.param_dtype != v.param_dtype || !gd::can_run(v, p)) {
-                        continue;
-                    }
-                    ASSERT_EQ(gd::run_backward(v, p), GN_STATUS_SUCCESS) << gn_last_error_message();
-                    EXPECT_TRUE(matches_backward_reference(
-                        c.fused_reference(beta ? &*beta : nullptr, act), &c.dx, &c.dgamma,
-                        &c.dbeta, c.G));
-                    EXPECT_TRUE(c.dx.gaps_untouched()) << "wrote outside dx's view";
-                    ran++;
+    size_t turn = rng() % 4;
+    int ran = 0, ran_with[4] = {};
+    for (Layout layout : test_layouts(v.layout)) {
+        for (const Shape &shape : core_shapes()) {
+            for (bool affine : {true, false}) {
+                const size_t which = turn++ % 4;
+                const int act = kActivations[which];
+                SCOPED_TRACE(std::string(activation_name(act)) + " " + to_string(shape.dims) +
+                             " G=" + std::to_string(shape.G) + " " + name(layout) +
+                             (affine ? " gamma, beta" : " no gamma/beta"));
+                BackwardCase c(shape, dt, pt, layout, affine,
+                               std::uniform_real_distribution<double>(-3, 3)(rng), 1.5, rng);
+                std::optional<Param> beta;
+                if (affine) beta.emplace(random_param(c.x.C(), pt, rng, 0.0, 1.0));
+                if (act == GN_ACTIVATION_RELU) c.avoid_kink(beta ? &*beta : nullptr);
+                // A two-value group's own std can be tiny beside its mean.
+                if (!c.inside_fused_contract()) continue;
+                gd::Problem p;
+                ASSERT_EQ(gd::validate_backward(c.dy.dl(), c.x.dl(), c.mean.dl(), c.rstd.dl(),
+                                                c.g(), c.G, c.dx.dl(), c.dgamma.dl(),
+                                                c.dbeta.dl(), &p),
+                          GN_STATUS_SUCCESS)
+                    << gn_last_error_message();
+                ASSERT_EQ(gd::validate_backward_activation(act, beta ? beta->dl() : nullptr, &p),
+                          GN_STATUS_SUCCESS)
+                    << gn_last_error_message();
+                if (p.layout != v.layout || p.param_dtype != v.param_dtype || !gd::can_run(v, p)) {
+                    continue;
                 }
+                ASSERT_EQ(gd::run_backward(v, p), GN_STATUS_SUCCESS) << gn_last_error_message();
+                EXPECT_TRUE(matches_backward_reference(
+                    c.fused_reference(beta ? &*beta : nullptr, act), &c.dx, &c.dgamma,
+                    &c.dbeta, c.G));
+                EXPECT_TRUE(c.dx.gaps_untouched()) << "wrote outside dx's view";
+                ran++;
+                ran_with[which]++;
             }
         }
     }
-    EXPECT_GE(ran, 4 * 16) << "too few shapes ran this variant";
+    EXPECT_GE(ran, 16) << "too few shapes ran this variant";
+    for (int a = 0; a < 4; a++) EXPECT_GE(ran_with[a], 3) << activation_name(kActivations[a]);
 }
 
 INSTANTIATE_TEST_SUITE_P(Registry, CpuFusedBackward,
