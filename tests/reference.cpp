@@ -46,42 +46,53 @@ Param random_param(int64_t C, DType dtype, std::mt19937_64 &rng, double mean, do
 
 namespace {
 
-// The references compute in arithmetic type T: double for float32 and the half types (2^29
-// times finer than float32), long double for float64 data (x86-64: a 64-bit significand,
-// 2^11 finer than double; ARM64: IEEE quad).
-// A group's mean as pivot + offset, never rounded to one number (at |mean| = 1e7 std a
-// long double's unit of |mean| is 1e-12 std: 50 times the float64 bound), and its biased
-// variance. pivot is the group's first value, so every sum is of values about the mean:
-// their rounding is relative to the spread, not to |mean|.
-template <typename T>
-struct GroupStats {
-    T pivot, offset, var;
-    T mean() const { return pivot + offset; }
-    T centered(double x) const { return (T(x) - pivot) - offset; }  // x - pivot: exact
+// Neumaier's compensated sum: each add's rounding error is kept and added back at the end,
+// so a sum of M terms errs by about one rounding of the total (plus M 2^-106 of the terms'
+// magnitudes), not M roundings: double is then accurate enough to judge float64 kernels to
+// 2^-52 (a plain double sum of 4M terms errs by ~2000 units of 2^-53 on random data, 12
+// times the float64 bound).
+struct CompensatedSum {
+    double sum = 0, comp = 0;
+    void add(double v) {
+        const double t = sum + v;
+        comp += std::fabs(sum) >= std::fabs(v) ? (sum - t) + v : (v - t) + sum;
+        sum = t;
+    }
+    double value() const { return sum + comp; }
 };
 
-template <typename T>
-GroupStats<T> group_stats(const Tensor &x, int64_t n, int64_t g, int64_t D) {
+// A group's mean as pivot + offset, never rounded to one number (at |mean| = 1e7 std a
+// double's unit of |mean| is 2e-9 std, 1e5 times the float64 bound), and its biased
+// variance. pivot is the group's first value, so every sum is of values about the mean:
+// their rounding is relative to the spread, not to |mean|. The per-element formulas are
+// plain double: a few roundings of 2^-53 each, a few % of the float64 bound.
+struct GroupStats {
+    double pivot, offset, var;
+    double mean() const { return pivot + offset; }
+    double centered(double x) const { return (x - pivot) - offset; }  // x - pivot: exact near the mean
+};
+
+GroupStats group_stats(const Tensor &x, int64_t n, int64_t g, int64_t D) {
     const int64_t S = x.S();
-    GroupStats<T> st{T(x.get(n, g * D, 0)), 0, 0};
-    const T M = T(D * S);
-    T sum = 0;
+    GroupStats st{x.get(n, g * D, 0), 0, 0};
+    const double M = double(D * S);
+    CompensatedSum sum, sq;
     for (int64_t c = g * D; c < (g + 1) * D; c++)
-        for (int64_t s = 0; s < S; s++) sum += T(x.get(n, c, s)) - st.pivot;
-    st.offset = sum / M;
-    T sq = 0;
+        for (int64_t s = 0; s < S; s++) sum.add(x.get(n, c, s) - st.pivot);
+    st.offset = sum.value() / M;
     for (int64_t c = g * D; c < (g + 1) * D; c++)
         for (int64_t s = 0; s < S; s++) {
-            const T d = st.centered(x.get(n, c, s));
-            sq += d * d;
+            const double d = st.centered(x.get(n, c, s));
+            sq.add(d * d);
         }
-    st.var = sq / M;
+    st.var = sq.value() / M;
     return st;
 }
 
-template <typename T>
-Reference group_norm_in(const Tensor &x, const Param *gamma, const Param *beta, int64_t G,
-                        double eps) {
+}  // namespace
+
+Reference reference_group_norm(const Tensor &x, const Param *gamma, const Param *beta,
+                               int64_t G, double eps) {
     const int64_t N = x.N(), C = x.C(), S = x.S(), D = C / G;
     Reference r;
     r.y.resize(N * C * S);
@@ -90,28 +101,20 @@ Reference group_norm_in(const Tensor &x, const Param *gamma, const Param *beta, 
     r.stddev.resize(N * G);
     for (int64_t n = 0; n < N; n++) {
         for (int64_t g = 0; g < G; g++) {
-            const GroupStats<T> st = group_stats<T>(x, n, g, D);
-            const T rstd = T(1) / std::sqrt(st.var + T(eps));
-            r.mean[n * G + g] = double(st.mean());
-            r.rstd[n * G + g] = double(rstd);
-            r.stddev[n * G + g] = double(std::sqrt(st.var));
+            const GroupStats st = group_stats(x, n, g, D);
+            const double rstd = 1.0 / std::sqrt(st.var + eps);
+            r.mean[n * G + g] = st.mean();
+            r.rstd[n * G + g] = rstd;
+            r.stddev[n * G + g] = std::sqrt(st.var);
             for (int64_t c = g * D; c < (g + 1) * D; c++) {
-                const T w = gamma ? (*gamma)[c] : 1.0, b = beta ? (*beta)[c] : 0.0;
+                const double w = gamma ? (*gamma)[c] : 1.0, b = beta ? (*beta)[c] : 0.0;
                 for (int64_t s = 0; s < S; s++) {
-                    r.y[(n * C + c) * S + s] = double(st.centered(x.get(n, c, s)) * rstd * w + b);
+                    r.y[(n * C + c) * S + s] = st.centered(x.get(n, c, s)) * rstd * w + b;
                 }
             }
         }
     }
     return r;
-}
-
-}  // namespace
-
-Reference reference_group_norm(const Tensor &x, const Param *gamma, const Param *beta,
-                               int64_t G, double eps) {
-    if (x.dtype() == DType::F64) return group_norm_in<long double>(x, gamma, beta, G, eps);
-    return group_norm_in<double>(x, gamma, beta, G, eps);
 }
 
 double contract_bound(DType t) { return t == DType::F64 ? kBound64 : kBound32; }
@@ -213,61 +216,52 @@ void apply_activation(Reference &ref, int activation) {
                                          << worst << "x its bound); first: " << first.str();
 }
 
-namespace {
-
-template <typename T>
-BackwardReference group_norm_backward_in(const Tensor &dy, const Tensor &x, const Param *gamma,
-                                         int64_t G, double eps) {
+BackwardReference reference_group_norm_backward(const Tensor &dy, const Tensor &x,
+                                                const Param *gamma, int64_t G, double eps) {
     const int64_t N = x.N(), C = x.C(), S = x.S(), D = C / G;
-    const T M = T(D * S);
+    const double M = double(D * S);
     BackwardReference r;
     r.dx.assign(N * C * S, 0.0);
     r.dx_scale.assign(N * G, 0.0);
-    std::vector<T> dgamma(C, 0), dbeta(C, 0);
+    std::vector<CompensatedSum> dgamma(C), dbeta(C);
     r.dgamma_abs.assign(C, 0.0), r.dbeta_abs.assign(C, 0.0);
     for (int64_t n = 0; n < N; n++) {
         for (int64_t g = 0; g < G; g++) {
-            const GroupStats<T> st = group_stats<T>(x, n, g, D);
-            const T rstd = T(1) / std::sqrt(st.var + T(eps));
-            T sum_gdy = 0, sum_gdy_xhat = 0;
+            const GroupStats st = group_stats(x, n, g, D);
+            const double rstd = 1.0 / std::sqrt(st.var + eps);
+            CompensatedSum sum_gdy, sum_gdy_xhat;
             for (int64_t c = g * D; c < (g + 1) * D; c++) {
-                const T w = gamma ? (*gamma)[c] : 1.0;
+                const double w = gamma ? (*gamma)[c] : 1.0;
                 for (int64_t s = 0; s < S; s++) {
-                    const T d = dy.get(n, c, s), xhat = st.centered(x.get(n, c, s)) * rstd;
-                    sum_gdy += w * d;
-                    sum_gdy_xhat += w * d * xhat;
-                    dgamma[c] += d * xhat;
-                    dbeta[c] += d;
+                    const double d = dy.get(n, c, s), xhat = st.centered(x.get(n, c, s)) * rstd;
+                    sum_gdy.add(w * d);
+                    sum_gdy_xhat.add(w * d * xhat);
+                    dgamma[c].add(d * xhat);
+                    dbeta[c].add(d);
                     // xhat's unit scale too: its float32 error is absolute (~1e-7), like y's.
-                    r.dgamma_abs[c] += double(std::fabs(d * xhat) + std::fabs(d));
-                    r.dbeta_abs[c] += double(std::fabs(d));
+                    r.dgamma_abs[c] += std::fabs(d * xhat) + std::fabs(d);
+                    r.dbeta_abs[c] += std::fabs(d);
                 }
             }
-            T sq = 0;
+            const double mean_gdy = sum_gdy.value() / M, mean_gdy_xhat = sum_gdy_xhat.value() / M;
+            double sq = 0;
             for (int64_t c = g * D; c < (g + 1) * D; c++) {
-                const T w = gamma ? (*gamma)[c] : 1.0;
+                const double w = gamma ? (*gamma)[c] : 1.0;
                 for (int64_t s = 0; s < S; s++) {
-                    const T xhat = st.centered(x.get(n, c, s)) * rstd;
-                    const T v = rstd * (w * T(dy.get(n, c, s)) - sum_gdy / M - xhat * sum_gdy_xhat / M);
-                    r.dx[(n * C + c) * S + s] = double(v);
-                    const T a = rstd * w * T(dy.get(n, c, s));
-                    sq += a * a;
+                    const double xhat = st.centered(x.get(n, c, s)) * rstd;
+                    r.dx[(n * C + c) * S + s] =
+                        rstd * (w * dy.get(n, c, s) - mean_gdy - xhat * mean_gdy_xhat);
+                    sq += (rstd * w * dy.get(n, c, s)) * (rstd * w * dy.get(n, c, s));
                 }
             }
-            r.dx_scale[n * G + g] = double(std::sqrt(sq / M));
+            r.dx_scale[n * G + g] = std::sqrt(sq / M);
         }
     }
-    r.dgamma.assign(dgamma.begin(), dgamma.end());
-    r.dbeta.assign(dbeta.begin(), dbeta.end());
+    for (int64_t c = 0; c < C; c++) {
+        r.dgamma.push_back(dgamma[c].value());
+        r.dbeta.push_back(dbeta[c].value());
+    }
     return r;
-}
-
-}  // namespace
-
-BackwardReference reference_group_norm_backward(const Tensor &dy, const Tensor &x,
-                                                const Param *gamma, int64_t G, double eps) {
-    if (x.dtype() == DType::F64) return group_norm_backward_in<long double>(dy, x, gamma, G, eps);
-    return group_norm_backward_in<double>(dy, x, gamma, G, eps);
 }
 
 ParamGrad::ParamGrad(int64_t C, DType dtype)

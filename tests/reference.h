@@ -1,6 +1,6 @@
 // The float64 reference GroupNorm and the numerics contract (docs/DESIGN.md section 1) as a
-// gtest predicate. (For float64 data the reference computes in long double: see
-// reference.cpp.)
+// gtest predicate. (Compensated sums about each group's first value: accurate enough to
+// judge float64 kernels too, reference.cpp.)
 #pragma once
 
 #include <vector>
