@@ -69,6 +69,7 @@ def assert_within(name, got, want, bound):
 def _ld(t, shape=None):
     """t as a numpy long double array (x86: a 64-bit significand, 2^11 finer than float64),
     reshaped for broadcasting over (N, C, *) when shape is given."""
+    assert np.finfo(np.longdouble).nmant >= 63, "the float64 references need an 80-bit long double"
     a = t.detach().cpu().numpy().astype(np.longdouble)
     return a if shape is None else a.reshape((1, shape[1]) + (1,) * (len(shape) - 2))
 

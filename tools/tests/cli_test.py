@@ -25,7 +25,10 @@ def data(shape, dtype=np.float32):
 def ref_type(x):
     """The reference's arithmetic: float64, or numpy's long double for float64 data (x86:
     a 64-bit significand, 2^11 finer than the float64 results it judges)."""
-    return np.longdouble if np.asarray(x).dtype == np.float64 else np.float64
+    if np.asarray(x).dtype != np.float64:
+        return np.float64
+    assert np.finfo(np.longdouble).nmant >= 63, "the float64 reference needs an 80-bit long double"
+    return np.longdouble
 
 
 def bound(dtype):
