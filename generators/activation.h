@@ -3,7 +3,8 @@
 // pipeline's elementwise output Func is specialized once per activation, so the selection
 // costs one branch per call, not a select per element, and no extra variants.
 //
-// Values match runtime/include/groupnorm/groupnorm.h (gn_activation). Float32 throughout.
+// Values match runtime/include/groupnorm/groupnorm.h (gn_activation). Float32 throughout:
+// float64 variants compile none (generator_base.h, fused_activations()).
 #pragma once
 
 #include <utility>

@@ -60,8 +60,21 @@ protected:
         return out;
     }
 
-    // Natural float32 vector width of the target (CPU families).
-    int vector() const { return this->get_target().template natural_vector_size<float>(); }
+    // The arithmetic type: float64 for float64 x, float32 for every other dtype (half types
+    // are computed in float32). Statistics (forward mean/rstd, backward inputs) and eps have it.
+    Halide::Type compute_type() const {
+        const Halide::Type t = static_cast<const T *>(this)->x.type();
+        return t.is_float() && t.bits() == 64 ? Halide::Float(64) : Halide::Float(32);
+    }
+
+    // Whether the variant compiles the fused activations (activation.h). Their sigmoid is
+    // float32 arithmetic (bit tricks on float32 exponents): float64 variants have none, and
+    // the runtime refuses an activation for float64 x before calling one.
+    bool fused_activations() const { return compute_type() == Halide::Float(32); }
+
+    // Natural vector width of the compute type on the target (CPU families): the unit of the
+    // tuning's vector counts.
+    int vector() const { return this->get_target().natural_vector_size(compute_type()); }
 };
 
 }  // namespace groupnorm_gen

@@ -13,7 +13,8 @@
 //
 // These are PyTorch's native_group_norm_backward formulas with the sums taken about the mean
 // (dsc = ds - db * mean): ds = sum dy * x would cancel catastrophically against db * mean when
-// |mean| >> std. All float32; dgamma and dbeta reduce over n in a fixed order (no atomics):
+// |mean| >> std. All in the compute type (float32; float64 for float64 x, generator_base.h),
+// with no fused activation for float64; dgamma and dbeta reduce over n in a fixed order (no atomics):
 // bit-identical whatever the thread count. dx may be dy itself (each group is read before it
 // is written). A dx buffer of spatial extent 0 computes only dgamma and dbeta.
 
@@ -33,11 +34,11 @@ using namespace Halide;
 class GroupNormBackward : public GroupNormGenerator<GroupNormBackward> {
 public:
     // Types set per variant by the build: dy.type = x.type = dx.type; gamma.type = dgamma.type
-    // = dbeta.type (x's or float32).
+    // = dbeta.type (x's or float32); mean.type = rstd.type, the compute type.
     Input<Buffer<void, 3>> dy{"dy"};
     Input<Buffer<void, 3>> x{"x"};
-    Input<Buffer<float, 2>> mean{"mean"};  // (g, n)
-    Input<Buffer<float, 2>> rstd{"rstd"};  // (g, n)
+    Input<Buffer<void, 2>> mean{"mean"};  // (g, n)
+    Input<Buffer<void, 2>> rstd{"rstd"};  // (g, n)
     Input<Buffer<void, 1>> gamma{"gamma"};
     // The forward's beta: with an activation, z = (x - mean) rstd gamma + beta is recomputed
     // and dy becomes dy * act'(z) (activation.h) before everything below.
@@ -51,6 +52,10 @@ public:
 
     void generate() {
         const Tuning tune = resolved_tuning();
+        const Type ct = compute_type();
+        _halide_user_assert(mean.type() == ct && rstd.type() == ct)
+            << "mean and rstd must have the compute type " << ct;
+        const Expr zero = zero_of(ct);
         BackwardStages st;
         Var s = st.s, c = st.c, n = st.n, g = st.g;
         Expr S = x.dim(0).extent(), C = x.dim(1).extent(), N = x.dim(2).extent();
@@ -60,18 +65,22 @@ public:
         // strict_float: x - mean is the numerics (fast-math must not turn dy * (x - mean)
         // into dy * x - dy * mean).
         st.chan_mean(c, n) = mean(c / D, n);
-        st.centered(s, c, n) = strict_float(cast<float>(x(s, c, n)) - st.chan_mean(c, n));
+        st.centered(s, c, n) = strict_float(cast(ct, x(s, c, n)) - st.chan_mean(c, n));
         // The activation's prologue: dy through act'(z), z the forward's pre-activation value
         // (from the given mean and rstd). A select over the activations, folded away in the
-        // specialization for none (below).
-        const bool fast_reciprocal = family() == Family::X86;
-        Expr z = st.centered(s, c, n) * (rstd(c / D, n) * cast<float>(gamma(c))) +
-                 cast<float>(beta(c));
-        Expr act_grad = select_activation(
-            activation, [&](int a) { return activate_grad(a, z, fast_reciprocal); });
-        st.dy_f(s, c, n) = cast<float>(dy(s, c, n)) * act_grad;
+        // specialization for none (below). float64: none compiled (fused_activations()).
+        if (fused_activations()) {
+            const bool fast_reciprocal = family() == Family::X86;
+            Expr z = st.centered(s, c, n) * (rstd(c / D, n) * cast<float>(gamma(c))) +
+                     cast<float>(beta(c));
+            Expr act_grad = select_activation(
+                activation, [&](int a) { return activate_grad(a, z, fast_reciprocal); });
+            st.dy_f(s, c, n) = cast<float>(dy(s, c, n)) * act_grad;
+        } else {
+            st.dy_f(s, c, n) = cast(ct, dy(s, c, n));
+        }
 
-        // Channel sums: {dy, dy (x - mean), x - mean} over s, as a cascade whose every float32
+        // Channel sums: {dy, dy (x - mean), x - mean} over s, as a cascade whose every
         // chain of adds is short, so rounding errors cannot pile up when the terms share a
         // sign (a running sum over s was 1e-4 off at S = 2^18, and 2 ulp in dx at S = 432):
         //   chunk: K rows of L lanes (K > 1: nhwc CPU; added pairwise, strict_float, else
@@ -86,14 +95,14 @@ public:
             return std::vector<Expr>{dyv, dyv * xcv, xcv};
         };
         const int L = lanes(tune), K = steps(tune);  // L a power of two
-        st.chan_sums(c, n) = Tuple(0.0f, 0.0f, 0.0f);
+        st.chan_sums(c, n) = Tuple(zero, zero, zero);
         if (family() == Family::Gpu) {
             // B ~ sqrt(S / threads): the in-block and per-thread chains about equally long.
             Expr B = max(1, cast<int>(ceil(sqrt(cast<float>(S) / tune.gpu_threads))));
             Expr blocks = (S + B - 1) / B;
             st.rj = RDom(0, B, "rj");
             Expr pos = st.b + st.rj * blocks;
-            st.block_sums(st.b, c, n) = Tuple(0.0f, 0.0f, 0.0f);
+            st.block_sums(st.b, c, n) = Tuple(zero, zero, zero);
             accumulate(st.block_sums, {st.b, c, n}, masked(terms(min(pos, S - 1)), pos < S));
             st.rs = RDom(0, blocks, "rs");
             accumulate(st.chan_sums, {c, n}, tuple_values(st.block_sums(st.rs, c, n)));
@@ -113,15 +122,15 @@ public:
                 return sum;
             };
             st.rj = RDom(0, B, "rj");
-            st.block_sums(st.l, st.b, c, n) = Tuple(0.0f, 0.0f, 0.0f);
+            st.block_sums(st.l, st.b, c, n) = Tuple(zero, zero, zero);
             accumulate(st.block_sums, {st.l, st.b, c, n}, chunk_terms(st.b * B + st.rj));
             st.rp = RDom(0, chunks - full_blocks * B, "rp");  // the last, partial block
-            st.last_block(st.l, c, n) = Tuple(0.0f, 0.0f, 0.0f);
+            st.last_block(st.l, c, n) = Tuple(zero, zero, zero);
             accumulate(st.last_block, {st.l, c, n}, chunk_terms(full_blocks * B + st.rp));
             // The partial block starts the Kahan sums (one block: no compensation step).
             st.rs = RDom(0, full_blocks, "rs");
             st.lane_sums(st.l, c, n) = Tuple(st.last_block(st.l, c, n)[0], st.last_block(st.l, c, n)[1],
-                                             st.last_block(st.l, c, n)[2], 0.0f, 0.0f, 0.0f);
+                                             st.last_block(st.l, c, n)[2], zero, zero, zero);
             kahan_accumulate(st.lane_sums, {st.l, c, n},
                              tuple_values(st.block_sums(st.l, st.rs, c, n)));
             // The lanes added in a tree (halves of the vector at a time): an in-order
@@ -144,35 +153,36 @@ public:
         }
 
         // Per group: the gamma-weighted sums over its channels (a group may have thousands),
-        // in a serial loop: in float64 on CPUs (a chain as fast as float32's), with Kahan's
-        // compensation on GPUs (not every OpenCL device has float64).
+        // in a serial loop: float32 data in float64 on CPUs (a chain as fast as float32's);
+        // with Kahan's compensation on GPUs (not every OpenCL device has float64) and for
+        // float64 data (nothing wider is as fast).
         RDom rd(0, D, "rd");
         Expr cg = g * D + rd;
-        Expr w = cast<float>(gamma(cg));
+        Expr w = cast(ct, gamma(cg));
         std::vector<Expr> grp_terms = {w * st.chan_sums(cg, n)[0], w * st.chan_sums(cg, n)[1],
                                        st.chan_sums(cg, n)[2]};
         Func grp_acc("grp_acc"), grp_sums("grp_sums");
-        if (family() == Family::Gpu) {
-            grp_acc(g, n) = Tuple(0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f);
+        if (family() == Family::Gpu || ct == Float(64)) {
+            grp_acc(g, n) = Tuple(zero, zero, zero, zero, zero, zero);
             kahan_accumulate(grp_acc, {g, n}, grp_terms);
             grp_sums(g, n) = Tuple(kahan_values(grp_acc(g, n)));
         } else {
             grp_acc(g, n) = Tuple(Expr(0.0), Expr(0.0), Expr(0.0));
             for (Expr &t : grp_terms) t = cast<double>(t);
             accumulate(grp_acc, {g, n}, grp_terms);
-            grp_sums(g, n) = Tuple(cast<float>(grp_acc(g, n)[0]), cast<float>(grp_acc(g, n)[1]),
-                                   cast<float>(grp_acc(g, n)[2]));
+            grp_sums(g, n) = Tuple(cast(ct, grp_acc(g, n)[0]), cast(ct, grp_acc(g, n)[1]),
+                                   cast(ct, grp_acc(g, n)[2]));
         }
-        // The given mean is float32: up to half an ulp of |mean| away from the group's true
-        // mean, which is 6e-4 std at |mean| = 1e4 std. delta = true mean - given mean, from the
+        // The given mean is rounded: up to half an ulp of |mean| away from the group's true
+        // mean, which is 6e-4 std at |mean| = 1e4 std in float32. delta = true mean - given mean, from the
         // sums of x - mean, re-centres every sum (sum dy (x - mean_true) = dsc - delta * db).
         Expr r = rstd(g, n);
-        Expr inv_m = 1.0f / (cast<float>(S) * cast<float>(D));
+        Expr inv_m = 1.0f / (cast(ct, S) * cast(ct, D));
         Expr delta = grp_sums(g, n)[2] * inv_m;
         Expr c2 = -(r * r * r) * inv_m * (grp_sums(g, n)[1] - delta * grp_sums(g, n)[0]);
         Expr c3 = -r * inv_m * grp_sums(g, n)[0];
         st.grp_coef(g, n) = Tuple(c2, c3 - c2 * delta, delta);
-        st.chan_coef(c, n) = Tuple(rstd(c / D, n) * cast<float>(gamma(c)),
+        st.chan_coef(c, n) = Tuple(rstd(c / D, n) * cast(ct, gamma(c)),
                                    st.grp_coef(c / D, n)[0], st.grp_coef(c / D, n)[1]);
         st.dx(s, c, n) = cast_out(x.type(), st.chan_coef(c, n)[0] * st.dy_f(s, c, n) +
                                             st.chan_coef(c, n)[1] * st.centered(s, c, n) +
@@ -185,7 +195,7 @@ public:
         // dgamma, dbeta: over the samples in order.
         st.rn = RDom(0, N, "rn");
         Func param_sums("param_sums");
-        param_sums(c) = Tuple(0.0f, 0.0f);
+        param_sums(c) = Tuple(zero, zero);
         param_sums(c) = Tuple(param_sums(c)[0] + st.chan_sums_out(c, st.rn)[1] * rstd(c / D, st.rn),
                               param_sums(c)[1] + st.chan_sums_out(c, st.rn)[0]);
         st.dgamma(c) = cast(gamma.type(), param_sums(c)[0]);
@@ -199,6 +209,10 @@ public:
                         "groups must be positive and divide the channel count");
         add_requirement(activation >= 0 && activation < kNumActivations,
                         "activation must be a gn_activation (0..4)");
+        if (!fused_activations()) {
+            add_requirement(activation == kActNone,
+                            "float64 variants have no fused activation (activation must be 0)");
+        }
         constrain(st);
         if (family() == Family::Gpu) {
             schedule_backward_gpu(st, layout, tune, param_sums, grp_acc);
@@ -209,8 +223,10 @@ public:
         }
         // Plain GroupNorm's backward as without the prologue (act' = 1 folded away), and one
         // copy for the activations.
-        specialize_plain(st.dx);
-        if (family() == Family::Gpu) specialize_plain(st.chan_sums.in());
+        if (fused_activations()) {
+            specialize_plain(st.dx);
+            if (family() == Family::Gpu) specialize_plain(st.chan_sums.in());
+        }
     }
 
 private:
@@ -222,7 +238,7 @@ private:
         return v;
     }
     static std::vector<Expr> masked(std::vector<Expr> values, Expr keep) {
-        for (Expr &v : values) v = select(keep, v, 0.0f);
+        for (Expr &v : values) v = select(keep, v, zero_of(v.type()));
         return values;
     }
     // f(args) += add, elementwise over f's tuple.

@@ -10,8 +10,9 @@
 //   y(s, c, n)    = epilogue((x - pivot) * a + b),  a = rstd * gamma, b = beta - (mean - pivot) * a
 //                   (epilogue: the fused activation chosen at run time, activation.h)
 //
-// Everything is float32. The shift stays in the normalize step: x * a + (beta - mean * a)
-// would cancel catastrophically when |mean| >> std.
+// Everything is in the compute type: float32, or float64 for float64 x (generator_base.h).
+// The shift stays in the normalize step: x * a + (beta - mean * a) would cancel
+// catastrophically when |mean| >> std.
 //
 // Which schedule runs follows from the target and the `layout` GeneratorParam (schedules/);
 // the schedules' parameters are GeneratorParams too (tuning.h).
@@ -31,7 +32,8 @@ using namespace Halide;
 
 class GroupNormForward : public GroupNormGenerator<GroupNormForward> {
 public:
-    // Types are set per variant by the build: x.type, y.type (same), gamma.type, beta.type.
+    // Types are set per variant by the build: x.type, y.type (same), gamma.type, beta.type;
+    // eps.type, mean.type, rstd.type: the compute type (float64 for float64 x, else float32).
     Input<Buffer<void, 3>> x{"x"};
     // The statistics' view of x as rows (i, r, n): a group is rows / groups rows
     // (runtime/src/dispatch.cpp: one row per group when the group's channels are
@@ -40,18 +42,23 @@ public:
     Input<Buffer<void, 1>> gamma{"gamma"};
     Input<Buffer<void, 1>> beta{"beta"};
     Input<int32_t> groups{"groups"};
-    Input<float> eps{"eps"};
+    Input<Expr> eps{"eps"};
     // The fused activation applied to y (activation.h: 0 none, 1 SiLU, 2 ReLU, 3 GELU erf,
-    // 4 GELU tanh), chosen at run time: y is specialized once per value.
+    // 4 GELU tanh), chosen at run time: y is specialized once per value. float64 variants
+    // compile none (fused_activations()) and require 0.
     Input<int32_t> activation{"activation"};
 
     Output<Buffer<void, 3>> y{"y"};
-    Output<Buffer<float, 2>> mean{"mean"};  // (g, n)
-    Output<Buffer<float, 2>> rstd{"rstd"};  // (g, n)
+    Output<Buffer<void, 2>> mean{"mean"};  // (g, n)
+    Output<Buffer<void, 2>> rstd{"rstd"};  // (g, n)
 
     void generate() {
         const Tuning tune = resolved_tuning();
+        const Type ct = compute_type();
+        _halide_user_assert(eps.type() == ct && mean.type() == ct && rstd.type() == ct)
+            << "eps, mean and rstd must have the compute type " << ct;
         ForwardStages st;
+        st.type = ct;
         st.D = x.dim(1).extent() / groups;
         st.row_len = x_rows.dim(0).extent();
         Expr rows_per_group = x_rows.dim(1).extent() / groups;
@@ -60,10 +67,10 @@ public:
         // strict_float: the shift is the numerics; fast-math must not reassociate it away
         // ((acc + x) - pivot or x * a - pivot * a cancel at |mean| = 1e4).
         st.centered(st.s, st.c, st.n) =
-            strict_float(cast<float>(x(st.s, st.c, st.n)) - st.chan_pivot(st.c, st.n));
+            strict_float(cast(ct, x(st.s, st.c, st.n)) - st.chan_pivot(st.c, st.n));
         Func row_centered("row_centered");
         row_centered(st.i, st.r, st.n) =
-            strict_float(cast<float>(x_rows(st.i, st.r, st.n)) - st.row_pivot(st.r, st.n));
+            strict_float(cast(ct, x_rows(st.i, st.r, st.n)) - st.row_pivot(st.r, st.n));
         st.define(row_centered, st.row_len, rows_per_group, block_geometry(tune));
         define_stats(st, rows_per_group);
         define_normalize(st);
@@ -74,7 +81,10 @@ public:
         add_requirements(st, rows_per_group);
         constrain_layout();
         schedule(st, tune);
-        if (family() == Family::Gpu) {
+        if (!fused_activations()) {
+            add_requirement(activation == kActNone,
+                            "float64 variants have no fused activation (activation must be 0)");
+        } else if (family() == Family::Gpu) {
             // Its own kernel: one copy per activation costs a small kernel each.
             specialize_activations(st.y, activation, /*with_none=*/true);
         } else {
@@ -93,9 +103,9 @@ private:
         Var c = st.c, n = st.n, g = st.g, r = st.r;
         Expr pivot_count = min(st.row_len, 64);
         st.rp = RDom(0, pivot_count, "rp");
-        st.pivot_sum(g, n) = 0.0f;
-        st.pivot_sum(g, n) += cast<float>(x_rows(st.rp, g * rows_per_group, n));
-        st.pivot(g, n) = st.pivot_sum(g, n) / cast<float>(pivot_count);
+        st.pivot_sum(g, n) = zero_of(st.type);
+        st.pivot_sum(g, n) += cast(st.type, x_rows(st.rp, g * rows_per_group, n));
+        st.pivot(g, n) = st.pivot_sum(g, n) / cast(st.type, pivot_count);
         st.chan_pivot(c, n) = st.pivot(c / st.D, n);
         // NHWC rows are x's channels (the runtime passes x itself: a requirement), so a
         // row's pivot is its channel's, not a second per-channel table of the same values.
@@ -109,14 +119,14 @@ private:
     // Mean (relative to the pivot) and rstd per group, then their per-channel affine form.
     void define_stats(ForwardStages &st, Expr rows_per_group) {
         Var c = st.c, n = st.n, g = st.g;
-        Expr count = cast<float>(st.row_len) * cast<float>(rows_per_group);  // S * D
+        Expr count = cast(st.type, st.row_len) * cast(st.type, rows_per_group);  // S * D
         Expr shifted_mean = st.grp_sum(g, n) / count;
         Expr var = st.grp_m2(g, n) / count;
         // strict_float: IEEE division and square root here (once per group), never the
         // reciprocal estimates a backend may substitute under fast-math.
         st.stats(g, n) = Tuple(strict_float(shifted_mean), strict_float(1.0f / sqrt(var + eps)));
-        Expr a = st.stats(c / st.D, n)[1] * cast<float>(gamma(c));
-        st.chan_affine(c, n) = Tuple(a, cast<float>(beta(c)) - st.stats(c / st.D, n)[0] * a);
+        Expr a = st.stats(c / st.D, n)[1] * cast(st.type, gamma(c));
+        st.chan_affine(c, n) = Tuple(a, cast(st.type, beta(c)) - st.stats(c / st.D, n)[0] * a);
         st.mean(g, n) = st.pivot(g, n) + st.stats(g, n)[0];
         st.rstd(g, n) = st.stats(g, n)[1];
     }
@@ -135,6 +145,12 @@ private:
     void define_normalize(ForwardStages &st) {
         Var s = st.s, c = st.c, n = st.n;
         Expr normalized = st.centered(s, c, n) * st.chan_affine(c, n)[0] + st.chan_affine(c, n)[1];
+        if (!fused_activations()) {
+            // No epilogue: `activated` stays unused (its schedule is then ignored).
+            st.activated(s, c, n) = normalized;
+            st.y(s, c, n) = cast_out(x.type(), normalized);
+            return;
+        }
         st.activated(s, c, n) = epilogue(normalized);
         if (family() == Family::Gpu) {
             // The normalize kernel is y alone: specialized whole, per activation (generate).

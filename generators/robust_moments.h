@@ -1,5 +1,6 @@
-// Robust grouped moments: the sum and centred second moment of each group of rows, in
-// float32, without cancellation however far the data's mean is from zero. Reusable by any
+// Robust grouped moments: the sum and centred second moment of each group of rows, in the
+// compute type (float32; float64 for float64 data), without cancellation however far the
+// data's mean is from zero. Reusable by any
 // op that needs per-group statistics (forward; the backward's reductions).
 //
 // Input: v(i, r, n), values already shifted by a pivot near the group's mean (the caller's
@@ -11,7 +12,7 @@
 // they reach an accumulator). The row's last < K * L values form one more "block" (the tail).
 // The blocks combine per group by Chan's formula,
 //     M2 = sum_b M2_b + n_b (mean_b - mean)^2,
-// whose terms are all >= 0: no cancellation, and no float32 chain longer than a block.
+// whose terms are all >= 0: no cancellation, and no chain of adds longer than a block.
 #pragma once
 
 #include <vector>
@@ -33,6 +34,8 @@ struct RobustMoments {
     // ri: the steps of L lanes of one block (its sum); rk: its chunks of K steps (its
     // centred second moment; rk is ri when K = 1); rl: the lanes; rbd: a group's blocks x rows.
     Halide::RDom ri, rk, rl, rbd;
+    // The arithmetic type of every stage: v's (float32, or float64 for float64 data).
+    Halide::Type type = Halide::Float(32);
 
     // Named, so stmt files, kernels and profiles say which stage they are.
     Halide::Func lane_sum{"lane_sum"};    // (l, b, r, n) sum over lane l of the block's chunks
@@ -55,6 +58,9 @@ private:
     void define_blocks(Halide::Func v, Halide::Expr row_len, const BlockGeometry &geo);
 };
 
+// 0 of type t (a constant: Halide folds the cast).
+inline Halide::Expr zero_of(const Halide::Type &t) { return Halide::cast(t, 0); }
+
 // ((a + b) + (c + d)): terms added in a balanced tree.
 inline Halide::Expr pairwise_sum(std::vector<Halide::Expr> terms) {
     while (terms.size() > 1) {
@@ -71,7 +77,7 @@ inline void RobustMoments::define_lane_total(int lanes, Halide::Func blk, Halide
         blk(b, r, n) = lane(0, b, r, n);
         return;
     }
-    blk(b, r, n) = 0.0f;
+    blk(b, r, n) = zero_of(type);
     blk(b, r, n) += lane(rl, b, r, n);
 }
 
@@ -89,13 +95,14 @@ inline void RobustMoments::define_blocks(Halide::Func v, Halide::Expr row_len,
     Expr chunk0 = b * chunks_per_block;
     Expr first = min(chunk0, row_chunks - chunks_per_block);         // the block's first chunk
     Expr overlap = max(chunk0 + chunks_per_block - row_chunks, 0);  // > 0 in the last block only
-    Expr block_count = cast<float>((chunks_per_block - overlap) * chunk);
+    Expr block_count = cast(type, (chunks_per_block - overlap) * chunk);
+    Expr zero = zero_of(type);
     ri = RDom(0, chunks_per_block * K, "ri");
     rk = K == 1 ? ri : RDom(0, chunks_per_block, "rk");
     rl = RDom(0, L, "rl");
 
-    lane_sum(l, b, r, n) = 0.0f;
-    lane_sum(l, b, r, n) += select(likely(ri >= overlap * K), v((first * K + ri) * L + l, r, n), 0.0f);
+    lane_sum(l, b, r, n) = zero;
+    lane_sum(l, b, r, n) += select(likely(ri >= overlap * K), v((first * K + ri) * L + l, r, n), zero);
     define_lane_total(L, blk_sum, lane_sum);
 
     std::vector<Expr> dev2(K);
@@ -112,8 +119,8 @@ inline void RobustMoments::define_blocks(Halide::Func v, Halide::Expr row_len,
     // ((acc - 2p) + x0) + x1: 4e-4 errors at |mean| = 1e4). K = 1 keeps its FMA.
     Expr chunk_m2 = pairwise_sum(dev2);
     if (K > 1) chunk_m2 = strict_float(chunk_m2);
-    lane_m2(l, b, r, n) = 0.0f;
-    lane_m2(l, b, r, n) += select(likely(rk >= overlap), chunk_m2, 0.0f);
+    lane_m2(l, b, r, n) = zero;
+    lane_m2(l, b, r, n) += select(likely(rk >= overlap), chunk_m2, zero);
     define_lane_total(L, blk_m2, lane_m2);
     blk_stats(b, r, n) = Tuple(blk_sum(b, r, n), blk_m2(b, r, n));
 
@@ -122,10 +129,10 @@ inline void RobustMoments::define_blocks(Halide::Func v, Halide::Expr row_len,
         Expr tail_len = row_len - row_chunks * chunk;
         RDom rt(0, tail_len, "rt");
         Expr vt = v(row_chunks * chunk + rt, r, n);
-        tail_sum(r, n) = 0.0f;
+        tail_sum(r, n) = zero;
         tail_sum(r, n) += vt;
-        Expr dt = strict_float(vt - tail_sum(r, n) / cast<float>(tail_len));  // as dev above
-        tail_m2(r, n) = 0.0f;
+        Expr dt = strict_float(vt - tail_sum(r, n) / cast(type, tail_len));  // as dev above
+        tail_m2(r, n) = zero;
         tail_m2(r, n) += dt * dt;
     }
 }
@@ -139,24 +146,24 @@ inline void RobustMoments::define(Halide::Func v, Halide::Expr row_len,
     Expr chunks_per_block = min(geo.block_values / chunk, row_chunks);
     Expr blocks_per_row = (row_chunks + chunks_per_block - 1) / chunks_per_block;
     Expr tail_len = row_len - row_chunks * chunk;
-    Expr group_count = cast<float>(row_len) * cast<float>(rows_per_group);
+    Expr group_count = cast(type, row_len) * cast(type, rows_per_group);
 
     rbd = RDom(0, blocks_per_row, 0, rows_per_group, "rbd");
     Expr rb = rbd.x, row = g * rows_per_group + rbd.y;
-    grp_sum(g, n) = 0.0f;
+    grp_sum(g, n) = zero_of(type);
     grp_sum(g, n) += blk_stats(rb, row, n)[0];
     RDom rtr(0, rows_per_group, "rtr");  // the group's rows' tails
     rtr.where(tail_len > 0);
     if (chunk > 1) grp_sum(g, n) += tail_sum(g * rows_per_group + rtr, n);
 
     Expr group_mean = grp_sum(g, n) / group_count;
-    Expr rb_count = cast<float>(min(chunks_per_block, row_chunks - rb * chunks_per_block) * chunk);
+    Expr rb_count = cast(type, min(chunks_per_block, row_chunks - rb * chunks_per_block) * chunk);
     Expr rb_offset = blk_stats(rb, row, n)[0] / rb_count - group_mean;
-    grp_m2(g, n) = 0.0f;
+    grp_m2(g, n) = zero_of(type);
     grp_m2(g, n) += blk_stats(rb, row, n)[1] + rb_count * rb_offset * rb_offset;
     if (chunk > 1) {
         Expr tail_row = g * rows_per_group + rtr;
-        Expr tail_count = cast<float>(tail_len);
+        Expr tail_count = cast(type, tail_len);
         Expr rt_offset = tail_sum(tail_row, n) / tail_count - group_mean;
         grp_m2(g, n) += tail_m2(tail_row, n) + tail_count * rt_offset * rt_offset;
     }

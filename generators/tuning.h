@@ -28,9 +28,9 @@ enum class Family { X86, Arm, Gpu };
 // (n, g) pairs), or one block per (n, g).
 enum class GpuShape { Split, Group };
 
-// X(name, min, max, meaning). "Vectors" are the target's natural float32 vectors (16 lanes
-// on AVX-512, 8 on AVX2, 4 on SSE4.1 and NEON), so one record serves every ISA level of a
-// multi-target library.
+// X(name, min, max, meaning). "Vectors" are the target's natural vectors of the compute
+// type (float32: 16 lanes on AVX-512, 8 on AVX2, 4 on SSE4.1 and NEON; float64 for f64
+// rows: half as many), so one record serves every ISA level of a multi-target library.
 #define GN_TUNING_FIELDS(X)                                                                     \
     X(y_vectors, 1, 8, "CPU: y values written per loop iteration, in vectors")                  \
     X(acc_vectors, 1, 8, "CPU nchw: vectors of independent accumulators per block sum")         \

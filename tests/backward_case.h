@@ -24,7 +24,7 @@ struct BackwardCase {
     BackwardCase(const Shape &shape, DType dt, DType pt, Layout layout, bool affine,
                  double data_mean, double data_std, std::mt19937_64 &rng)
         : x(shape.dims, dt, layout), dy(shape.dims, dt, layout), dx(shape.dims, dt, layout),
-          mean({shape.dims[0], shape.G}, DType::F32), rstd({shape.dims[0], shape.G}, DType::F32),
+          mean({shape.dims[0], shape.G}, stat_dtype(dt)), rstd({shape.dims[0], shape.G}, stat_dtype(dt)),
           dgamma(shape.dims[1], pt), dbeta(shape.dims[1], pt), G(shape.G) {
         x.fill_normal(rng, data_mean, data_std);
         dy.fill_normal(rng, std::uniform_real_distribution<double>(-1, 1)(rng), 1.0);

@@ -21,7 +21,7 @@ struct ForwardCase {
     ForwardCase(const Shape &shape, DType dt, DType pt, Layout layout, bool affine,
                 double data_mean, std::mt19937_64 &rng)
         : x(shape.dims, dt, layout), y(shape.dims, dt, layout),
-          mean({shape.dims[0], shape.G}, DType::F32), rstd({shape.dims[0], shape.G}, DType::F32) {
+          mean({shape.dims[0], shape.G}, stat_dtype(dt)), rstd({shape.dims[0], shape.G}, stat_dtype(dt)) {
         std::uniform_real_distribution<double> shift(-3.0, 3.0);
         x.fill_normal(rng, data_mean, 0.5 + std::fabs(shift(rng)));
         y.poison();

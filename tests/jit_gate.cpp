@@ -15,7 +15,13 @@ namespace {
 namespace gd = groupnorm::detail;
 
 const char *halide_type_name(DType t) {
-    return t == DType::F32 ? "float32" : t == DType::F16 ? "float16" : "bfloat16";
+    switch (t) {
+    case DType::F32: return "float32";
+    case DType::F16: return "float16";
+    case DType::BF16: return "bfloat16";
+    case DType::F64: return "float64";
+    }
+    return "?";
 }
 
 std::vector<Layout> layouts_of(const std::string &layout) {
@@ -30,6 +36,10 @@ bool jit_compile_forward(const std::map<std::string, std::string> &params, DType
     Halide::GeneratorParamsMap gp;
     for (const char *name : {"x.type", "x_rows.type", "y.type", "gamma.type", "beta.type"}) {
         gp[name] = halide_type_name(dtype);
+    }
+    // eps and the statistics have the compute type (cmake/GroupNormVariants.cmake).
+    for (const char *name : {"eps.type", "mean.type", "rstd.type"}) {
+        gp[name] = halide_type_name(stat_dtype(dtype));
     }
     for (const auto &[name, value] : params) gp[name] = value;
     try {
@@ -74,8 +84,12 @@ GateResult jit_gate_callable(Halide::Callable &forward, const std::string &layou
                 // Without gamma/beta the runtime passes neutral ones in the params' dtype.
                 if (!affine) p.param_dtype = p.dtype;
                 gd::ForwardArgs a(p);
-                const int code = forward(&a.x.buf, &a.x_rows.buf, &a.gamma.buf, &a.beta.buf,
-                                         (int32_t)p.G, 1e-5f, 0, &a.y.buf, &a.mean.buf, &a.rstd.buf);
+                const int code =
+                    dtype == DType::F64
+                        ? forward(&a.x.buf, &a.x_rows.buf, &a.gamma.buf, &a.beta.buf,
+                                  (int32_t)p.G, 1e-5, 0, &a.y.buf, &a.mean.buf, &a.rstd.buf)
+                        : forward(&a.x.buf, &a.x_rows.buf, &a.gamma.buf, &a.beta.buf,
+                                  (int32_t)p.G, 1e-5f, 0, &a.y.buf, &a.mean.buf, &a.rstd.buf);
                 ::testing::AssertionResult ok =
                     code != 0 ? ::testing::AssertionFailure() << "Halide error " << code
                               : matches_reference(c.y, c.reference(shape.G, 1e-5), &c.mean, &c.rstd);

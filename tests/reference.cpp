@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <iomanip>
 #include <sstream>
 #include <tuple>
 
@@ -12,7 +13,9 @@ Param::Param(std::vector<double> values, DType dtype)
     : values_(std::move(values)), dtype_(dtype), storage_(values_.size() * bytes(dtype) + 4) {
     for (size_t i = 0; i < values_.size(); i++) {
         values_[i] = round_to(dtype, values_[i]);
-        if (dtype == DType::F32) {
+        if (dtype == DType::F64) {
+            std::memcpy(&storage_[i * 8], &values_[i], 8);
+        } else if (dtype == DType::F32) {
             float f = (float)values_[i];
             std::memcpy(&storage_[i * 4], &f, 4);
         } else {
@@ -41,6 +44,53 @@ Param random_param(int64_t C, DType dtype, std::mt19937_64 &rng, double mean, do
     return Param(std::move(v), dtype);
 }
 
+namespace {
+
+// Neumaier's compensated sum: each add's rounding error is kept and added back at the end,
+// so a sum of M terms errs by about one rounding of the total (plus M 2^-106 of the terms'
+// magnitudes), not M roundings: double is then accurate enough to judge float64 kernels to
+// 2^-52 (a plain double sum of 4M terms errs by ~2000 units of 2^-53 on random data, 12
+// times the float64 bound).
+struct CompensatedSum {
+    double sum = 0, comp = 0;
+    void add(double v) {
+        const double t = sum + v;
+        comp += std::fabs(sum) >= std::fabs(v) ? (sum - t) + v : (v - t) + sum;
+        sum = t;
+    }
+    double value() const { return sum + comp; }
+};
+
+// A group's mean as pivot + offset, never rounded to one number (at |mean| = 1e7 std a
+// double's unit of |mean| is 2e-9 std, 1e5 times the float64 bound), and its biased
+// variance. pivot is the group's first value, so every sum is of values about the mean:
+// their rounding is relative to the spread, not to |mean|. The per-element formulas are
+// plain double: a few roundings of 2^-53 each, a few % of the float64 bound.
+struct GroupStats {
+    double pivot, offset, var;
+    double mean() const { return pivot + offset; }
+    double centered(double x) const { return (x - pivot) - offset; }  // x - pivot: exact near the mean
+};
+
+GroupStats group_stats(const Tensor &x, int64_t n, int64_t g, int64_t D) {
+    const int64_t S = x.S();
+    GroupStats st{x.get(n, g * D, 0), 0, 0};
+    const double M = double(D * S);
+    CompensatedSum sum, sq;
+    for (int64_t c = g * D; c < (g + 1) * D; c++)
+        for (int64_t s = 0; s < S; s++) sum.add(x.get(n, c, s) - st.pivot);
+    st.offset = sum.value() / M;
+    for (int64_t c = g * D; c < (g + 1) * D; c++)
+        for (int64_t s = 0; s < S; s++) {
+            const double d = st.centered(x.get(n, c, s));
+            sq.add(d * d);
+        }
+    st.var = sq.value() / M;
+    return st;
+}
+
+}  // namespace
+
 Reference reference_group_norm(const Tensor &x, const Param *gamma, const Param *beta,
                                int64_t G, double eps) {
     const int64_t N = x.N(), C = x.C(), S = x.S(), D = C / G;
@@ -51,28 +101,23 @@ Reference reference_group_norm(const Tensor &x, const Param *gamma, const Param 
     r.stddev.resize(N * G);
     for (int64_t n = 0; n < N; n++) {
         for (int64_t g = 0; g < G; g++) {
-            double sum = 0;
-            for (int64_t c = g * D; c < (g + 1) * D; c++)
-                for (int64_t s = 0; s < S; s++) sum += x.get(n, c, s);
-            const double mean = sum / double(D * S);
-            double sq = 0;
-            for (int64_t c = g * D; c < (g + 1) * D; c++)
-                for (int64_t s = 0; s < S; s++) sq += (x.get(n, c, s) - mean) * (x.get(n, c, s) - mean);
-            const double var = sq / double(D * S);
-            const double rstd = 1.0 / std::sqrt(var + eps);
-            r.mean[n * G + g] = mean;
+            const GroupStats st = group_stats(x, n, g, D);
+            const double rstd = 1.0 / std::sqrt(st.var + eps);
+            r.mean[n * G + g] = st.mean();
             r.rstd[n * G + g] = rstd;
-            r.stddev[n * G + g] = std::sqrt(var);
+            r.stddev[n * G + g] = std::sqrt(st.var);
             for (int64_t c = g * D; c < (g + 1) * D; c++) {
                 const double w = gamma ? (*gamma)[c] : 1.0, b = beta ? (*beta)[c] : 0.0;
                 for (int64_t s = 0; s < S; s++) {
-                    r.y[(n * C + c) * S + s] = (x.get(n, c, s) - mean) * rstd * w + b;
+                    r.y[(n * C + c) * S + s] = st.centered(x.get(n, c, s)) * rstd * w + b;
                 }
             }
         }
     }
     return r;
 }
+
+double contract_bound(DType t) { return t == DType::F64 ? kBound64 : kBound32; }
 
 // gn_activation's values (groupnorm.h).
 enum { GN_ACTIVATION_SILU = 1, GN_ACTIVATION_RELU = 2, GN_ACTIVATION_GELU = 3, GN_ACTIVATION_GELU_TANH = 4 };
@@ -114,14 +159,17 @@ void apply_activation(Reference &ref, int activation) {
                                              const Tensor *mean, const Tensor *rstd) {
     const int64_t N = y.N(), C = y.C(), S = y.S();
     int64_t bad = 0;
+    double worst = 0;  // the largest error over its bound (float32, float64)
     std::ostringstream first;
     for (int64_t n = 0; n < N; n++) {
         for (int64_t c = 0; c < C; c++) {
             for (int64_t s = 0; s < S; s++) {
                 const double want = ref.y[(n * C + c) * S + s], got = y.get(n, c, s);
                 bool ok;
-                if (y.dtype() == DType::F32) {
-                    ok = std::fabs(got - want) <= 1e-5 * (std::fabs(want) + 1.0) ||
+                if (y.dtype() == DType::F32 || y.dtype() == DType::F64) {
+                    const double bound = contract_bound(y.dtype()) * (std::fabs(want) + 1.0);
+                    if (std::isfinite(want)) worst = std::max(worst, std::fabs(got - want) / bound);
+                    ok = std::fabs(got - want) <= bound ||
                          got == want ||  // infinities (a fused activation of an infinite beta)
                          (std::isnan(want) && std::isnan(got));
                 } else {
@@ -132,27 +180,31 @@ void apply_activation(Reference &ref, int activation) {
                          std::fabs(got - want) <= 1e-5 * (std::fabs(want) + 1.0);
                 }
                 if (!ok && bad++ == 0) {
-                    first << "y[n=" << n << ", c=" << c << ", s=" << s << "] = " << got
-                          << ", reference " << want;
+                    first << std::setprecision(17) << "y[n=" << n << ", c=" << c << ", s=" << s
+                          << "] = " << got << ", reference " << want;
                 }
             }
         }
     }
     const int64_t G = ref.mean.size() / std::max<int64_t>(N, 1);
+    // The statistics' dtype is the compute type (float64 for float64 y): its contract bound,
+    // plus one unit of its rounding of |mean|.
+    const double stat_bound = contract_bound(y.dtype()),
+                 stat_unit = y.dtype() == DType::F64 ? 0x1p-52 : 0x1p-23;
     for (int64_t n = 0; n < N && (mean || rstd); n++) {
         for (int64_t g = 0; g < G; g++) {
             const double m = ref.mean[n * G + g], r = ref.rstd[n * G + g];
             const double sd = ref.stddev[n * G + g];
             if (mean) {
                 const double got = mean->get(n, g, 0);
-                if (!(std::fabs(got - m) <= 1e-5 * sd + 1.2e-7 * std::fabs(m)) &&
+                if (!(std::fabs(got - m) <= stat_bound * sd + stat_unit * std::fabs(m)) &&
                     !(std::isnan(m) && std::isnan(got)) && bad++ == 0) {
                     first << "mean[" << n << ", " << g << "] = " << got << ", reference " << m;
                 }
             }
             if (rstd) {
                 const double got = rstd->get(n, g, 0);
-                if (!(std::fabs(got - r) <= 1e-5 * r) && !(std::isnan(r) && std::isnan(got)) &&
+                if (!(std::fabs(got - r) <= stat_bound * r) && !(std::isnan(r) && std::isnan(got)) &&
                     bad++ == 0) {
                     first << "rstd[" << n << ", " << g << "] = " << got << ", reference " << r;
                 }
@@ -160,49 +212,54 @@ void apply_activation(Reference &ref, int activation) {
         }
     }
     if (bad == 0) return ::testing::AssertionSuccess();
-    return ::testing::AssertionFailure() << bad << " values outside the contract; first: "
-                                         << first.str();
+    return ::testing::AssertionFailure() << bad << " values outside the contract (y's worst "
+                                         << worst << "x its bound); first: " << first.str();
 }
 
 BackwardReference reference_group_norm_backward(const Tensor &dy, const Tensor &x,
                                                 const Param *gamma, int64_t G, double eps) {
     const int64_t N = x.N(), C = x.C(), S = x.S(), D = C / G;
     const double M = double(D * S);
-    const Reference fwd = reference_group_norm(x, nullptr, nullptr, G, eps);
     BackwardReference r;
     r.dx.assign(N * C * S, 0.0);
     r.dx_scale.assign(N * G, 0.0);
-    r.dgamma.assign(C, 0.0), r.dbeta.assign(C, 0.0);
+    std::vector<CompensatedSum> dgamma(C), dbeta(C);
     r.dgamma_abs.assign(C, 0.0), r.dbeta_abs.assign(C, 0.0);
     for (int64_t n = 0; n < N; n++) {
         for (int64_t g = 0; g < G; g++) {
-            const double mean = fwd.mean[n * G + g], rstd = fwd.rstd[n * G + g];
-            double sum_gdy = 0, sum_gdy_xhat = 0;
+            const GroupStats st = group_stats(x, n, g, D);
+            const double rstd = 1.0 / std::sqrt(st.var + eps);
+            CompensatedSum sum_gdy, sum_gdy_xhat;
             for (int64_t c = g * D; c < (g + 1) * D; c++) {
                 const double w = gamma ? (*gamma)[c] : 1.0;
                 for (int64_t s = 0; s < S; s++) {
-                    const double d = dy.get(n, c, s), xhat = (x.get(n, c, s) - mean) * rstd;
-                    sum_gdy += w * d;
-                    sum_gdy_xhat += w * d * xhat;
-                    r.dgamma[c] += d * xhat;
-                    r.dbeta[c] += d;
+                    const double d = dy.get(n, c, s), xhat = st.centered(x.get(n, c, s)) * rstd;
+                    sum_gdy.add(w * d);
+                    sum_gdy_xhat.add(w * d * xhat);
+                    dgamma[c].add(d * xhat);
+                    dbeta[c].add(d);
                     // xhat's unit scale too: its float32 error is absolute (~1e-7), like y's.
                     r.dgamma_abs[c] += std::fabs(d * xhat) + std::fabs(d);
                     r.dbeta_abs[c] += std::fabs(d);
                 }
             }
+            const double mean_gdy = sum_gdy.value() / M, mean_gdy_xhat = sum_gdy_xhat.value() / M;
             double sq = 0;
             for (int64_t c = g * D; c < (g + 1) * D; c++) {
                 const double w = gamma ? (*gamma)[c] : 1.0;
                 for (int64_t s = 0; s < S; s++) {
-                    const double xhat = (x.get(n, c, s) - mean) * rstd;
-                    const double v = rstd * (w * dy.get(n, c, s) - sum_gdy / M - xhat * sum_gdy_xhat / M);
-                    r.dx[(n * C + c) * S + s] = v;
+                    const double xhat = st.centered(x.get(n, c, s)) * rstd;
+                    r.dx[(n * C + c) * S + s] =
+                        rstd * (w * dy.get(n, c, s) - mean_gdy - xhat * mean_gdy_xhat);
                     sq += (rstd * w * dy.get(n, c, s)) * (rstd * w * dy.get(n, c, s));
                 }
             }
             r.dx_scale[n * G + g] = std::sqrt(sq / M);
         }
+    }
+    for (int64_t c = 0; c < C; c++) {
+        r.dgamma.push_back(dgamma[c].value());
+        r.dbeta.push_back(dbeta[c].value());
     }
     return r;
 }
@@ -217,6 +274,11 @@ ParamGrad::ParamGrad(int64_t C, DType dtype)
 }
 
 double ParamGrad::get(int64_t c) const {
+    if (dtype_ == DType::F64) {
+        double d;
+        std::memcpy(&d, &storage_[c * 8], 8);
+        return d;
+    }
     if (dtype_ == DType::F32) {
         float f;
         std::memcpy(&f, &storage_[c * 4], 4);
@@ -236,10 +298,11 @@ bool ParamGrad::all_poison() const {
 
 namespace {
 
+// got within bound of want; the half types also within 1 ulp of the rounded want.
 bool within(DType t, double got, double want, double bound) {
     if (std::isnan(want)) return std::isnan(got);
     if (std::fabs(got - want) <= bound) return true;
-    return t != DType::F32 && ulp_distance(t, got, round_to(t, want)) <= 1;
+    return (t == DType::F16 || t == DType::BF16) && ulp_distance(t, got, round_to(t, want)) <= 1;
 }
 
 }  // namespace
@@ -256,7 +319,8 @@ bool within(DType t, double got, double want, double bound) {
                 const double scale = ref.dx_scale[n * G + c / D];
                 for (int64_t s = 0; s < S; s++) {
                     const double want = ref.dx[(n * C + c) * S + s], got = dx->get(n, c, s);
-                    if (!within(dx->dtype(), got, want, 1e-5 * (std::fabs(want) + scale)) &&
+                    if (!within(dx->dtype(), got, want,
+                                contract_bound(dx->dtype()) * (std::fabs(want) + scale)) &&
                         bad++ == 0) {
                         first << "dx[n=" << n << ", c=" << c << ", s=" << s << "] = " << got
                               << ", reference " << want << " (group scale " << scale << ")";
@@ -271,7 +335,8 @@ bool within(DType t, double got, double want, double bound) {
         if (!grad) continue;
         for (size_t c = 0; c < want->size(); c++) {
             const double w = (*want)[c], got = grad->get(c);
-            if (!within(grad->dtype(), got, w, 1e-5 * (std::fabs(w) + (*abs)[c])) && bad++ == 0) {
+            if (!within(grad->dtype(), got, w, contract_bound(grad->dtype()) * (std::fabs(w) + (*abs)[c])) &&
+                bad++ == 0) {
                 first << name << "[" << c << "] = " << got << ", reference " << w;
             }
         }

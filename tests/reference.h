@@ -1,5 +1,6 @@
 // The float64 reference GroupNorm and the numerics contract (docs/DESIGN.md section 1) as a
-// gtest predicate.
+// gtest predicate. (Compensated sums about each group's first value: accurate enough to
+// judge float64 kernels too, reference.cpp.)
 #pragma once
 
 #include <vector>
@@ -9,6 +10,14 @@
 #include "test_tensor.h"
 
 namespace gntest {
+
+// The contract's relative bounds. float32 (and the half types' float32 arithmetic): 1e-5,
+// about 84 units of float32's rounding (2^-23). float64: the same 84 units of float64's
+// (2^-52), 1e-5 * 2^-29 = 1.86e-14: the same algorithm, its every rounding 2^29 times finer.
+constexpr double kBound32 = 1e-5;
+constexpr double kBound64 = kBound32 * 0x1p-29;
+// The bound for values of dtype t (float64: kBound64; every other dtype: kBound32).
+double contract_bound(DType t);
 
 // gamma or beta: (C,) in float32 or x's dtype, values rounded to that dtype.
 class Param {
@@ -43,9 +52,11 @@ double activation_grad_ref(int activation, double z);
 // ref.y = act(ref.y): the reference of GroupNorm followed by the activation.
 void apply_activation(Reference &ref, int activation);
 
-// y within the contract: float32 |y - ref| <= 1e-5 (|ref| + 1); float16 / bfloat16 within
-// 1 ulp of the rounded reference (or, near zero, the float32 bound). mean/rstd (float32 (N, G), may be null): mean within
-// 1e-5 of the group's std (plus its own rounding), rstd within 1e-5 relative.
+// y within the contract: float32 |y - ref| <= 1e-5 (|ref| + 1), float64 the same with
+// kBound64; float16 / bfloat16 within 1 ulp of the rounded reference (or, near zero, the
+// float32 bound). mean/rstd ((N, G) of the compute type, may be null): mean within the
+// bound times the group's std (plus one unit of its own rounding), rstd within the bound
+// relative.
 ::testing::AssertionResult matches_reference(const Tensor &y, const Reference &ref,
                                              const Tensor *mean = nullptr,
                                              const Tensor *rstd = nullptr);
@@ -66,7 +77,7 @@ struct BackwardReference {
 BackwardReference reference_group_norm_backward(const Tensor &dy, const Tensor &x,
                                                 const Param *gamma, int64_t G, double eps);
 
-// A (C,) output tensor (dgamma, dbeta) in float32 / float16 / bfloat16, poisoned at first.
+// A (C,) output tensor (dgamma, dbeta) in any test dtype, poisoned at first.
 class ParamGrad {
 public:
     ParamGrad(int64_t C, DType dtype);
@@ -86,8 +97,9 @@ private:
 };
 
 // The gradients within the contract: float32 dx within 1e-5 (|ref| + dx_scale), dgamma and
-// dbeta within 1e-5 (|ref| + abs-sum); float16 / bfloat16 within 1 ulp of the rounded
-// reference or that bound. Any of the three may be null (not checked).
+// dbeta within 1e-5 (|ref| + abs-sum); float64 the same with kBound64; float16 / bfloat16
+// within 1 ulp of the rounded reference or the float32 bound. Any of the three may be null
+// (not checked).
 ::testing::AssertionResult matches_backward_reference(const BackwardReference &ref,
                                                       const Tensor *dx, const ParamGrad *dgamma,
                                                       const ParamGrad *dbeta, int64_t G);

@@ -11,7 +11,13 @@ namespace gntest {
 
 inline DType test_dtype(groupnorm::detail::gn_dtype t) {
     using namespace groupnorm::detail;
-    return t == GN_DTYPE_F32 ? DType::F32 : t == GN_DTYPE_F16 ? DType::F16 : DType::BF16;
+    switch (t) {
+    case GN_DTYPE_F32: return DType::F32;
+    case GN_DTYPE_F16: return DType::F16;
+    case GN_DTYPE_BF16: return DType::BF16;
+    case GN_DTYPE_F64: return DType::F64;
+    }
+    return DType::F32;
 }
 
 // The test layouts whose canonical view has the variant's layout.

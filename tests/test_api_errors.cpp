@@ -92,8 +92,8 @@ TEST(ApiErrors, Dtypes) {
     Args a;
     a.xd.dtype = {kDLInt, 32, 1};
     EXPECT_FAILS(a.run(), GN_STATUS_UNSUPPORTED, "x has dtype int32");
-    a.xd.dtype = {kDLFloat, 64, 1};
-    EXPECT_FAILS(a.run(), GN_STATUS_UNSUPPORTED, "x has dtype float64");
+    a.xd.dtype = {kDLFloat, 8, 1};
+    EXPECT_FAILS(a.run(), GN_STATUS_UNSUPPORTED, "x has dtype float8; supported: float32, float16, bfloat16, float64");
     a.xd.dtype = {kDLFloat, 32, 4};
     EXPECT_FAILS(a.run(), GN_STATUS_UNSUPPORTED, "x has dtype");
     Args b;
@@ -119,6 +119,59 @@ TEST(ApiErrors, Dtypes) {
     Args g;
     g.rd.dtype = {kDLBfloat, 16, 1};
     EXPECT_FAILS(g.run(), GN_STATUS_UNSUPPORTED, "rstd must be float32");
+}
+
+// float64 x: served (float64 kernels), with float64 gamma/beta and float64 mean/rstd, as
+// PyTorch; float32 ones are refused, and so is a fused activation (none compiled).
+struct Float64Tensors {
+    Tensor x{{2, 8, 4, 4}, DType::F64}, y{{2, 8, 4, 4}, DType::F64};
+    Param gamma{std::vector<double>(8, 1.0), DType::F64}, beta{std::vector<double>(8, 0.0), DType::F64};
+    Tensor mean{{2, 4}, DType::F64}, rstd{{2, 4}, DType::F64};
+    // a's arguments pointed at these (a's own float32 tensors stay for the refusals).
+    void into(Args &a) {
+        a.xd = *x.dl(), a.yd = *y.dl(), a.gd = *gamma.dl(), a.bd = *beta.dl(),
+        a.md = *mean.dl(), a.rd = *rstd.dl();
+    }
+};
+
+TEST(ApiErrors, Float64) {
+    Float64Tensors t;
+    std::mt19937_64 rng(fresh_seed());
+    t.x.fill_normal(rng, 1, 1);
+    Args a;
+    t.into(a);
+    EXPECT_EQ(a.run(), GN_STATUS_SUCCESS) << gn_last_error_message();
+    EXPECT_EQ(gn_forward(&a.xd, nullptr, nullptr, 4, 1e-5, &a.yd, &a.md, nullptr, nullptr),
+              GN_STATUS_SUCCESS)
+        << gn_last_error_message();
+    Args f32_gamma;
+    t.into(f32_gamma);
+    f32_gamma.gd = *f32_gamma.gamma.dl();
+    EXPECT_FAILS(f32_gamma.run(), GN_STATUS_UNSUPPORTED,
+                 "gamma has dtype float32; it must be x's dtype (float64)");
+    EXPECT_EQ(std::string(gn_last_error_message()).find("or float32"), std::string::npos)
+        << gn_last_error_message();
+    Args f32_mean;
+    t.into(f32_mean);
+    f32_mean.md = *f32_mean.mean.dl();
+    EXPECT_FAILS(f32_mean.run(), GN_STATUS_UNSUPPORTED, "mean must be float64 (for x float64), got float32");
+    Args f64_stats;  // float32 x: float32 statistics
+    f64_stats.rd = *t.rstd.dl();
+    EXPECT_FAILS(f64_stats.run(), GN_STATUS_UNSUPPORTED, "rstd must be float32 (for x float32), got float64");
+    Args fused;
+    t.into(fused);
+    gn_config config = GN_CONFIG_INIT;
+    config.activation = GN_ACTIVATION_SILU;
+    fused.config = &config;
+    EXPECT_FAILS(fused.run(), GN_STATUS_UNSUPPORTED, "fused activations are not compiled for float64 x");
+    ParamGrad dgamma(8, DType::F64), dgamma32(8, DType::F32);
+    EXPECT_FAILS(gn_backward(&a.yd, &a.xd, &a.md, &a.rd, &a.gd, 4, nullptr, dgamma.dl(), nullptr, &config),
+                 GN_STATUS_UNSUPPORTED, "fused activations are not compiled for float64 x");
+    EXPECT_EQ(gn_backward(&a.yd, &a.xd, &a.md, &a.rd, &a.gd, 4, nullptr, dgamma.dl(), nullptr, nullptr),
+              GN_STATUS_SUCCESS)
+        << gn_last_error_message();
+    EXPECT_FAILS(gn_backward(&a.yd, &a.xd, &a.md, &a.rd, nullptr, 4, nullptr, dgamma32.dl(), nullptr, nullptr),
+                 GN_STATUS_UNSUPPORTED, "dgamma has dtype float32; it must be x's dtype (float64)");
 }
 
 TEST(ApiErrors, Shapes) {

@@ -54,16 +54,17 @@ TEST_P(BackwardVariant, MatchesFloat64Reference) {
 INSTANTIATE_TEST_SUITE_P(Registry, BackwardVariant, ::testing::ValuesIn(variants_of(gd::GN_DEVICE_CPU, gd::GN_OP_BACKWARD)),
                          [](const auto &info) { return std::string(info.param->name); });
 
-// |mean| = 1e4 std: the sums about the mean (and its float32 rounding corrected) hold the
-// contract; dy * x sums would be off by ~1e-3 relative.
+// |mean| = 1e4 std: the sums about the mean (and its rounding corrected) hold the
+// contract; dy * x sums would be off by ~1e-3 relative in float32 (~1e-12 in float64).
 TEST(Backward, LargeMean) {
     const uint64_t seed = fresh_seed();
     SCOPED_TRACE("GN_TEST_SEED=" + std::to_string(seed));
     std::mt19937_64 rng(seed);
+    for (DType dt : {DType::F32, DType::F64})
     for (Layout layout : {Layout::Contiguous, Layout::ChannelsLast}) {
         for (const Shape &shape : {Shape{{2, 8, 33, 17}, 4}, Shape{{1, 64, 40, 40}, 32}, Shape{{2, 4, 1000}, 1}}) {
-            SCOPED_TRACE(to_string(shape.dims) + " " + name(layout));
-            BackwardCase c(shape, DType::F32, DType::F32, layout, true, -1e4, 1.0, rng);
+            SCOPED_TRACE(to_string(shape.dims) + " " + name(layout) + " " + name(dt));
+            BackwardCase c(shape, dt, dt, layout, true, -1e4, 1.0, rng);
             ASSERT_EQ(c.run(), GN_STATUS_SUCCESS) << gn_last_error_message();
             EXPECT_TRUE(matches_backward_reference(c.reference(), &c.dx, &c.dgamma, &c.dbeta, c.G));
         }
@@ -86,7 +87,7 @@ TEST_P(BackwardVariant, LongCorrelatedSums) {
                                    Shape{{1, 16, 4099}, 4}}) {
             SCOPED_TRACE(to_string(shape.dims) + " " + name(layout));
             BackwardCase c(shape, dt, pt, layout, true, 0.0, 1.0, rng);
-            c.fill_correlated(dt == DType::F32 ? 30.0 : 3.0, rng);
+            c.fill_correlated(dt == DType::F16 || dt == DType::BF16 ? 3.0 : 30.0, rng);
             if (!c.run_variant(v)) continue;
             EXPECT_TRUE(matches_backward_reference(c.reference(), &c.dx, &c.dgamma, &c.dbeta, c.G));
         }
@@ -176,8 +177,9 @@ TEST(Backward, BitIdenticalAcrossThreadCountsAndRuns) {
 
 TEST(Backward, InPlaceOnDy) {
     std::mt19937_64 rng(fresh_seed());
+    for (DType dt : {DType::F32, DType::F64})
     for (Layout layout : {Layout::Contiguous, Layout::ChannelsLast}) {
-        BackwardCase c({{2, 16, 9, 11}, 4}, DType::F32, DType::F32, layout, true, 2.0, 1.5, rng);
+        BackwardCase c({{2, 16, 9, 11}, 4}, dt, dt, layout, true, 2.0, 1.5, rng);
         const BackwardReference ref = c.reference();
         ASSERT_EQ(gn_backward(c.dy.dl(), c.x.dl(), c.mean.dl(), c.rstd.dl(), c.g(), c.G, c.dy.dl(),
                               c.dgamma.dl(), c.dbeta.dl(), nullptr),
@@ -213,10 +215,12 @@ TEST(Backward, PartialOutputs) {
 // other group and channel stays finite.
 TEST(Backward, NanConfinedToItsGroup) {
     std::mt19937_64 rng(fresh_seed());
+    for (DType dt : {DType::F32, DType::F64})
     for (Layout layout : {Layout::Contiguous, Layout::ChannelsLast}) {
-        BackwardCase c({{2, 8, 5, 5}, 4}, DType::F32, DType::F32, layout, true, 0.0, 1.0, rng);
+        SCOPED_TRACE(std::string(name(layout)) + " " + name(dt));
+        BackwardCase c({{2, 8, 5, 5}, 4}, dt, dt, layout, true, 0.0, 1.0, rng);
         c.x.set(1, 2, 3, NAN);  // sample 1, group 1 (channels 2, 3)
-        Tensor y({2, 8, 5, 5}, DType::F32, layout);
+        Tensor y({2, 8, 5, 5}, dt, layout);
         ASSERT_EQ(gn_forward(c.x.dl(), c.g(), nullptr, 4, 1e-5, y.dl(), c.mean.dl(), c.rstd.dl(), nullptr),
                   GN_STATUS_SUCCESS);
         ASSERT_EQ(c.run(), GN_STATUS_SUCCESS);

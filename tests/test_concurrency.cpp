@@ -28,15 +28,17 @@ struct Job {
 
 std::vector<Job> jobs() {
     std::vector<Job> out;
-    const DType types[] = {DType::F32, DType::F16, DType::BF16};
+    const DType types[] = {DType::F32, DType::F16, DType::BF16, DType::F64};
     const Layout layouts[] = {Layout::Contiguous, Layout::ChannelsLast, Layout::ChannelSlice,
                               Layout::PaddedBatchNhwc};
     uint64_t seed = 1;
     for (size_t i = 0; i < core_shapes().size(); i++) {
         const Shape &s = core_shapes()[i];
-        const DType t = types[i % 3];
+        const DType t = types[i % 4];
         const Layout l = s.dims.size() > 2 ? layouts[i % 4] : Layout::Contiguous;
-        out.push_back({s, t, i % 2 ? DType::F32 : t, l, i % 3 != 1, seed++});
+        // Mixed float32 parameters for the half types (float64 takes float64 ones only).
+        const DType pt = i % 2 && t != DType::F64 ? DType::F32 : t;
+        out.push_back({s, t, pt, l, i % 3 != 1, seed++});
     }
     return out;
 }

@@ -55,7 +55,8 @@ TEST_P(CpuVariant, MatchesFloat64Reference) {
     for (Layout layout : test_layouts(v.layout)) {
         for (const Shape &shape : core_shapes()) {
             for (bool affine : {true, false}) {
-                if (!affine && pt != DType::F32) continue;  // no gamma/beta: float32 params
+                // No gamma/beta: neutral parameters of the statistics' dtype.
+                if (!affine && pt != stat_dtype(dt)) continue;
                 SCOPED_TRACE(to_string(shape.dims) + " G=" + std::to_string(shape.G) + " " +
                              name(layout) + (affine ? " affine" : " no affine"));
                 ForwardCase c(shape, dt, pt, layout, affine,
@@ -69,7 +70,7 @@ TEST_P(CpuVariant, MatchesFloat64Reference) {
                 // (N, C) data views as channels-last; a variant runs only its own layout.
                 if (p.layout != v.layout || !gd::can_run(v, p)) continue;
                 ASSERT_EQ(gd::install_cpu_isa_cap(), GN_STATUS_SUCCESS);
-                ASSERT_EQ(gd::run_forward(v, p, 1e-5f), GN_STATUS_SUCCESS) << gn_last_error_message();
+                ASSERT_EQ(gd::run_forward(v, p, 1e-5), GN_STATUS_SUCCESS) << gn_last_error_message();
                 EXPECT_TRUE(matches_reference(c.y, c.reference(shape.G, 1e-5),
                                               affine ? &c.mean : nullptr, affine ? &c.rstd : nullptr));
                 EXPECT_TRUE(c.y.gaps_untouched()) << "wrote outside y's view";
@@ -155,13 +156,16 @@ TEST(Registry, RefusalsSayWhy) {
 }
 
 TEST(Forward, HugeGroup) {
-    // 4M elements in one group: the cascaded sums must hold the contract.
+    // 4M elements in one group: the cascaded sums must hold the contract (float32 and
+    // float64, each against its own bound).
     const uint64_t seed = fresh_seed();
     SCOPED_TRACE("GN_TEST_SEED=" + std::to_string(seed));
     std::mt19937_64 rng(seed);
-    for (Layout layout : {Layout::Contiguous, Layout::ChannelsLast}) {
-        SCOPED_TRACE(name(layout));
-        check_forward({{1, 4, 1024, 1024}, 1}, DType::F32, DType::F32, layout, true, true, rng);
+    for (DType dt : {DType::F32, DType::F64}) {
+        for (Layout layout : {Layout::Contiguous, Layout::ChannelsLast}) {
+            SCOPED_TRACE(std::string(name(layout)) + " " + name(dt));
+            check_forward({{1, 4, 1024, 1024}, 1}, dt, dt, layout, true, true, rng);
+        }
     }
 }
 
@@ -181,8 +185,9 @@ TEST(Forward, EmptyTensorsWriteNothing) {
 
 TEST(Forward, InPlace) {
     std::mt19937_64 rng(fresh_seed());
+    for (DType dt : {DType::F32, DType::F64})
     for (Layout layout : {Layout::Contiguous, Layout::ChannelsLast}) {
-        Tensor x({2, 16, 9, 11}, DType::F32, layout);
+        Tensor x({2, 16, 9, 11}, dt, layout);
         x.fill_normal(rng, 2.0, 1.5);
         Reference ref = reference_group_norm(x, nullptr, nullptr, 4, 1e-5);
         ASSERT_EQ(gn_forward(x.dl(), nullptr, nullptr, 4, 1e-5, x.dl(), nullptr, nullptr, nullptr),
@@ -194,7 +199,7 @@ TEST(Forward, InPlace) {
 
 TEST(Forward, GammaOnlyAndBetaOnly) {
     std::mt19937_64 rng(fresh_seed());
-    for (DType dt : {DType::F32, DType::F16}) {
+    for (DType dt : {DType::F32, DType::F16, DType::F64}) {
         Tensor x({2, 12, 6, 6}, dt), y({2, 12, 6, 6}, dt);
         x.fill_normal(rng, -1.0, 2.0);
         Param gamma = random_param(12, dt, rng, 1.0, 0.5), beta = random_param(12, dt, rng, 0, 1);

@@ -103,7 +103,7 @@ TEST_P(OpenClVariant, MatchesFloat64Reference) {
                 // Every fused activation in turn (the normalize kernel's specializations).
                 p.activation = ran % 5;
                 SCOPED_TRACE("activation " + std::to_string(p.activation));
-                ASSERT_EQ(gd::run_forward(v, p, 1e-5f), GN_STATUS_SUCCESS) << gn_last_error_message();
+                ASSERT_EQ(gd::run_forward(v, p, 1e-5), GN_STATUS_SUCCESS) << gn_last_error_message();
                 Reference ref = c.reference(shape.G, 1e-5);
                 apply_activation(ref, p.activation);
                 EXPECT_TRUE(matches_reference(c.y, ref, &c.mean, &c.rstd));
@@ -316,7 +316,7 @@ TEST(CudaForward, EveryCudaVariantMatchesFloat64Reference) {
                                                &r.dl, &p),
                           GN_STATUS_SUCCESS);
                 p.device = gd::GN_DEVICE_CUDA;
-                ASSERT_EQ(gd::run_forward(*v, p, 1e-5f), GN_STATUS_SUCCESS) << gn_last_error_message();
+                ASSERT_EQ(gd::run_forward(*v, p, 1e-5), GN_STATUS_SUCCESS) << gn_last_error_message();
                 ASSERT_EQ(cu->cuCtxSynchronize(), 0);
                 y.copy_back(*c.y.dl());
                 m.copy_back(*c.mean.dl());

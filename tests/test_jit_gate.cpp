@@ -23,6 +23,7 @@ std::vector<Shape> gate_shapes() {
 struct Candidate {
     const char *label;
     std::map<std::string, std::string> params;
+    DType dtype = DType::F32;
 };
 
 void PrintTo(const Candidate &c, std::ostream *os) { *os << c.label; }
@@ -32,7 +33,7 @@ class JitGate : public ::testing::TestWithParam<Candidate> {};
 TEST_P(JitGate, CandidateMatchesFloat64Reference) {
     const uint64_t seed = fresh_seed();
     SCOPED_TRACE("GN_TEST_SEED=" + std::to_string(seed));
-    const GateResult r = jit_forward_gate(GetParam().params, DType::F32, gate_shapes(), seed);
+    const GateResult r = jit_forward_gate(GetParam().params, GetParam().dtype, gate_shapes(), seed);
     EXPECT_TRUE(r.passed) << r.detail;
     EXPECT_GE(r.cases, 30);
 }
@@ -45,6 +46,12 @@ const Candidate kCandidates[] = {
     {"nhwc_small_blocks", {{"layout", "nhwc"}, {"y_vectors", "2"}, {"stat_vectors", "2"},
                            {"block_rows", "24"}, {"rows_per_step", "2"}, {"rows_per_chain", "4"},
                            {"rows_per_task", "5"}, {"blocks_per_partial", "2"}}},
+    // float64 (its own bound): the same small-block code paths in the other compute type.
+    {"nchw_small_blocks_f64", {{"layout", "nchw"}, {"y_vectors", "1"}, {"acc_vectors", "1"},
+                               {"lane_steps", "4"}, {"blocks_per_partial", "3"}}, DType::F64},
+    {"nhwc_small_blocks_f64", {{"layout", "nhwc"}, {"y_vectors", "2"}, {"stat_vectors", "2"},
+                               {"block_rows", "24"}, {"rows_per_step", "2"}, {"rows_per_chain", "4"},
+                               {"rows_per_task", "5"}, {"blocks_per_partial", "2"}}, DType::F64},
 };
 
 INSTANTIATE_TEST_SUITE_P(Tunings, JitGate, ::testing::ValuesIn(kCandidates),

@@ -55,6 +55,26 @@ TEST(Module, BackwardAccumulatesParameterGradients) {
     EXPECT_EQ(m.weight_grad(), std::vector<float>(8, 0.0f)) << "a failed call accumulates nothing";
 }
 
+// float64 x: served without affine (the module's parameters are float32, which the C API
+// does not mix with float64 x); with affine the call is refused with the C API's message.
+TEST(Module, Float64WithoutAffine) {
+    std::mt19937_64 rng(fresh_seed());
+    Tensor x({2, 6, 5, 5}, DType::F64), y({2, 6, 5, 5}, DType::F64);
+    x.fill_normal(rng, 3.0, 2.0);
+    y.poison();
+    groupnorm::GroupNorm plain(3, 6, 1e-5, /*affine=*/false);
+    plain.forward(*x.dl(), *y.dl());
+    EXPECT_TRUE(matches_reference(y, reference_group_norm(x, nullptr, nullptr, 3, 1e-5)));
+    groupnorm::GroupNorm affine(3, 6);
+    try {
+        affine.forward(*x.dl(), *y.dl());
+        ADD_FAILURE() << "float32 parameters with float64 x were accepted";
+    } catch (const groupnorm::Error &e) {
+        EXPECT_EQ(e.status(), GN_STATUS_UNSUPPORTED);
+        EXPECT_NE(std::string(e.what()).find("gamma has dtype float32"), std::string::npos) << e.what();
+    }
+}
+
 TEST(Module, WeightBiasStatsAndEps) {
     std::mt19937_64 rng(fresh_seed());
     Tensor x({3, 8, 5, 5}, DType::BF16, Layout::ChannelsLast), y({3, 8, 5, 5}, DType::BF16, Layout::ChannelsLast);

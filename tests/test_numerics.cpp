@@ -12,7 +12,8 @@ using namespace gntest;
 namespace {
 
 void expect_contract(Tensor &x, int64_t G, double eps, const Param *gamma, const Param *beta) {
-    Tensor y(x.shape(), x.dtype(), x.layout()), mean({x.N(), G}, DType::F32), rstd({x.N(), G}, DType::F32);
+    Tensor y(x.shape(), x.dtype(), x.layout()), mean({x.N(), G}, stat_dtype(x.dtype())),
+        rstd({x.N(), G}, stat_dtype(x.dtype()));
     y.poison();
     mean.poison();
     rstd.poison();
@@ -23,16 +24,20 @@ void expect_contract(Tensor &x, int64_t G, double eps, const Param *gamma, const
     EXPECT_TRUE(matches_reference(y, reference_group_norm(x, gamma, beta, G, eps), &mean, &rstd));
 }
 
-TEST(Numerics, LargeMeanSmallStdFloat32) {
+// The float32 and float64 kernels (each against its own bound, reference.h).
+constexpr DType kFloatTypes[] = {DType::F32, DType::F64};
+
+TEST(Numerics, LargeMeanSmallStd) {
     // |mean| = 1e4 * std: raw sum / sum-of-squares or x*scale + (beta - mean*scale) fail here.
     std::mt19937_64 rng(fresh_seed());
+    for (DType dt : kFloatTypes)
     for (Layout layout : {Layout::Contiguous, Layout::ChannelsLast}) {
         for (double mean : {1e4, -1e4}) {
-            SCOPED_TRACE(std::string(name(layout)) + " mean " + std::to_string(mean));
-            Tensor x({2, 32, 24, 24}, DType::F32, layout);
+            SCOPED_TRACE(std::string(name(layout)) + " " + name(dt) + " mean " + std::to_string(mean));
+            Tensor x({2, 32, 24, 24}, dt, layout);
             x.fill_normal(rng, mean, 1.0);
-            Param gamma = random_param(32, DType::F32, rng, 1, 0.5);
-            Param beta = random_param(32, DType::F32, rng, 0, 1);
+            Param gamma = random_param(32, dt, rng, 1, 0.5);
+            Param beta = random_param(32, dt, rng, 0, 1);
             expect_contract(x, 8, 1e-5, &gamma, &beta);
         }
     }
@@ -42,11 +47,13 @@ TEST(Numerics, LargeMeanSmallGroups) {
     // Few values per group (8 to 1008): a rounding error in a sum's centring (x - pivot
     // reassociated into (acc + x) - pivot, say) moves the mean by ~ulp(1e4) / sqrt(count).
     std::mt19937_64 rng(fresh_seed());
+    for (DType dt : kFloatTypes)
     for (Layout layout : {Layout::Contiguous, Layout::ChannelsLast}) {
         for (auto shape : {std::vector<int64_t>{2, 8, 2, 2}, std::vector<int64_t>{3, 16, 4, 4},
                            std::vector<int64_t>{2, 64, 9, 7}}) {
-            SCOPED_TRACE(std::string(name(layout)) + " S " + std::to_string(shape[2] * shape[3]));
-            Tensor x(shape, DType::F32, layout);
+            SCOPED_TRACE(std::string(name(layout)) + " " + name(dt) + " S " +
+                         std::to_string(shape[2] * shape[3]));
+            Tensor x(shape, dt, layout);
             x.fill_normal(rng, 1e4, 1.0);
             expect_contract(x, 4, 1e-5, nullptr, nullptr);
         }
@@ -59,16 +66,17 @@ TEST(Numerics, FarFromZeroUpTo1e7Std) {
     // instead of (x - pivot) - m) rounds the block mean to x's unit. Groups of one block,
     // of several blocks with a tail, and of fewer values than a vector.
     std::mt19937_64 rng(fresh_seed());
+    for (DType dt : kFloatTypes)
     for (Layout layout : {Layout::Contiguous, Layout::ChannelsLast}) {
         for (auto shape : {std::vector<int64_t>{2, 32, 24, 24}, std::vector<int64_t>{1, 4, 100, 101},
                            std::vector<int64_t>{3, 8, 3, 3}}) {
             for (double mean : {1e5, -3e5, 1e6, 1e7, -1e7}) {
-                SCOPED_TRACE(std::string(name(layout)) + " " + to_string(shape) + " mean " +
-                             std::to_string(mean));
-                Tensor x(shape, DType::F32, layout);
+                SCOPED_TRACE(std::string(name(layout)) + " " + name(dt) + " " + to_string(shape) +
+                             " mean " + std::to_string(mean));
+                Tensor x(shape, dt, layout);
                 x.fill_normal(rng, mean, 1.0);
-                Param gamma = random_param(shape[1], DType::F32, rng, 1, 0.5);
-                Param beta = random_param(shape[1], DType::F32, rng, 0, 1);
+                Param gamma = random_param(shape[1], dt, rng, 1, 0.5);
+                Param beta = random_param(shape[1], dt, rng, 0, 1);
                 expect_contract(x, 2, 1e-5, &gamma, &beta);
                 expect_contract(x, 2, 1e-5, nullptr, nullptr);
             }
@@ -90,17 +98,23 @@ TEST(Numerics, HalfInputsAboveSquareOverflow) {
 }
 
 TEST(Numerics, EpsIsUsedAsGiven) {
-    // A constant group has var = 0, so rstd = 1 / sqrt(eps) and y = beta exactly.
+    // A constant group has var = 0, so rstd = 1 / sqrt(eps) and y = beta exactly. float64
+    // uses eps in float64 (float32 rounding of 0.1 would move rstd by 4e-9).
+    for (DType dt : kFloatTypes)
     for (double eps : {0.1, 1e-5, 3.0}) {
-        Tensor x({1, 4, 3, 3}, DType::F32);
+        SCOPED_TRACE(std::string(name(dt)) + " eps " + std::to_string(eps));
+        Tensor x({1, 4, 3, 3}, dt);
         for (int64_t c = 0; c < 4; c++)
             for (int64_t s = 0; s < 9; s++) x.set(0, c, s, 2.5);
-        Param beta({0.5, -1, 2, 0}, DType::F32);
-        Tensor y({1, 4, 3, 3}, DType::F32), rstd({1, 2}, DType::F32);
+        Param beta({0.5, -1, 2, 0}, dt);
+        Tensor y({1, 4, 3, 3}, dt), rstd({1, 2}, stat_dtype(dt));
         y.poison();
         ASSERT_EQ(gn_forward(x.dl(), nullptr, beta.dl(), 2, eps, y.dl(), nullptr, rstd.dl(), nullptr),
-                  GN_STATUS_SUCCESS);
-        EXPECT_NEAR(rstd.get(0, 0, 0), 1.0 / std::sqrt(eps), 1e-6 / std::sqrt(eps));
+                  GN_STATUS_SUCCESS)
+            << gn_last_error_message();
+        const double want = 1.0 / std::sqrt(eps);
+        // float64: two roundings (sqrt, division) of 2^-53 relative each.
+        EXPECT_NEAR(rstd.get(0, 0, 0), want, dt == DType::F64 ? 0x1p-52 * want : 1e-6 * want);
         EXPECT_EQ(y.get(0, 2, 4), 2.0);
     }
 }
@@ -131,7 +145,7 @@ TEST(Numerics, NegativeEpsAsPyTorch) {
 // the sse41 and armv8 levels, turned NaN into inf until the kernels re-made NaN from its bits).
 TEST(Numerics, NonFinitePropagatesToItsGroupOnly) {
     std::mt19937_64 rng(fresh_seed());
-    for (DType dt : {DType::F32, DType::F16, DType::BF16})
+    for (DType dt : {DType::F32, DType::F16, DType::BF16, DType::F64})
     for (Layout layout : {Layout::Contiguous, Layout::ChannelsLast}) {
         for (double bad : {std::numeric_limits<double>::quiet_NaN(),
                            std::numeric_limits<double>::infinity()}) {
@@ -145,7 +159,8 @@ TEST(Numerics, NonFinitePropagatesToItsGroupOnly) {
             ASSERT_EQ(gn_forward(x.dl(), nullptr, nullptr, 4, 1e-5, y.dl(), nullptr, nullptr, nullptr),
                       GN_STATUS_SUCCESS);
             // 16 bits: 1 ulp of y's type about |y| <= 4 (bfloat16: 2^-6), else the float32 bound.
-            const double tol = dt == DType::F32 ? 0.0 : dt == DType::F16 ? 4e-3 : 3.2e-2;
+            const double tol = dt == DType::F16 ? 4e-3 : dt == DType::BF16 ? 3.2e-2 : 0.0;
+            const double bound = contract_bound(dt);
             for (int64_t n = 0; n < 2; n++) {
                 for (int64_t c = 0; c < 8; c++) {
                     const bool hit = n == 1 && c / 2 == 2;
@@ -154,7 +169,7 @@ TEST(Numerics, NonFinitePropagatesToItsGroupOnly) {
                         if (hit) {
                             EXPECT_TRUE(std::isnan(got)) << n << "," << c << "," << s << ": " << got;
                         } else {
-                            EXPECT_NEAR(got, want, 1e-5 * (std::fabs(want) + 1) + tol);
+                            EXPECT_NEAR(got, want, bound * (std::fabs(want) + 1) + tol);
                         }
                     }
                 }

@@ -8,16 +8,23 @@
 namespace gntest {
 
 const char *name(DType t) {
-    return t == DType::F32 ? "f32" : t == DType::F16 ? "f16" : "bf16";
+    switch (t) {
+    case DType::F32: return "f32";
+    case DType::F16: return "f16";
+    case DType::BF16: return "bf16";
+    case DType::F64: return "f64";
+    }
+    return "?";
 }
 
 DLDataType dl_type(DType t) {
     if (t == DType::F32) return {kDLFloat, 32, 1};
+    if (t == DType::F64) return {kDLFloat, 64, 1};
     if (t == DType::F16) return {kDLFloat, 16, 1};
     return {kDLBfloat, 16, 1};
 }
 
-int bytes(DType t) { return t == DType::F32 ? 4 : 2; }
+int bytes(DType t) { return t == DType::F64 ? 8 : t == DType::F32 ? 4 : 2; }
 
 const char *name(Layout l) {
     switch (l) {
@@ -31,6 +38,7 @@ const char *name(Layout l) {
 }
 
 double round_to(DType t, double a) {
+    if (t == DType::F64) return a;
     if (t == DType::F32) return (float)a;
     if (t == DType::F16) return from_f16_bits(to_f16_bits(a));
     return from_bf16_bits(to_bf16_bits(a));
@@ -49,7 +57,13 @@ int64_t ordered(int64_t bits, int sign_bit) {
 int64_t ulp_distance(DType t, double a, double b) {
     if (std::isnan(a) || std::isnan(b)) return (std::isnan(a) && std::isnan(b)) ? 0 : INT64_MAX;
     int64_t ia, ib;
-    if (t == DType::F32) {
+    if (t == DType::F64) {
+        uint64_t ua, ub;
+        std::memcpy(&ua, &a, 8);
+        std::memcpy(&ub, &b, 8);
+        ia = ordered((int64_t)ua, 63);
+        ib = ordered((int64_t)ub, 63);
+    } else if (t == DType::F32) {
         float fa = (float)a, fb = (float)b;
         uint32_t ua, ub;
         std::memcpy(&ua, &fa, 4);
@@ -122,6 +136,11 @@ int64_t Tensor::offset(int64_t n, int64_t c, int64_t s) const {
 
 double Tensor::get(int64_t n, int64_t c, int64_t s) const {
     const int64_t i = offset(n, c, s);
+    if (dtype_ == DType::F64) {
+        double d;
+        std::memcpy(&d, &storage_[i * 8], 8);
+        return d;
+    }
     if (dtype_ == DType::F32) {
         float f;
         std::memcpy(&f, &storage_[i * 4], 4);
@@ -134,6 +153,10 @@ double Tensor::get(int64_t n, int64_t c, int64_t s) const {
 
 void Tensor::set(int64_t n, int64_t c, int64_t s, double v) {
     const int64_t i = offset(n, c, s);
+    if (dtype_ == DType::F64) {
+        std::memcpy(&storage_[i * 8], &v, 8);
+        return;
+    }
     if (dtype_ == DType::F32) {
         float f = (float)v;
         std::memcpy(&storage_[i * 4], &f, 4);
@@ -151,11 +174,21 @@ void Tensor::fill_normal(std::mt19937_64 &rng, double mean, double stddev) {
 }
 
 namespace {
+constexpr uint64_t kPoison64 = 0x7FF8DEAD0000DEADull;
 constexpr uint32_t kPoison32 = 0x7FC0DEADu;
 constexpr uint16_t kPoison16 = 0x7E5Au;  // a NaN in both float16 and bfloat16
+
+uint64_t poison_of(DType t) {
+    return t == DType::F64 ? kPoison64 : t == DType::F32 ? kPoison32 : kPoison16;
+}
 }  // namespace
 
-uint32_t Tensor::raw(int64_t i) const {
+uint64_t Tensor::raw(int64_t i) const {
+    if (dtype_ == DType::F64) {
+        uint64_t u;
+        std::memcpy(&u, &storage_[i * 8], 8);
+        return u;
+    }
     if (dtype_ == DType::F32) {
         uint32_t u;
         std::memcpy(&u, &storage_[i * 4], 4);
@@ -169,7 +202,8 @@ uint32_t Tensor::raw(int64_t i) const {
 void Tensor::poison() {
     const int64_t count = (int64_t)storage_.size() / bytes(dtype_);
     for (int64_t i = 0; i < count; i++) {
-        if (dtype_ == DType::F32) std::memcpy(&storage_[i * 4], &kPoison32, 4);
+        if (dtype_ == DType::F64) std::memcpy(&storage_[i * 8], &kPoison64, 8);
+        else if (dtype_ == DType::F32) std::memcpy(&storage_[i * 4], &kPoison32, 4);
         else std::memcpy(&storage_[i * 2], &kPoison16, 2);
     }
 }
@@ -183,7 +217,7 @@ std::vector<bool> Tensor::in_view_mask() const {
 }
 
 bool Tensor::gaps_untouched() const {
-    const uint32_t poison = dtype_ == DType::F32 ? kPoison32 : kPoison16;
+    const uint64_t poison = poison_of(dtype_);
     const std::vector<bool> mask = in_view_mask();
     for (size_t i = 0; i < mask.size(); i++) {
         if (!mask[i] && raw((int64_t)i) != poison) return false;
@@ -192,7 +226,7 @@ bool Tensor::gaps_untouched() const {
 }
 
 bool Tensor::all_poison() const {
-    const uint32_t poison = dtype_ == DType::F32 ? kPoison32 : kPoison16;
+    const uint64_t poison = poison_of(dtype_);
     for (int64_t i = 0; i < (int64_t)storage_.size() / bytes(dtype_); i++) {
         if (raw(i) != poison) return false;
     }

@@ -1,4 +1,4 @@
-// Test tensors: owned storage in float32 / float16 / bfloat16, any (N, C, *) shape and
+// Test tensors: owned storage in float32 / float16 / bfloat16 / float64, any (N, C, *) shape and
 // memory layout, exposed as a DLTensor; logical access by (n, c, s) in float64.
 #pragma once
 
@@ -13,10 +13,14 @@
 
 namespace gntest {
 
-enum class DType { F32, F16, BF16 };
+enum class DType { F32, F16, BF16, F64 };
 const char *name(DType t);
 DLDataType dl_type(DType t);
 int bytes(DType t);
+
+// The statistics' (mean, rstd) dtype for x of dtype t, the kernels' compute type: float64
+// for float64, else float32. Also the parameters' dtype when neither gamma nor beta is given.
+inline DType stat_dtype(DType t) { return t == DType::F64 ? DType::F64 : DType::F32; }
 
 // Float conversions of the element types (round to nearest even).
 using groupnorm::support::from_bf16_bits;
@@ -67,7 +71,7 @@ public:
 private:
     int64_t offset(int64_t n, int64_t c, int64_t s) const;
     std::vector<bool> in_view_mask() const;
-    uint32_t raw(int64_t i) const;
+    uint64_t raw(int64_t i) const;
 
     std::vector<int64_t> shape_, strides_;
     DType dtype_;

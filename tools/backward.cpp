@@ -51,9 +51,11 @@ int backward_command(const BackwardOptions &opts) {
     const int64_t N = nc_shape.size() >= 2 ? nc_shape[0] : 0;
     const int64_t C = nc_shape.size() >= 2 ? nc_shape[1] : 0;
     const int64_t G = opts.groups;
-    // Parameters' dtype: the weight's, else float32 (as gn_backward decides).
-    const DLDataType pdtype = opts.weight.empty() ? DLDataType{kDLFloat, 32, 1} : dtype_of(w);
-    const size_t pbytes = pdtype.bits / 8;
+    // Statistics: float32, or float64 for float64 x (the C API's). Parameters' dtype: the
+    // weight's, else the statistics' (as gn_backward decides).
+    const DLDataType sdtype{kDLFloat, uint8_t(x.item_size() == 8 ? 64 : 32), 1};
+    const DLDataType pdtype = opts.weight.empty() ? sdtype : dtype_of(w);
+    const size_t pbytes = pdtype.bits / 8, sbytes = sdtype.bits / 8;
 
     support::DLTensorView xv(x.data.data(), dtype_of(x), nc_shape, opts.channels_last);
     support::DLTensorView dyv(dy.data.data(), dtype_of(x), nc_shape, opts.channels_last);
@@ -63,9 +65,9 @@ int backward_command(const BackwardOptions &opts) {
     // The forward's statistics (N, G), sized only when G can be valid so a bad --groups
     // cannot allocate wildly before the library rejects it; a spare element keeps data non-null.
     const int64_t stats = (G > 0 && G <= C) ? N * G : 0;
-    std::vector<float> mean(stats + 1), rstd(stats + 1);
-    const DLDataType f32{kDLFloat, 32, 1};
-    support::DLTensorView mv(mean.data(), f32, {N, G}, false), rv(rstd.data(), f32, {N, G}, false);
+    std::vector<uint8_t> mean((stats + 1) * sbytes), rstd((stats + 1) * sbytes);
+    support::DLTensorView mv(mean.data(), sdtype, {N, G}, false),
+        rv(rstd.data(), sdtype, {N, G}, false);
     std::vector<uint8_t> y(x.data.size() + 1);
     support::DLTensorView yv(y.data(), dtype_of(x), nc_shape, opts.channels_last);
     if (gn_status st = gn_forward(&xv.dl, wv ? &wv->dl : nullptr, nullptr, G, opts.eps, &yv.dl,
@@ -84,7 +86,7 @@ int backward_command(const BackwardOptions &opts) {
     }
 
     // Only after success: dx in the file's own shape, then the parameter gradients.
-    const std::string pdescr = pbytes == 2 ? "<f2" : "<f4";
+    const std::string pdescr = float_descr(pbytes);
     if (!dx.empty()) out.write("--dx", x.descr, x.shape, dx.data(), x.data.size());
     if (!dw.empty()) out.write("--dweight", pdescr, {C}, dw.data(), size_t(C) * pbytes);
     if (!db.empty()) out.write("--dbias", pdescr, {C}, db.data(), size_t(C) * pbytes);

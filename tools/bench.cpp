@@ -55,6 +55,12 @@ int stream_task(void *, int task, uint8_t *closure) {
 // float16 / bfloat16 with magnitudes in [0.125, 2) and random signs.
 void fill_random(std::vector<uint8_t> &buf, DLDataType t) {
     std::mt19937 rng(42);
+    if (t.bits == 64) {
+        std::uniform_real_distribution<double> dist(-1.5, 2.5);
+        auto *p = reinterpret_cast<double *>(buf.data());
+        for (size_t i = 0; i < buf.size() / 8; i++) p[i] = dist(rng);
+        return;
+    }
     if (t.bits == 32) {
         std::uniform_real_distribution<float> dist(-1.5f, 2.5f);
         auto *p = reinterpret_cast<float *>(buf.data());

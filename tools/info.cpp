@@ -75,8 +75,9 @@ void query_shape(const InfoOptions &opts) {
     for (size_t i = 0; i < opts.shape.size(); i++) {
         std::printf("%s%lld", i ? ", " : "", (long long)opts.shape[i]);
     }
-    std::printf("), groups %lld, %s, %s, no gamma/beta (float32 params)\n", (long long)opts.groups,
-                opts.dtype.c_str(), opts.channels_last ? "channels-last" : "contiguous");
+    std::printf("), groups %lld, %s, %s, no gamma/beta (%s params)\n", (long long)opts.groups,
+                opts.dtype.c_str(), opts.channels_last ? "channels-last" : "contiguous",
+                dtype.bits == 64 ? "float64" : "float32");
 
     Problem problem;
     if (gn_status st = validate_forward(&x.dl, nullptr, nullptr, opts.groups, 1e-5, &x.dl,

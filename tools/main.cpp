@@ -62,21 +62,21 @@ int main(int argc, char **argv) {
                                           std::to_string(minor) + "." + std::to_string(patch));
 
     RunOptions run;
-    CLI::App *run_cmd = app.add_subcommand("run", "GroupNorm of an .npy array (float32/float16)");
+    CLI::App *run_cmd = app.add_subcommand("run", "GroupNorm of an .npy array (float32/float16/float64)");
     run_cmd->add_option("--groups", run.groups, "number of groups G (C % G == 0)")->required();
     run_cmd->add_option("--eps", run.eps, "added to the variance")->capture_default_str();
     run_cmd->add_flag("--channels-last", run.channels_last,
                       "the array is (N, *, C) instead of (N, C, *)");
-    run_cmd->add_option("--weight", run.weight, "gamma, shape (C,), float32 or x's dtype");
-    run_cmd->add_option("--bias", run.bias, "beta, shape (C,), float32 or x's dtype");
+    run_cmd->add_option("--weight", run.weight, "gamma, shape (C,), x's dtype or float32 (not for float64 x)");
+    run_cmd->add_option("--bias", run.bias, "beta, shape (C,), x's dtype or float32 (not for float64 x)");
     run_cmd->add_option("--activation", run.activation,
                         "fused activation applied to y: none, silu, relu, gelu (erf), gelu_tanh")
         ->transform(CLI::CheckedTransformer(activation_names(), CLI::ignore_case))
         ->default_str("none");
     run_cmd->add_option("--input", run.input, "x, .npy")->required();
     run_cmd->add_option("--output", run.output, "y, .npy (x's shape and dtype)")->required();
-    run_cmd->add_option("--mean", run.mean, "write the group means, float32 (N, G)");
-    run_cmd->add_option("--rstd", run.rstd, "write 1/sqrt(var + eps), float32 (N, G)");
+    run_cmd->add_option("--mean", run.mean, "write the group means, (N, G), float32 (float64 for float64 x)");
+    run_cmd->add_option("--rstd", run.rstd, "write 1/sqrt(var + eps), (N, G), float32 (float64 for float64 x)");
 
     BackwardOptions bwd;
     CLI::App *bwd_cmd = app.add_subcommand(
@@ -87,7 +87,7 @@ int main(int argc, char **argv) {
                       "the arrays are (N, *, C) instead of (N, C, *)");
     bwd_cmd->add_option("--input", bwd.input, "x, .npy (the forward's input)")->required();
     bwd_cmd->add_option("--dy", bwd.dy, "the gradient of y, .npy (x's shape and dtype)")->required();
-    bwd_cmd->add_option("--weight", bwd.weight, "gamma, shape (C,), float32 or x's dtype");
+    bwd_cmd->add_option("--weight", bwd.weight, "gamma, shape (C,), x's dtype or float32 (not for float64 x)");
     bwd_cmd->add_option("--dx", bwd.dx, "write the gradient of x, .npy (x's shape and dtype)");
     bwd_cmd->add_option("--dweight", bwd.dweight, "write the gradient of gamma, (C,)");
     bwd_cmd->add_option("--dbias", bwd.dbias, "write the gradient of beta, (C,)");
@@ -99,7 +99,7 @@ int main(int argc, char **argv) {
     bench_cmd->add_option("--shapes", bench.shapes, "shape set")
         ->check(CLI::IsMember({"default", "small"}))->capture_default_str();
     bench_cmd->add_option("--dtype", bench.dtype)
-        ->check(CLI::IsMember({"f32", "f16", "bf16"}))->capture_default_str();
+        ->check(CLI::IsMember({"f32", "f16", "bf16", "f64"}))->capture_default_str();
     bench_cmd->add_flag("--channels-last", bench.channels_last, "NHWC-style strides");
     bench_cmd->add_option("--reps", bench.reps, "timed repetitions (median)")
         ->check(CLI::PositiveNumber)->capture_default_str();
@@ -110,7 +110,7 @@ int main(int argc, char **argv) {
                                  ->delimiter(',');
     info_cmd->add_option("--groups", info.groups, "number of groups")->needs(shape_opt);
     info_cmd->add_option("--dtype", info.dtype)
-        ->check(CLI::IsMember({"f32", "f16", "bf16"}))->capture_default_str();
+        ->check(CLI::IsMember({"f32", "f16", "bf16", "f64"}))->capture_default_str();
     info_cmd->add_flag("--channels-last", info.channels_last, "channels-last strides");
 
     try {

@@ -164,7 +164,7 @@ NpyHeader parse_npy_header(const uint8_t *data, size_t size, size_t *data_offset
         }
     }
     h.numel = int64_t(numel);
-    const uint64_t item = h.descr == "<f2" ? 2 : h.descr == "<f4" ? 4 : 1;
+    const uint64_t item = h.descr == "<f2" ? 2 : h.descr == "<f4" ? 4 : h.descr == "<f8" ? 8 : 1;
     if (__builtin_mul_overflow(numel, item, &h.data_bytes) || h.data_bytes > uint64_t(INT64_MAX)) {
         throw CliError("shape is too large (its byte count overflows 64 bits)");
     }
@@ -197,9 +197,9 @@ NpyArray read_npy(const std::string &path, const std::string &what) {
         throw CliError(where + "Fortran-order arrays are not supported; save a C-order array "
                        "(numpy.ascontiguousarray)");
     }
-    if (h.descr != "<f4" && h.descr != "<f2") {
+    if (h.descr != "<f4" && h.descr != "<f2" && h.descr != "<f8") {
         throw CliError(where + "dtype '" + h.descr +
-                       "' is not supported (float32 '<f4' or float16 '<f2')");
+                       "' is not supported (float32 '<f4', float16 '<f2' or float64 '<f8')");
     }
     const uint64_t have = uint64_t(file_size) - offset;
     if (have < h.data_bytes) {

@@ -1,5 +1,5 @@
-// .npy files as the CLI needs them: little-endian float32 ('<f4') or float16 ('<f2'),
-// C order, data kept as raw bytes (float16 has no C++ element type).
+// .npy files as the CLI needs them: little-endian float32 ('<f4'), float16 ('<f2') or
+// float64 ('<f8'), C order, data kept as raw bytes (float16 has no C++ element type).
 #pragma once
 
 #include <cstdint>
@@ -9,15 +9,18 @@
 namespace groupnorm::tools {
 
 struct NpyArray {
-    std::string descr;            // "<f4" or "<f2"
+    std::string descr;            // "<f4", "<f2" or "<f8"
     std::vector<int64_t> shape;
     std::vector<uint8_t> data;    // numel * item_size bytes, C order
 
     int64_t numel() const;
-    size_t item_size() const { return descr == "<f2" ? 2 : 4; }
+    size_t item_size() const { return descr == "<f2" ? 2 : descr == "<f8" ? 8 : 4; }
 };
 
-// Reads a float32/float16 C-order array; throws CliError naming `what` and the file.
+// The .npy descr of little-endian floats of `bytes` bytes (2, 4 or 8).
+inline std::string float_descr(size_t bytes) { return "<f" + std::to_string(bytes); }
+
+// Reads a float32/float16/float64 C-order array; throws CliError naming `what` and the file.
 NpyArray read_npy(const std::string &path, const std::string &what);
 
 // A parsed .npy header (any descr): what read_npy checks before it allocates anything.

@@ -64,14 +64,16 @@ int run_command(const RunOptions &opts) {
     DLTensorView xv(x.data.data(), dtype_of(x), nc_shape, opts.channels_last);
     DLTensorView yv(y_data.data(), dtype_of(x), nc_shape, opts.channels_last);
 
-    // Statistics (N, G) in float32, only when asked for. They are sized for N * G only
+    // Statistics (N, G), only when asked for: float32, or float64 for float64 x (the C API's
+    // statistics dtype). They are sized for N * G only
     // when G can be valid (G <= C), so a bad --groups cannot allocate wildly before
     // gn_forward rejects it; one spare element keeps data non-null.
     const bool want_stats = !opts.mean.empty() || !opts.rstd.empty();
     const int64_t N = nc_shape.size() >= 2 ? nc_shape[0] : 0;
     const int64_t C = nc_shape.size() >= 2 ? nc_shape[1] : 0;
     const int64_t G = opts.groups;
-    std::vector<float> mean, rstd;
+    const size_t stat_item = x.item_size() == 8 ? 8 : 4;
+    std::vector<uint8_t> mean, rstd;
     std::unique_ptr<DLTensorView> mv, rv;
     int64_t S = 1;
     for (size_t i = 2; i < nc_shape.size(); i++) S *= nc_shape[i];
@@ -83,11 +85,11 @@ int run_command(const RunOptions &opts) {
     }
     if (want_stats) {
         const int64_t count = (G > 0 && G <= C) ? N * G : 0;
-        mean.resize(count + 1);
-        rstd.resize(count + 1);
-        const DLDataType f32{kDLFloat, 32, 1};
-        mv = std::make_unique<DLTensorView>(mean.data(), f32, std::vector<int64_t>{N, G}, false);
-        rv = std::make_unique<DLTensorView>(rstd.data(), f32, std::vector<int64_t>{N, G}, false);
+        mean.resize((count + 1) * stat_item);
+        rstd.resize((count + 1) * stat_item);
+        const DLDataType stat{kDLFloat, uint8_t(stat_item * 8), 1};
+        mv = std::make_unique<DLTensorView>(mean.data(), stat, std::vector<int64_t>{N, G}, false);
+        rv = std::make_unique<DLTensorView>(rstd.data(), stat, std::vector<int64_t>{N, G}, false);
     }
 
     gn_config config = GN_CONFIG_INIT;
@@ -101,9 +103,10 @@ int run_command(const RunOptions &opts) {
 
     // Only after success: y in the file's own shape, then the statistics.
     out.write("--output", x.descr, x.shape, y_data.data(), y_data.size());
-    const size_t stat_bytes = size_t(N * G) * sizeof(float);
-    if (!opts.mean.empty()) out.write("--mean", "<f4", {N, G}, mean.data(), stat_bytes);
-    if (!opts.rstd.empty()) out.write("--rstd", "<f4", {N, G}, rstd.data(), stat_bytes);
+    const size_t stat_bytes = size_t(N * G) * stat_item;
+    const std::string stat_descr = float_descr(stat_item);
+    if (!opts.mean.empty()) out.write("--mean", stat_descr, {N, G}, mean.data(), stat_bytes);
+    if (!opts.rstd.empty()) out.write("--rstd", stat_descr, {N, G}, rstd.data(), stat_bytes);
     out.commit();
     return 0;
 }

@@ -72,16 +72,16 @@ def group_norm(x, num_groups, weight=None, bias=None, eps=1e-5, *, activation=No
     """Group normalization of x, shape (N, C, *), over num_groups groups of C / num_groups
     channels: ``(x - mean) / sqrt(var + eps) * weight[c] + bias[c]``.
 
-    x: float32, float16 or bfloat16 (ml_dtypes), NC* contiguous (channel and batch strides
-    free: slices work) or channels-last; a numpy array or any DLPack producer (PyTorch, JAX,
-    CuPy) on the CPU or a CUDA device. weight, bias: shape (C,), x's dtype or float32, or
-    None. eps: used as given. activation: None, or a fused activation of y (ACTIVATIONS:
-    "silu", "relu", "gelu" (erf), "gelu_tanh"), applied in the same pass. out: an array of x's shape, dtype and layout kind to write (may be x
+    x: float32, float16, bfloat16 (ml_dtypes) or float64 (CPU only), NC* contiguous
+    (channel and batch strides free: slices work) or channels-last; a numpy array or any
+    DLPack producer (PyTorch, JAX, CuPy) on the CPU or a CUDA device. weight, bias: shape
+    (C,), x's dtype or float32 (float64 x: float64 only), or None. eps: used as given. activation: None, or a fused activation of y (ACTIVATIONS:
+    "silu", "relu", "gelu" (erf), "gelu_tanh"), applied in the same pass; not for float64
+    x (UnsupportedError: no fused float64 kernels). out: an array of x's shape, dtype and layout kind to write (may be x
     itself); otherwise a new one of x's kind and layout is returned.
 
     PyTorch tensors go through the ``groupnorm.torch`` ops (autograd and torch.compile
-    work; float64 is computed in float32, see groupnorm.torch), except with ``out=``,
-    which writes in place without autograd.
+    work), except with ``out=``, which writes in place without autograd.
 
     Raises InvalidArgumentError (a ValueError) for invalid arguments, UnsupportedError (a
     NotImplementedError) for valid ones no kernel serves, DeviceUnavailableError,

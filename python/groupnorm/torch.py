@@ -4,9 +4,8 @@ autograd through our backward), a drop-in ``GroupNorm`` module and
 ``replace_group_norms(model)``.
 
 Layouts: contiguous and channels-last tensors are used as they are (the output keeps x's
-memory format); any other layout is made contiguous first. float64 has no kernel yet: the
-ops compute float64 tensors in float32 (inputs cast in, results cast back), so float64
-results carry float32 rounding (about 1e-7 relative, not 1e-16).
+memory format); any other layout is made contiguous first. float64 tensors run on the
+float64 kernels (float64 weight and bias; mean and rstd in float64, as PyTorch's).
 
 Tensors reach the C API as DLPack capsules of torch._C._to_dlpack (no Python-level
 __dlpack__), CUDA ones on torch.cuda.current_stream().
@@ -62,11 +61,6 @@ def _like(t: Tensor, x: Tensor) -> Tensor:
     return t.contiguous()
 
 
-def _f32(t: Optional[Tensor]) -> Optional[Tensor]:
-    # float64: no kernel yet, computed in float32 (documented above).
-    return t.float() if t is not None and t.dtype == torch.float64 else t
-
-
 def _dl(t: Optional[Tensor]):
     return None if t is None else _to_dlpack(t.detach())
 
@@ -90,8 +84,8 @@ def _check_like_torch(x: Tensor, weight: Optional[Tensor], bias: Optional[Tensor
     """PyTorch's rules where the C API's differ. An empty spatial size is an error there (the
     statistics of an empty group are undefined; the C API returns success and writes no
     statistics). Parameters: x's dtype, or float32 for a float16 / bfloat16 x (PyTorch's
-    mixed-dtype rule); the float32 path of float64 would otherwise accept mixtures of the
-    two, and the C API calls a float16 weight on float32 x unsupported, not invalid."""
+    mixed-dtype rule); the C API calls other mixtures (a float16 weight on float32 x, float32
+    parameters on float64 x) unsupported, PyTorch invalid."""
     # Cheap tests first: this runs on every call (the set alone costs over 1 us).
     if x.numel() == 0 and x.dim() > 2 and 0 in x.shape[2:]:
         raise InvalidArgumentError(
@@ -138,8 +132,10 @@ def _no_double_backward(grads, inputs):
 
 
 def _stats(x: Tensor, num_groups: int):
+    # The C API's statistics dtype: float64 for float64 x, else float32.
     shape = (x.shape[0], num_groups)
-    return x.new_empty(shape, dtype=torch.float32), x.new_empty(shape, dtype=torch.float32)
+    dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
+    return x.new_empty(shape, dtype=dtype), x.new_empty(shape, dtype=dtype)
 
 
 _lib = torch.library.Library("groupnorm", "DEF")
@@ -153,24 +149,22 @@ _lib.define("backward(Tensor dy, Tensor x, Tensor mean, Tensor rstd, Tensor? wei
 
 
 def _forward_impl(x, num_groups, weight, bias, eps):
-    """y, mean, rstd (float32 (N, num_groups)) = GroupNorm(x)."""
+    """y, mean, rstd ((N, num_groups), float32; float64 for float64 x) = GroupNorm(x)."""
     _check_like_torch(x, weight, bias)
     x, weight, bias = _served(x), _dense(weight), _dense(bias)
-    xc = _f32(x)
-    y = torch.empty_like(xc)
+    y = torch.empty_like(x)
     mean, rstd = _stats(x, num_groups)
-    _run_forward(xc, num_groups, _f32(weight), _f32(bias), eps, y, mean, rstd)
-    return _as(y, x.dtype), mean, rstd
+    _run_forward(x, num_groups, weight, bias, eps, y, mean, rstd)
+    return y, mean, rstd
 
 
 def _forward_infer_impl(x, num_groups, weight, bias, eps):
     """y only (no statistics kept): inference."""
     _check_like_torch(x, weight, bias)
     x, weight, bias = _served(x), _dense(weight), _dense(bias)
-    xc = _f32(x)
-    y = torch.empty_like(xc)
-    _run_forward(xc, num_groups, _f32(weight), _f32(bias), eps, y)
-    return _as(y, x.dtype)
+    y = torch.empty_like(x)
+    _run_forward(x, num_groups, weight, bias, eps, y)
+    return y
 
 
 def _param_dtype(weight, bias_dtype, x):
@@ -183,20 +177,18 @@ def _backward_impl(dy, x, mean, rstd, weight, bias_dtype, num_groups, output_mas
     """dx, dweight, dbias (each empty when its output_mask entry is False)."""
     x = _served(x)
     dy = _like(dy, x)
-    xc, dyc, wc = _f32(x), _f32(dy), _f32(_dense(weight))
+    weight = _dense(weight)
     w_dtype = _param_dtype(weight, None, x)
     b_dtype = bias_dtype if bias_dtype is not None else x.dtype
     # gn_backward writes dweight and dbias in the weight's dtype (without a weight: x's or
-    # float32, so the bias's); float64 parameters are computed in float32.
-    kernel_dtype = _param_dtype(wc, bias_dtype, xc)
-    if kernel_dtype == torch.float64:
-        kernel_dtype = torch.float32
+    # float32, so the bias's).
+    kernel_dtype = _param_dtype(weight, bias_dtype, x)
     channels = x.shape[1]
-    dx = torch.empty_like(xc) if output_mask[0] else None
+    dx = torch.empty_like(x) if output_mask[0] else None
     dw = x.new_empty((channels,), dtype=kernel_dtype) if output_mask[1] else None
     db = x.new_empty((channels,), dtype=kernel_dtype) if output_mask[2] else None
     try:
-        _ext.backward(_dl(dyc), _dl(xc), _dl(mean), _dl(rstd), _dl(wc), num_groups, _dl(dx),
+        _ext.backward(_dl(dy), _dl(x), _dl(mean), _dl(rstd), _dl(weight), num_groups, _dl(dx),
                       _dl(dw), _dl(db), _stream(x))
     except TypeError as e:
         raise InvalidArgumentError("groupnorm::backward: %s" % str(e).split("\n")[0]) from None

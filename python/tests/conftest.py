@@ -10,6 +10,13 @@ import pytest
 torch = pytest.importorskip("torch")
 
 F32_BOUND = 1e-5
+# float64: the same 84 units of rounding as float32's 1e-5, in float64's units (2^-52 vs
+# 2^-23): 1e-5 * 2^-29 = 1.86e-14 (tests/reference.h).
+F64_BOUND = F32_BOUND * 2.0 ** -29
+
+
+def bound_for(dtype):
+    return F64_BOUND if dtype == torch.float64 else F32_BOUND
 
 
 @pytest.fixture(autouse=True)
@@ -79,21 +86,58 @@ def assert_within(name, got, want, bound):
                                          torch.as_tensor(bound).expand_as(want).flatten()[i].item()))
 
 
+def _ld(t, shape=None):
+    """t as a numpy long double array (x86: a 64-bit significand, 2^11 finer than float64),
+    reshaped for broadcasting over (N, C, *) when shape is given."""
+    assert np.finfo(np.longdouble).nmant >= 63, "the float64 references need an 80-bit long double"
+    a = t.detach().cpu().numpy().astype(np.longdouble)
+    return a if shape is None else a.reshape((1, shape[1]) + (1,) * (len(shape) - 2))
+
+
 def reference_forward(x, num_groups, weight, bias, eps):
-    """torch.nn.functional.group_norm in float64 of the same (rounded) inputs."""
-    d = lambda t: None if t is None else t.detach().double()
-    return torch.nn.functional.group_norm(d(x), num_groups, d(weight), d(bias), eps)
+    """torch.nn.functional.group_norm in float64 of the same (rounded) inputs; for float64
+    x, GroupNorm in long double (numpy), rounded to float64: stock float64 rounds like the
+    kernels it would judge."""
+    if x.dtype != torch.float64:
+        d = lambda t: None if t is None else t.detach().double()
+        return torch.nn.functional.group_norm(d(x), num_groups, d(weight), d(bias), eps)
+    xg = _ld(x).reshape(x.shape[0], num_groups, -1)
+    mean = xg.mean(-1, keepdims=True)
+    y = ((xg - mean) / np.sqrt(((xg - mean) ** 2).mean(-1, keepdims=True) + eps)).reshape(x.shape)
+    if weight is not None:
+        y = y * _ld(weight, x.shape)
+    if bias is not None:
+        y = y + _ld(bias, x.shape)
+    return torch.from_numpy(y.astype(np.float64))
 
 
 def assert_forward_contract(y, x, num_groups, weight, bias, eps):
     ref = reference_forward(x, num_groups, weight, bias, eps)
-    assert_within("y", y, ref, F32_BOUND * (ref.abs() + 1))
+    assert_within("y", y, ref, bound_for(x.dtype) * (ref.abs() + 1))
+
+
+def _reference_backward_ld(dy, x, num_groups, weight, eps):
+    """dx, dweight, dbias of GroupNorm in long double (numpy), as float64 tensors."""
+    n, c = x.shape[:2]
+    xg = _ld(x).reshape(n, num_groups, -1)
+    mean = xg.mean(-1, keepdims=True)
+    rstd = 1 / np.sqrt(((xg - mean) ** 2).mean(-1, keepdims=True) + eps)
+    xhat = (xg - mean) * rstd
+    w = np.ones(c, np.longdouble) if weight is None else _ld(weight)
+    dyl = _ld(dy)
+    gdy = (dyl * w.reshape((1, c) + (1,) * (x.dim() - 2))).reshape(n, num_groups, -1)
+    dx = rstd * (gdy - gdy.mean(-1, keepdims=True) - xhat * (gdy * xhat).mean(-1, keepdims=True))
+    reduce = (0,) + tuple(range(2, x.dim()))
+    dw = (dyl * xhat.reshape(x.shape)).sum(reduce)
+    as64 = lambda a: torch.from_numpy(np.ascontiguousarray(a, np.float64))
+    return as64(dx.reshape(x.shape)), as64(dw), as64(dyl.sum(reduce))
 
 
 def reference_backward(dy, x, num_groups, weight, bias, eps):
     """float64 gradients (dx, dweight, dbias) and their contract bounds: dx within
     1e-5 (|ref| + rms over the group of rstd * weight * dy); dweight, dbias within
-    1e-5 (|ref| + the sum of the absolute values of their terms)."""
+    1e-5 (|ref| + the sum of the absolute values of their terms). float64 x: the gradients
+    in long double (numpy) and the float64 bound."""
     x64 = x.detach().double().requires_grad_()
     w64 = None if weight is None else weight.detach().double().requires_grad_()
     b64 = None if bias is None else bias.detach().double().requires_grad_()
@@ -104,6 +148,10 @@ def reference_backward(dy, x, num_groups, weight, bias, eps):
     dx = grads[0]
     dw = grads[1] if w64 is not None else None
     db = grads[-1] if b64 is not None else None
+    if x.dtype == torch.float64:
+        dx, dw_ld, db_ld = _reference_backward_ld(dy, x, num_groups, weight, eps)
+        dw = None if dw is None else dw_ld
+        db = None if db is None else db_ld
 
     if x.numel() == 0:  # N = 0: the gradients are empty or exact zeros
         zero = lambda t: None if t is None else torch.zeros_like(t)  # noqa: E731
@@ -121,9 +169,10 @@ def reference_backward(dy, x, num_groups, weight, bias, eps):
     reduce = [0] + list(range(2, x.dim()))
     dw_abs = (dy64.abs() * (xhat.abs() + 1)).sum(reduce)
     db_abs = dy64.abs().sum(reduce)
-    bounds = (F32_BOUND * (dx.abs() + dx_scale),
-              None if dw is None else F32_BOUND * (dw.abs() + dw_abs),
-              None if db is None else F32_BOUND * (db.abs() + db_abs))
+    bound = bound_for(x.dtype)
+    bounds = (bound * (dx.abs() + dx_scale),
+              None if dw is None else bound * (dw.abs() + dw_abs),
+              None if db is None else bound * (db.abs() + db_abs))
     return (dx, dw, db), bounds
 
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import groupnorm
-from conftest import assert_forward_contract
+from conftest import F64_BOUND, assert_forward_contract
 
 
 def reference_np(x, num_groups, weight=None, bias=None, eps=1e-5):
@@ -69,6 +69,26 @@ def test_numpy_float16_and_channels_last():
     assert_forward_contract(torch.from_numpy(y), torch.from_numpy(x_cl), 4, None, None, 1e-5)
 
 
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_numpy_float64(channels_last):
+    """float64 arrays run the float64 kernels: within the float64 bound of a long double
+    reference, also in place, at |mean| = 1e4 std."""
+    rng = np.random.default_rng()
+    x = rng.standard_normal((2, 6, 5, 7)) + 1e4
+    w, b = rng.uniform(0.5, 1.5, 6), rng.standard_normal(6)
+    if channels_last:
+        x = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    xl = x.astype(np.longdouble).reshape(2, 3, -1)
+    mean = xl.mean(-1, keepdims=True)
+    ref = ((xl - mean) / np.sqrt(((xl - mean) ** 2).mean(-1, keepdims=True) + 1e-5)).reshape(x.shape)
+    ref = ref * w.reshape(1, 6, 1, 1) + b.reshape(1, 6, 1, 1)
+    y = groupnorm.group_norm(x, 3, w, b)
+    assert y.dtype == np.float64 and y.strides == x.strides
+    assert np.all(np.abs(y - ref) <= F64_BOUND * (np.abs(ref) + 1))
+    groupnorm.group_norm(x, 3, w, b, out=x)
+    assert np.array_equal(x, y)
+
+
 def test_numpy_out_and_in_place():
     rng = np.random.default_rng()
     x = rng.standard_normal((2, 4, 3, 3)).astype(np.float32)
@@ -126,8 +146,12 @@ def test_torch_tensor_returns_tensor():
      groupnorm.InvalidArgumentError, "gamma"),
     (lambda x: groupnorm.group_norm(x[:, :, :, None], 2, out=np.empty((2, 4, 3, 1), np.float16)),
      groupnorm.InvalidArgumentError, "dtype"),
-    (lambda x: groupnorm.group_norm(x.astype(np.float64), 2), groupnorm.UnsupportedError,
-     "float64"),
+    (lambda x: groupnorm.group_norm(x.astype(np.float64), 2, np.ones(4, np.float32)),
+     groupnorm.UnsupportedError, "float64"),
+    (lambda x: groupnorm.group_norm(x.astype(np.float64), 2, activation="silu"),
+     groupnorm.UnsupportedError, "fused activations are not compiled for float64"),
+    (lambda x: groupnorm.group_norm(x.astype(np.int16), 2), groupnorm.UnsupportedError,
+     "int16"),
     (lambda x: groupnorm.group_norm(x[:, :, :, None].repeat(2, 3).transpose(0, 1, 3, 2), 2),
      groupnorm.UnsupportedError, "strides"),
     (lambda x: groupnorm.group_norm(x, 2, activation="swish"), groupnorm.InvalidArgumentError,

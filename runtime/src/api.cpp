@@ -106,20 +106,21 @@ extern "C" gn_status gn_forward(const DLTensor *x, const DLTensor *gamma, const 
         return st;
     }
     problem.activation = cfg.activation;
+    if (gn_status st = check_activation_dtype(problem)) return st;
     if (problem.empty()) return GN_STATUS_SUCCESS;
     gn_status lookup = GN_STATUS_SUCCESS;
     const Variant *variant = find_variant(problem, &lookup);
     if (!variant) return lookup;
     if (gn_status st = install_cpu_isa_cap()) return st;
     PoolUse pool_use;
-    return run_forward(*variant, problem, (float)eps, &cfg);
+    return run_forward(*variant, problem, eps, &cfg);
 }
 
 namespace {
 
 // dgamma and dbeta of an empty problem: sums over nothing, zero.
 gn_status zero_param_grads(const Problem &p) {
-    const size_t bytes = size_t(p.C) * (p.param_dtype == GN_DTYPE_F32 ? 4 : 2);
+    const size_t bytes = size_t(p.C) * dtype_bytes(p.param_dtype);
     for (void *grad : {p.dgamma, p.dbeta}) {
         if (!grad) continue;
         if (p.device == GN_DEVICE_CPU) {

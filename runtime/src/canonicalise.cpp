@@ -20,8 +20,15 @@ const char *dtype_name(gn_dtype t) {
     case GN_DTYPE_F32: return "float32";
     case GN_DTYPE_F16: return "float16";
     case GN_DTYPE_BF16: return "bfloat16";
+    case GN_DTYPE_F64: return "float64";
     }
     return "?";
+}
+
+int dtype_bytes(gn_dtype t) { return t == GN_DTYPE_F64 ? 8 : t == GN_DTYPE_F32 ? 4 : 2; }
+
+gn_dtype stat_dtype(gn_dtype x_dtype) {
+    return x_dtype == GN_DTYPE_F64 ? GN_DTYPE_F64 : GN_DTYPE_F32;
 }
 
 const char *op_name(gn_op op) { return op == GN_OP_FORWARD ? "forward" : "backward"; }
@@ -39,6 +46,7 @@ constexpr int kMaxRank = 32;
 bool to_dtype(DLDataType t, gn_dtype *out) {
     if (t.lanes != 1) return false;
     if (t.code == kDLFloat && t.bits == 32) *out = GN_DTYPE_F32;
+    else if (t.code == kDLFloat && t.bits == 64) *out = GN_DTYPE_F64;
     else if (t.code == kDLFloat && t.bits == 16) *out = GN_DTYPE_F16;
     else if (t.code == kDLBfloat && t.bits == 16) *out = GN_DTYPE_BF16;
     else return false;
@@ -343,9 +351,13 @@ gn_status check_param(const DLTensor *p, const char *name, int64_t C, gn_dtype x
         return fail(GN_STATUS_INVALID_ARGUMENT, "%s must have shape (C,) = (%lld,), got %s", name,
                     (long long)C, describe_shape(p).c_str());
     }
-    if (!to_dtype(p->dtype, dtype) || (*dtype != x_dtype && *dtype != GN_DTYPE_F32)) {
-        return fail(GN_STATUS_UNSUPPORTED, "%s has dtype %s; it must be x's dtype (%s) or float32",
-                    name, describe_dtype(p->dtype).c_str(), dtype_name(x_dtype));
+    // float32 parameters serve the half types (mixed, as PyTorch allows); float64 x takes
+    // float64 parameters only (PyTorch does not mix float64 with float32 either).
+    const bool f32_ok = x_dtype != GN_DTYPE_F64;
+    if (!to_dtype(p->dtype, dtype) || (*dtype != x_dtype && !(f32_ok && *dtype == GN_DTYPE_F32))) {
+        return fail(GN_STATUS_UNSUPPORTED, "%s has dtype %s; it must be x's dtype (%s)%s", name,
+                    describe_dtype(p->dtype).c_str(), dtype_name(x_dtype),
+                    f32_ok ? " or float32" : "");
     }
     if (C > 1 && strides[0] != 1) {
         return fail(GN_STATUS_UNSUPPORTED, "%s must be contiguous (stride 1), got stride %lld",
@@ -354,7 +366,7 @@ gn_status check_param(const DLTensor *p, const char *name, int64_t C, gn_dtype x
     return GN_STATUS_SUCCESS;
 }
 
-gn_status check_stat(const DLTensor *t, const char *name, int64_t N, int64_t G, float **data,
+gn_status check_stat(const DLTensor *t, const char *name, int64_t N, int64_t G, void **data,
                      int64_t *gn_strides, const Problem &problem) {
     int64_t strides[kMaxRank], numel = 0;
     if (gn_status st = check_device(t, name, problem)) return st;
@@ -363,14 +375,16 @@ gn_status check_stat(const DLTensor *t, const char *name, int64_t N, int64_t G, 
         return fail(GN_STATUS_INVALID_ARGUMENT, "%s must have shape (N, num_groups) = (%lld, %lld), got %s",
                     name, (long long)N, (long long)G, describe_shape(t).c_str());
     }
-    if (t->dtype.code != kDLFloat || t->dtype.bits != 32 || t->dtype.lanes != 1) {
-        return fail(GN_STATUS_UNSUPPORTED, "%s must be float32, got %s", name,
-                    describe_dtype(t->dtype).c_str());
+    gn_dtype dtype;
+    const gn_dtype want = stat_dtype(problem.dtype);
+    if (!to_dtype(t->dtype, &dtype) || dtype != want) {
+        return fail(GN_STATUS_UNSUPPORTED, "%s must be %s (for x %s), got %s", name,
+                    dtype_name(want), dtype_name(problem.dtype), describe_dtype(t->dtype).c_str());
     }
     if (!fits_int32(strides[0]) || !fits_int32(strides[1])) {
         return fail(GN_STATUS_UNSUPPORTED, "%s strides do not fit 32 bits", name);
     }
-    *data = reinterpret_cast<float *>(static_cast<char *>(t->data) + t->byte_offset);
+    *data = static_cast<char *>(t->data) + t->byte_offset;
     gn_strides[0] = strides[1];  // g
     gn_strides[1] = strides[0];  // n
     return GN_STATUS_SUCCESS;
@@ -385,7 +399,7 @@ gn_status check_input(const DLTensor *x, int64_t num_groups, Problem *p) {
     }
     if (!to_dtype(x->dtype, &p->dtype)) {
         return fail(GN_STATUS_UNSUPPORTED,
-                    "x has dtype %s; supported: float32, float16, bfloat16",
+                    "x has dtype %s; supported: float32, float16, bfloat16, float64",
                     describe_dtype(x->dtype).c_str());
     }
     int64_t strides[kMaxRank], numel = 0;
@@ -439,11 +453,11 @@ Region view_region(const char *name, const View3 &v, int elem) {
 }
 Region param_region(const char *name, const void *data, const Problem &p) {
     const int64_t extent[1] = {p.C}, unit[1] = {1};
-    return region_of(name, data, 1, extent, unit, p.param_dtype == GN_DTYPE_F32 ? 4 : 2);
+    return region_of(name, data, 1, extent, unit, dtype_bytes(p.param_dtype));
 }
-Region stat_region(const char *name, const float *data, const int64_t *stride, const Problem &p) {
+Region stat_region(const char *name, const void *data, const int64_t *stride, const Problem &p) {
     const int64_t extent[2] = {p.G, p.N};
-    return region_of(name, data, 2, extent, stride, 4);
+    return region_of(name, data, 2, extent, stride, dtype_bytes(stat_dtype(p.dtype)));
 }
 
 }  // namespace
@@ -462,7 +476,8 @@ gn_status validate_forward(const DLTensor *x, const DLTensor *gamma, const DLTen
     (void)eps;  // any value, as PyTorch: rstd = 1 / sqrt(var + eps), NaN where var + eps < 0
     if (gn_status st = check_like_x(y, "y", x, *p)) return st;
 
-    gn_dtype gamma_dtype = GN_DTYPE_F32, beta_dtype = GN_DTYPE_F32;
+    // Neither given: neutral parameters of the statistics' dtype (float64 for float64 x).
+    gn_dtype gamma_dtype = stat_dtype(p->dtype), beta_dtype = gamma_dtype;
     if (gamma) {
         if (gn_status st = check_param(gamma, "gamma", p->C, p->dtype, &gamma_dtype, *p)) return st;
     }
@@ -519,8 +534,9 @@ gn_status validate_backward(const DLTensor *dy, const DLTensor *x, const DLTenso
     if (gn_status st = check_stat(mean, "mean", p->N, p->G, &p->mean, p->mean_stride, *p)) return st;
     if (gn_status st = check_stat(rstd, "rstd", p->N, p->G, &p->rstd, p->rstd_stride, *p)) return st;
 
-    // gamma's dtype is the parameters' (dgamma and dbeta have it); float32 without gamma.
-    gn_dtype param_dtype = GN_DTYPE_F32;
+    // gamma's dtype is the parameters' (dgamma and dbeta have it); without gamma, dgamma's or
+    // dbeta's, else the statistics' dtype (float32; float64 for float64 x).
+    gn_dtype param_dtype = stat_dtype(p->dtype);
     if (gamma) {
         if (gn_status st = check_param(gamma, "gamma", p->C, p->dtype, &param_dtype, *p)) return st;
     }
@@ -560,8 +576,16 @@ gn_status validate_backward(const DLTensor *dy, const DLTensor *x, const DLTenso
                           "dx", "dy");
 }
 
+gn_status check_activation_dtype(const Problem &p) {
+    if (p.activation == GN_ACTIVATION_NONE || p.dtype != GN_DTYPE_F64) return GN_STATUS_SUCCESS;
+    return fail(GN_STATUS_UNSUPPORTED,
+                "config->activation: fused activations are not compiled for float64 x (apply "
+                "the activation after the normalization)");
+}
+
 gn_status validate_backward_activation(int32_t activation, const DLTensor *beta, Problem *p) {
     p->activation = activation;
+    if (gn_status st = check_activation_dtype(*p)) return st;
     if (!beta) return GN_STATUS_SUCCESS;  // the forward had no beta (0)
     if (activation == GN_ACTIVATION_NONE) {
         return fail(GN_STATUS_INVALID_ARGUMENT,
@@ -582,7 +606,7 @@ gn_status validate_backward_activation(int32_t activation, const DLTensor *beta,
     }
     p->beta = static_cast<const char *>(beta->data) + beta->byte_offset;
     // An input: no output may overlap it.
-    const int elem = p->dtype == GN_DTYPE_F32 ? 4 : 2;
+    const int elem = dtype_bytes(p->dtype);
     return check_overlaps({param_region("config->beta", p->beta, *p)},
                           {view_region("dx", p->dx, elem), param_region("dgamma", p->dgamma, *p),
                            param_region("dbeta", p->dbeta, *p)},

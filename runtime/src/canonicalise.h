@@ -12,7 +12,7 @@ namespace groupnorm::detail {
 enum gn_op { GN_OP_FORWARD, GN_OP_BACKWARD };
 const char *op_name(gn_op op);
 
-enum gn_dtype { GN_DTYPE_F32, GN_DTYPE_F16, GN_DTYPE_BF16 };
+enum gn_dtype { GN_DTYPE_F32, GN_DTYPE_F16, GN_DTYPE_BF16, GN_DTYPE_F64 };
 enum gn_layout { GN_LAYOUT_NCHW, GN_LAYOUT_NHWC };
 // OPENCL: variants only tests call (host buffers; schedules/gpu.h run on PoCL); no DLPack
 // device maps to it.
@@ -20,6 +20,10 @@ enum gn_device { GN_DEVICE_CPU, GN_DEVICE_CUDA, GN_DEVICE_OPENCL };
 const char *device_name(gn_device d);
 
 const char *dtype_name(gn_dtype t);
+int dtype_bytes(gn_dtype t);
+// The kernels' arithmetic type for x's dtype, which mean and rstd have: float64 for float64
+// x (PyTorch's choice), float32 for the others.
+gn_dtype stat_dtype(gn_dtype x_dtype);
 const char *layout_name(gn_layout l);
 
 // A tensor as the kernels see it: extents and element strides of (s, c, n).
@@ -36,7 +40,7 @@ struct Problem {
     gn_device device = GN_DEVICE_CPU;
     int device_id = 0;  // DLPack device_id (CUDA ordinal)
     gn_dtype dtype = GN_DTYPE_F32;
-    gn_dtype param_dtype = GN_DTYPE_F32;  // of gamma/beta (float32 when neither is given)
+    gn_dtype param_dtype = GN_DTYPE_F32;  // of gamma/beta (stat_dtype(dtype) when neither is given)
     gn_layout layout = GN_LAYOUT_NCHW;
     int64_t N = 0, C = 0, S = 0, G = 0;
     // Forward: x -> y, optional gamma/beta, optional outputs mean/rstd.
@@ -45,7 +49,7 @@ struct Problem {
     const void *gamma = nullptr, *beta = nullptr;  // contiguous (C,), or null (backward: the
                                                    // forward's beta, with an activation)
     void *dgamma = nullptr, *dbeta = nullptr;      // contiguous (C,), or null
-    float *mean = nullptr, *rstd = nullptr;        // (N, G), or null
+    void *mean = nullptr, *rstd = nullptr;         // (N, G) of stat_dtype(dtype), or null
     int64_t mean_stride[2] = {0, 0}, rstd_stride[2] = {0, 0};  // (g, n) element strides
     int32_t activation = 0;  // gn_activation: fused into y (forward), differentiated (backward)
     bool empty() const { return N == 0 || S == 0; }
@@ -64,5 +68,9 @@ gn_status validate_backward(const DLTensor *dy, const DLTensor *x, const DLTenso
 // gn_backward's fused activation (gn_config.activation, already range-checked) and the
 // forward's beta it needs (gn_config.beta, may be null), after validate_backward.
 gn_status validate_backward_activation(int32_t activation, const DLTensor *beta, Problem *problem);
+
+// A fused activation (problem.activation) for x of a dtype whose variants compile none
+// (float64): GN_STATUS_UNSUPPORTED with the reason. Both ops call it.
+gn_status check_activation_dtype(const Problem &problem);
 
 }  // namespace groupnorm::detail

@@ -13,6 +13,7 @@ halide_type_t halide_type_of(gn_dtype t) {
     switch (t) {
     case GN_DTYPE_F16: return halide_type_t(halide_type_float, 16);
     case GN_DTYPE_BF16: return halide_type_t(halide_type_bfloat, 16);
+    case GN_DTYPE_F64: return halide_type_t(halide_type_float, 64);
     default: return halide_type_t(halide_type_float, 32);
     }
 }
@@ -28,7 +29,9 @@ const void *constant_param(std::vector<T> &v, int64_t C, T value) {
 const void *constant_params(gn_dtype type, int64_t C, bool one) {
     thread_local std::vector<uint32_t> f32[2];
     thread_local std::vector<uint16_t> f16[2], bf16[2];
+    thread_local std::vector<uint64_t> f64[2];
     switch (type) {
+    case GN_DTYPE_F64: return constant_param<uint64_t>(f64[one], C, one ? 0x3FF0000000000000u : 0);
     case GN_DTYPE_F16: return constant_param<uint16_t>(f16[one], C, one ? 0x3C00 : 0);
     case GN_DTYPE_BF16: return constant_param<uint16_t>(bf16[one], C, one ? 0x3F80 : 0);
     default: return constant_param<uint32_t>(f32[one], C, one ? 0x3F800000u : 0);
@@ -50,8 +53,9 @@ View3 stats_rows(const Problem &p) {
     return rows;
 }
 
-float *scratch_stats(int which, int64_t count) {
-    thread_local std::vector<float> stats[2];
+// 8 bytes an element: room for either statistics dtype.
+void *scratch_stats(int which, int64_t count) {
+    thread_local std::vector<uint64_t> stats[2];
     stats[which].resize(count);
     return stats[which].data();
 }
@@ -82,12 +86,12 @@ ForwardArgs::ForwardArgs(const Problem &p)
       beta(p.beta ? p.beta : constant_params(p.param_dtype, p.C, false), p.param_dtype, 1,
            param_extent, kUnitStride),
       y(p.y.data, p.dtype, 3, p.y.extent, p.y.stride),
-      mean(p.mean ? p.mean : scratch_stats(0, p.N * p.G), GN_DTYPE_F32, 2, stat_extent,
+      mean(p.mean ? p.mean : scratch_stats(0, p.N * p.G), stat_dtype(p.dtype), 2, stat_extent,
            p.mean ? p.mean_stride : dense_stat_stride),
-      rstd(p.rstd ? p.rstd : scratch_stats(1, p.N * p.G), GN_DTYPE_F32, 2, stat_extent,
+      rstd(p.rstd ? p.rstd : scratch_stats(1, p.N * p.G), stat_dtype(p.dtype), 2, stat_extent,
            p.rstd ? p.rstd_stride : dense_stat_stride) {}
 
-gn_status run_forward(const Variant &v, const Problem &p, float eps, const gn_config *config) {
+gn_status run_forward(const Variant &v, const Problem &p, double eps, const gn_config *config) {
     // Halide's errors become this thread's message (from_halide_error), on every path.
     install_halide_error_handler();
     ForwardArgs a(p);
@@ -103,20 +107,27 @@ gn_status run_forward(const Variant &v, const Problem &p, float eps, const gn_co
                            {&a.rstd.buf, p.rstd != nullptr, false}},
                           [&](const void *uc) {
                               return fn(uc, &a.x.buf, &a.x_rows.buf, &a.gamma.buf, &a.beta.buf,
-                                        (int32_t)p.G, eps, p.activation, &a.y.buf, &a.mean.buf,
-                                        &a.rstd.buf);
+                                        (int32_t)p.G, (float)eps, p.activation, &a.y.buf,
+                                        &a.mean.buf, &a.rstd.buf);
                           });
     }
-    const auto fn = reinterpret_cast<ForwardFn>(v.fn);
-    code = fn(&a.x.buf, &a.x_rows.buf, &a.gamma.buf, &a.beta.buf, (int32_t)p.G, eps,
-              p.activation, &a.y.buf, &a.mean.buf, &a.rstd.buf);
+    if (v.dtype == GN_DTYPE_F64) {
+        const auto fn = reinterpret_cast<ForwardF64Fn>(v.fn);
+        code = fn(&a.x.buf, &a.x_rows.buf, &a.gamma.buf, &a.beta.buf, (int32_t)p.G, eps,
+                  p.activation, &a.y.buf, &a.mean.buf, &a.rstd.buf);
+    } else {
+        const auto fn = reinterpret_cast<ForwardFn>(v.fn);
+        code = fn(&a.x.buf, &a.x_rows.buf, &a.gamma.buf, &a.beta.buf, (int32_t)p.G, (float)eps,
+                  p.activation, &a.y.buf, &a.mean.buf, &a.rstd.buf);
+    }
     return code == 0 ? GN_STATUS_SUCCESS : from_halide_error(code, v.name);
 }
 
 namespace {
-// dgamma/dbeta nobody asked for: per-thread scratch of C parameters.
+// dgamma/dbeta nobody asked for: per-thread scratch of C parameters (8 bytes each: room
+// for any dtype).
 void *scratch_params(int which, int64_t C) {
-    thread_local std::vector<uint32_t> params[2];
+    thread_local std::vector<uint64_t> params[2];
     params[which].resize(C);
     return params[which].data();
 }
@@ -128,8 +139,8 @@ BackwardArgs::BackwardArgs(const Problem &p)
       stat_extent{p.G, p.N}, dx_extent{p.dx.data ? p.x.extent[0] : 0, p.C, p.N},
       dy(p.dy.data, p.dtype, 3, p.dy.extent, p.dy.stride),
       x(p.x.data, p.dtype, 3, p.x.extent, p.x.stride),
-      mean(p.mean, GN_DTYPE_F32, 2, stat_extent, stat_stride[0]),
-      rstd(p.rstd, GN_DTYPE_F32, 2, stat_extent, stat_stride[1]),
+      mean(p.mean, stat_dtype(p.dtype), 2, stat_extent, stat_stride[0]),
+      rstd(p.rstd, stat_dtype(p.dtype), 2, stat_extent, stat_stride[1]),
       gamma(p.gamma ? p.gamma : constant_params(p.param_dtype, p.C, true), p.param_dtype, 1,
             param_extent, kUnitStride),
       beta(p.beta ? p.beta : constant_params(p.param_dtype, p.C, false), p.param_dtype, 1,

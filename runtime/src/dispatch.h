@@ -9,10 +9,15 @@
 namespace groupnorm::detail {
 
 // Signature of every AOT forward variant (inputs, then outputs).
-// x_rows: the statistics' view of x (run_forward).
+// x_rows: the statistics' view of x (run_forward). eps has the compute type: float, or
+// double for the float64 variants (ForwardF64Fn).
 using ForwardFn = int (*)(halide_buffer_t *x, halide_buffer_t *x_rows, halide_buffer_t *gamma,
                           halide_buffer_t *beta, int32_t groups, float eps, int32_t activation,
                           halide_buffer_t *y, halide_buffer_t *mean, halide_buffer_t *rstd);
+using ForwardF64Fn = int (*)(halide_buffer_t *x, halide_buffer_t *x_rows, halide_buffer_t *gamma,
+                             halide_buffer_t *beta, int32_t groups, double eps,
+                             int32_t activation, halide_buffer_t *y, halide_buffer_t *mean,
+                             halide_buffer_t *rstd);
 // GPU variants (target feature user_context) take the user_context first.
 using ForwardGpuFn = int (*)(const void *user_context, halide_buffer_t *x,
                              halide_buffer_t *x_rows, halide_buffer_t *gamma,
@@ -67,8 +72,9 @@ gn_status run_backward(const Variant &variant, const Problem &problem,
                        const gn_config *config = nullptr);
 
 // Runs a forward variant on a validated, non-empty problem. GPU variants take the context
-// and stream from config (CUDA) or run on host buffers (OpenCL, tests).
-gn_status run_forward(const Variant &variant, const Problem &problem, float eps,
+// and stream from config (CUDA) or run on host buffers (OpenCL, tests). eps is rounded to
+// the variant's compute type (float32 but for float64 x).
+gn_status run_forward(const Variant &variant, const Problem &problem, double eps,
                       const gn_config *config = nullptr);
 
 }  // namespace groupnorm::detail

@@ -22,9 +22,26 @@ def data(shape, dtype=np.float32):
     return (rng.standard_normal(shape) * 2.0 + 3.0).astype(dtype)
 
 
+def ref_type(x):
+    """The reference's arithmetic: float64, or numpy's long double for float64 data (x86:
+    a 64-bit significand, 2^11 finer than the float64 results it judges)."""
+    if np.asarray(x).dtype != np.float64:
+        return np.float64
+    assert np.finfo(np.longdouble).nmant >= 63, "the float64 reference needs an 80-bit long double"
+    return np.longdouble
+
+
+def bound(dtype):
+    """The contract's relative bound: 1e-5 (84 units of float32 rounding); float64 the same
+    84 units of its own rounding, 1e-5 * 2^-29 (tests/reference.h)."""
+    return 1e-5 * 2.0 ** -29 if dtype == np.float64 else 1e-5
+
+
 def reference(x, groups, eps=1e-5, weight=None, bias=None, channels_last=False):
-    """float64 GroupNorm of x (N, C, *) or, channels-last, (N, *, C): y, mean, rstd."""
-    x = np.asarray(x, np.float64)
+    """float64 GroupNorm of x (N, C, *) or, channels-last, (N, *, C): y, mean, rstd
+    (long double for float64 x)."""
+    rt = ref_type(x)
+    x = np.asarray(x, rt)
     if channels_last:
         x = np.moveaxis(x, -1, 1)
     n, c = x.shape[:2]
@@ -34,41 +51,43 @@ def reference(x, groups, eps=1e-5, weight=None, bias=None, channels_last=False):
     y = ((xg - mean[..., None]) * rstd[..., None]).reshape(x.shape)
     bshape = (1, c) + (1,) * (x.ndim - 2)
     if weight is not None:
-        y = y * np.asarray(weight, np.float64).reshape(bshape)
+        y = y * np.asarray(weight, rt).reshape(bshape)
     if bias is not None:
-        y = y + np.asarray(bias, np.float64).reshape(bshape)
+        y = y + np.asarray(bias, rt).reshape(bshape)
     if channels_last:
         y = np.moveaxis(y, 1, -1)
     return y, mean, rstd
 
 
 def check_close(name, got, ref, dtype):
-    """float32: |got - ref| <= 1e-5 (|ref| + 1); float16: within 1 ulp of round(ref)."""
+    """float32: |got - ref| <= 1e-5 (|ref| + 1), float64 the same with bound(float64);
+    float16: within 1 ulp of round(ref)."""
     assert got.shape == ref.shape, f"{name}: shape {got.shape} != {ref.shape}"
     assert got.dtype == dtype, f"{name}: dtype {got.dtype} != {dtype}"
-    got64 = got.astype(np.float64)
+    got64 = got.astype(ref.dtype)
     if dtype == np.float16:
         rounded = ref.astype(np.float16)
-        bound = np.abs(np.spacing(rounded)).astype(np.float64)
+        limit = np.abs(np.spacing(rounded)).astype(np.float64)
         err = np.abs(got64 - rounded.astype(np.float64))
     else:
-        bound = 1e-5 * (np.abs(ref) + 1)
+        limit = bound(dtype) * (np.abs(ref) + 1)
         err = np.abs(got64 - ref)
-    worst = np.argmax(err - bound)
-    assert np.all(err <= bound), (
-        f"{name}: error {err.flat[worst]:.3g} > {bound.flat[worst]:.3g} at {worst}")
+    worst = np.argmax(err - limit)
+    assert np.all(err <= limit), (
+        f"{name}: error {float(err.flat[worst]):.3g} > {float(limit.flat[worst]):.3g} at {worst}")
 
 
 def reference_backward(x, dy, groups, weight=None, eps=1e-5, channels_last=False):
     """float64 gradients of GroupNorm: dx, dweight, dbias, and the contract's scales
     (per-element dx scale: rms of rstd * weight * dy over the group; per-channel sums of
     |dy| (|xhat| + 1) and |dy|)."""
-    x, dy = np.asarray(x, np.float64), np.asarray(dy, np.float64)
+    rt = ref_type(x)
+    x, dy = np.asarray(x, rt), np.asarray(dy, rt)
     if channels_last:
         x, dy = np.moveaxis(x, -1, 1), np.moveaxis(dy, -1, 1)
     n, c = x.shape[:2]
     bshape = (1, c) + (1,) * (x.ndim - 2)
-    w = np.ones(c) if weight is None else np.asarray(weight, np.float64)
+    w = np.ones(c, rt) if weight is None else np.asarray(weight, rt)
     xg = x.reshape(n, groups, -1)
     mean = xg.mean(axis=2, keepdims=True)
     rstd = 1.0 / np.sqrt(((xg - mean) ** 2).mean(axis=2, keepdims=True) + eps)
@@ -88,13 +107,13 @@ def reference_backward(x, dy, groups, weight=None, eps=1e-5, channels_last=False
 
 
 def check_grad(name, got, ref, dtype):
-    """The gradient contract: |got - ref| <= 1e-5 (|ref| + scale); float16 also passes
+    """The gradient contract: |got - ref| <= bound (|ref| + scale); float16 also passes
     within 1 ulp of round(ref)."""
     ref, scale = ref
     assert got.shape == ref.shape, f"{name}: shape {got.shape} != {ref.shape}"
     assert got.dtype == dtype, f"{name}: dtype {got.dtype} != {dtype}"
-    err = np.abs(got.astype(np.float64) - ref)
-    ok = err <= 1e-5 * (np.abs(ref) + scale)
+    err = np.abs(got.astype(ref.dtype) - ref)
+    ok = err <= bound(dtype) * (np.abs(ref) + scale)
     if dtype == np.float16:
         rounded = ref.astype(np.float16)
         ok |= np.abs(got.astype(np.float64) - rounded) <= np.abs(np.spacing(rounded))
@@ -138,8 +157,10 @@ class Case:
         y, mean, rstd = reference(x, groups, weight=weight, bias=bias, channels_last=channels_last)
         check_close("y", np.load(self.path("y.npy")), y, x.dtype)
         if stats:
-            check_close("mean", np.load(self.path("mean.npy")), mean, np.float32)
-            check_close("rstd", np.load(self.path("rstd.npy")), rstd, np.float32)
+            # The statistics' dtype: float32, float64 for float64 x (the C API's).
+            sdtype = np.float64 if x.dtype == np.float64 else np.float32
+            check_close("mean", np.load(self.path("mean.npy")), mean, sdtype)
+            check_close("rstd", np.load(self.path("rstd.npy")), rstd, sdtype)
 
     def backward(self, x, dy, groups, weight=None, channels_last=False, outputs=("dx", "dweight", "dbias")):
         """Runs `groupnorm backward` and checks the requested gradients."""
@@ -154,7 +175,7 @@ class Case:
         r = subprocess.run([self.cli, *map(str, args)], capture_output=True, text=True)
         assert r.returncode == 0 and r.stderr == "", f"exit {r.returncode}: {r.stderr}"
         dx, dw, db = reference_backward(x, dy, groups, weight=weight, channels_last=channels_last)
-        pdtype = np.float32 if weight is None else weight.dtype
+        pdtype = (np.float64 if x.dtype == np.float64 else np.float32) if weight is None else weight.dtype
         want = {"dx": (dx, x.dtype), "dweight": (dw, pdtype), "dbias": (db, pdtype)}
         for name in ("dx", "dweight", "dbias"):
             if name in outputs:
@@ -219,6 +240,22 @@ def f16_f32_params(t):
     t.forward(data((2, 8, 7, 5), np.float16), 4, weight=data(8), bias=data(8), stats=True)
 
 
+def f64_mean_rstd(t):
+    """float64 in and out, float64 statistics, against a long double reference."""
+    t.forward(data((2, 8, 6, 6), np.float64), 4, weight=data(8, np.float64),
+              bias=data(8, np.float64), stats=True)
+
+
+def f64_channels_last(t):
+    t.forward(data((2, 5, 3, 8), np.float64), 4, channels_last=True, stats=True)
+
+
+def bad_f64_f32_weight(t):
+    """float64 x takes float64 parameters only (as PyTorch)."""
+    x, w = t.save("x.npy", data((2, 6, 8), np.float64)), t.save("w.npy", data(6))
+    assert "gamma has dtype float32" in t.fails("--groups", 3, "--input", x, "--weight", w)
+
+
 def f16_channels_last(t):
     t.forward(data((2, 6, 6, 16), np.float16), 8, weight=data(16, np.float16),
               channels_last=True)
@@ -236,6 +273,16 @@ def bwd_f32_no_weight_channels_last(t):
 def bwd_f16_f32_weight(t):
     t.backward(data((2, 8, 7, 5), np.float16), data((2, 8, 7, 5), np.float16), 4,
                weight=data(8))
+
+
+def bwd_f64(t):
+    t.backward(data((2, 8, 5, 3), np.float64), data((2, 8, 5, 3), np.float64), 4,
+               weight=data(8, np.float64))
+
+
+def bwd_f64_no_weight_channels_last(t):
+    t.backward(data((2, 5, 3, 8), np.float64), data((2, 5, 3, 8), np.float64), 2,
+               channels_last=True)
 
 
 def bwd_only_dbias(t):
@@ -275,8 +322,8 @@ def bad_truncated(t):
 
 
 def bad_dtype(t):
-    x = t.save("x.npy", data((2, 4, 8), np.float64))
-    assert "<f8" in t.fails("--groups", 2, "--input", x)
+    x = t.save("x.npy", data((2, 4, 8), np.int32))
+    assert "<i4" in t.fails("--groups", 2, "--input", x)
 
 
 def bad_fortran(t):
@@ -333,6 +380,7 @@ CASES = {f.__name__: f for f in [
     f32_activation,
     f32_affine, f32_no_affine, f32_rank2, f32_weight_only, f32_bias_only, f32_channels_last,
     f32_channels_last_5d, f32_mean_rstd, f16, f16_f32_params, f16_channels_last,
+    f64_mean_rstd, f64_channels_last, bad_f64_f32_weight, bwd_f64, bwd_f64_no_weight_channels_last,
     bad_missing_file, bad_not_npy, bad_truncated, bad_dtype, bad_fortran, bad_rank,
     bad_groups, bad_weight_length, bad_weight_dtype, bwd_f32, bwd_f32_no_weight_channels_last,
     bwd_f16_f32_weight, bwd_only_dbias, bad_bwd_dy_shape]}

@@ -5,7 +5,11 @@
  * used in place, never copied). x has shape (N, C, d1, ..., dk),
  * k >= 0, either contiguous NC* (the spatial block dense) or channels-last N*C (the
  * channel dimension dense); y has x's shape and dtype and a layout of the same kind.
- * All functions are thread-safe; errors are returned, never raised or printed. */
+ * dtypes: float32, float16, bfloat16 (computed in float32), and float64 on CPUs (computed
+ * in float64). The statistics (mean, rstd) have the compute type: float32, or float64 for
+ * float64 x (as PyTorch); the fused activations are not compiled for float64
+ * (GN_STATUS_UNSUPPORTED). All functions are thread-safe; errors are returned, never
+ * raised or printed. */
 #ifndef GROUPNORM_GROUPNORM_H
 #define GROUPNORM_GROUPNORM_H
 
@@ -26,7 +30,8 @@ extern "C" {
 typedef enum gn_status {
     GN_STATUS_SUCCESS = 0,
     GN_STATUS_INVALID_ARGUMENT,    /* an argument breaks the operator's contract */
-    GN_STATUS_UNSUPPORTED,         /* valid, but no compiled variant serves it (dtype, strides) */
+    GN_STATUS_UNSUPPORTED,         /* valid, but no compiled variant serves it (dtype, strides,
+                                      an activation for float64) */
     GN_STATUS_DEVICE_UNAVAILABLE,  /* the tensors' device has no usable driver or variant */
     GN_STATUS_OUT_OF_MEMORY,
     GN_STATUS_INTERNAL_ERROR
@@ -66,7 +71,8 @@ typedef struct gn_config {
     void *cuda_context;
     void *cuda_stream;
     /* Fused activation (a gn_activation; GN_ACTIVATION_NONE by default). gn_forward applies
-     * it to y; gn_backward differentiates through it, which needs the forward's beta. */
+     * it to y; gn_backward differentiates through it, which needs the forward's beta.
+     * Not for float64 x (GN_STATUS_UNSUPPORTED: no fused float64 kernels). */
     int32_t activation;
     uint32_t reserved; /* must be 0 */
     /* gn_backward with an activation: the forward's beta ((C,), gamma's dtype), from which
@@ -78,23 +84,25 @@ typedef struct gn_config {
 #define GN_CONFIG_INIT {(uint32_t)sizeof(gn_config), 0u, NULL, NULL, 0, 0u, NULL}
 
 /* y = (x - mean) / sqrt(var + eps) * gamma[c] + beta[c], statistics per (n, group).
- * gamma, beta: shape (C,), dtype of x or float32; either may be NULL (then 1 and 0).
- * mean, rstd: NULL, or float32 tensors of shape (N, num_groups) that receive the
- * statistics (rstd = 1 / sqrt(var + eps)). eps is any value, as in PyTorch (var + eps < 0:
- * NaN for that group). y may be x itself (same data and strides).
+ * gamma, beta: shape (C,), dtype of x or float32 (float64 x: float64 only); either may be
+ * NULL (then 1 and 0). mean, rstd: NULL, or tensors of shape (N, num_groups), float32
+ * (float64 for float64 x), that receive the statistics (rstd = 1 / sqrt(var + eps)). eps
+ * is any value, as in PyTorch (var + eps < 0: NaN for that group), used in the compute
+ * type (float32, float64 for float64 x). y may be x itself (same data and strides).
  * N = 0 or an empty spatial size returns GN_STATUS_SUCCESS and writes nothing. */
 gn_status gn_forward(const DLTensor *x, const DLTensor *gamma, const DLTensor *beta,
                      int64_t num_groups, double eps, DLTensor *y, DLTensor *mean,
                      DLTensor *rstd, const gn_config *config);
 
 /* Gradients of gn_forward (PyTorch's native_group_norm_backward): given dy (x's shape,
- * dtype and layout kind), x, and the mean and rstd gn_forward wrote for it (float32 (N, G)),
- * and gamma when the forward had one (NULL: 1):
+ * dtype and layout kind), x, and the mean and rstd gn_forward wrote for it ((N, G), float32;
+ * float64 for float64 x), and gamma when the forward had one (NULL: 1):
  *   dx     = rstd * gamma * (dy - mean_g(gamma dy) / gamma - xhat * mean_g(gamma dy xhat) / gamma)
  *   dgamma = sum over n and s of dy * xhat,  dbeta = sum over n and s of dy
  * (xhat = (x - mean) * rstd), computed about the mean (no cancellation when |mean| >> std).
  * Any of dx, dgamma, dbeta may be NULL: not computed. dx may be dy itself (in place);
- * dgamma and dbeta (C,) have gamma's dtype (without gamma: x's dtype or float32). dgamma
+ * dgamma and dbeta (C,) have gamma's dtype (without gamma: x's dtype or float32; float64
+ * x: float64). dgamma
  * and dbeta are reduced over the samples in a fixed order: bit-identical results for any
  * thread count. N = 0 or an empty spatial size: dgamma and dbeta are zero. */
 gn_status gn_backward(const DLTensor *dy, const DLTensor *x, const DLTensor *mean,

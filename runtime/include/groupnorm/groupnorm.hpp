@@ -28,7 +28,8 @@ inline void check(gn_status status) {
 }
 
 // torch.nn.GroupNorm(num_groups, num_channels, eps=1e-5, affine=True, bias=True): weight
-// starts at ones and bias at zeros (float32, settable); affine with bias = false has a
+// starts at ones and bias at zeros (float32, settable: so float64 x is served with affine =
+// false only, the C API taking float64 parameters for it); affine with bias = false has a
 // weight and no bias (PyTorch 2.x). forward(x, y) normalizes x of shape (N, C, *);
 // backward(dy, x, mean, rstd, dx) returns dx and, like autograd, accumulates the weight and
 // bias gradients into weight_grad() and bias_grad() (zero_grad() resets them).
@@ -62,7 +63,8 @@ public:
     gn_config &config() { return config_; }
 
     void forward(const DLTensor &x, DLTensor &y) const;
-    // Also writes mean and rstd, float32 (N, num_groups) tensors, as a backward pass needs.
+    // Also writes mean and rstd, (N, num_groups) tensors of the C API's statistics dtype
+    // (float32; float64 for float64 x), as a backward pass needs.
     void forward(const DLTensor &x, DLTensor &y, DLTensor *mean, DLTensor *rstd) const;
 
     // dx (nullptr: not computed; may be &dy) from dy, the forward's input x and the mean and
