@@ -7,6 +7,10 @@
 #include <cstdint>
 #include <optional>
 
+#ifdef GN_PY_OPENMP
+#include <omp.h>
+#endif
+
 #include <nanobind/nanobind.h>
 #include <nanobind/ndarray.h>
 #include <nanobind/stl/optional.h>
@@ -112,8 +116,16 @@ double time_c_forward(const Array &x, const OutArray &y, int64_t num_groups, int
 // The kernels' parallel loops on the process's OpenMP pool: PyTorch's, when torch is
 // loaded (its wheel and this module share libgomp.so.1, one runtime per process), so its
 // threads and ours do not fight over the cores (torch.set_num_threads governs both).
-// Inside a task, a nested call runs its tasks in order (OpenMP does not nest by default).
+// One thread (torch.set_num_threads(1)), one task, or a nested call from inside a task:
+// the tasks run in order here, without entering a parallel region (a region of one
+// thread still costs a team set-up and a dynamic-schedule lock per task).
 int openmp_parallel_for(void *, int count, gn_task_fn task, void *task_context) {
+    if (count <= 1 || omp_in_parallel() || omp_get_max_threads() == 1) {
+        for (int i = 0; i < count; ++i) {
+            if (int code = task(task_context, i)) return code;
+        }
+        return 0;
+    }
     int result = 0;
 #pragma omp parallel for schedule(dynamic, 1)
     for (int i = 0; i < count; ++i) {
@@ -142,8 +154,9 @@ NB_MODULE(_ext, m) {
 #ifdef GN_PY_OPENMP
     m.attr("has_openmp") = true;
     m.def("use_openmp_pool", [](bool enable) {
-        // num_workers > 1: hand every loop to OpenMP, which then uses as many threads as
-        // the calling thread's OpenMP setting (PyTorch's) allows.
+        // num_workers > 1: hand every loop to openmp_parallel_for, which uses as many
+        // threads as the calling thread's OpenMP setting (PyTorch's, which may change at
+        // any time) allows, and none beside the caller's at 1.
         raise_for(enable ? gn_set_thread_pool(openmp_parallel_for, nullptr, 2)
                          : gn_set_thread_pool(nullptr, nullptr, 0));
     }, nb::arg("enable"));
