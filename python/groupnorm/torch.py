@@ -8,8 +8,14 @@ memory format); any other layout is made contiguous first. float64 has no kernel
 ops compute float64 tensors in float32 (inputs cast in, results cast back), so float64
 results carry float32 rounding (about 1e-7 relative, not 1e-16).
 
-Tensors reach the C API as DLPack capsules of torch._C._to_dlpack (no Python-level
-__dlpack__), CUDA ones on torch.cuda.current_stream().
+Plain CPU tensors reach the C API through _ext.torch_forward / torch_backward, which
+build the DLTensor from the tensor's data_ptr, shape and strides in C++ (a DLPack capsule
+per tensor per call cost more than the kernel on small tensors); every other tensor (CUDA,
+subclasses, negative views, ...) goes as a DLPack capsule of torch._C._to_dlpack, CUDA
+ones on torch.cuda.current_stream(). In eager mode group_norm calls the kernels directly
+(an autograd.Function when a gradient is needed) instead of through the dispatcher,
+unless a torch function or dispatch mode or a functorch transform is active; under
+torch.compile it emits the registered ops.
 """
 
 from typing import List, Optional, Tuple
@@ -23,6 +29,14 @@ from ._errors import InvalidArgumentError
 __all__ = ["group_norm", "GroupNorm", "replace_group_norms", "use_torch_threads"]
 
 _to_dlpack = torch._C._to_dlpack
+_F32, _F64 = torch.float32, torch.float64
+_PLAIN = (Tensor, nn.Parameter, type(None))
+_ext._set_torch_types(Tensor, nn.Parameter, torch.float32, torch.float16, torch.bfloat16)
+_dispatch_modes = torch._C._len_torch_dispatch_stack
+_function_modes = torch._C._is_torch_function_mode_enabled
+_transforms = torch._C._functorch.peek_interpreter_stack
+_profiling = torch._C._autograd._profiler_enabled
+_is_compiling = torch.compiler.is_compiling
 
 
 def use_torch_threads(enable: bool = True) -> None:
@@ -67,7 +81,8 @@ def _f32(t: Optional[Tensor]) -> Optional[Tensor]:
 
 
 def _dl(t: Optional[Tensor]):
-    return None if t is None else _to_dlpack(t.detach())
+    # A DLPack capsule drops the negative bit: resolve it (inputs only; outputs are ours).
+    return None if t is None else _to_dlpack(t.detach().resolve_neg())
 
 
 def _stream(x: Tensor) -> int:
@@ -75,7 +90,12 @@ def _stream(x: Tensor) -> int:
 
 
 def _run_forward(x, num_groups, weight, bias, eps, y, mean=None, rstd=None):
+    """gn_forward; mean None or both (N, G), or mean (2, N, G) (mean, rstd) and rstd None."""
     try:
+        if _ext.torch_forward(x, weight, bias, num_groups, eps, y, mean, rstd):
+            return
+        if mean is not None and rstd is None:
+            mean, rstd = mean[0], mean[1]
         _ext.forward(_dl(x), _dl(weight), _dl(bias), num_groups, eps, _dl(y), _dl(mean),
                      _dl(rstd), _stream(x))
     except TypeError as e:
@@ -97,23 +117,36 @@ _lib.define("backward(Tensor dy, Tensor x, Tensor mean, Tensor rstd, Tensor? wei
             " -> (Tensor, Tensor, Tensor)")
 
 
+def _any_f64(x, weight, bias):
+    return (x.dtype is _F64 or (weight is not None and weight.dtype is _F64)
+            or (bias is not None and bias.dtype is _F64))
+
+
+def _forward_kernel(x, num_groups, weight, bias, eps, stats):
+    """y = GroupNorm(x) in x's dtype and layout kind. stats: 0: none kept; 1: one float32
+    (2, N, G) tensor (mean, rstd) returned; 2: mean and rstd, float32 (N, G) each."""
+    x = _served(x)
+    dtype = x.dtype
+    if _any_f64(x, weight, bias):
+        x, weight, bias = _f32(x), _f32(weight), _f32(bias)
+    y = torch.empty_like(x)
+    mean = rstd = None
+    if stats == 1:
+        mean = torch.empty(2, x.shape[0], num_groups, dtype=_F32, device=x.device)
+    elif stats == 2:
+        mean, rstd = _stats(x, num_groups)
+    _run_forward(x, num_groups, weight, bias, eps, y, mean, rstd)
+    return (y if y.dtype is dtype else y.to(dtype)), mean, rstd
+
+
 def _forward_impl(x, num_groups, weight, bias, eps):
     """y, mean, rstd (float32 (N, num_groups)) = GroupNorm(x)."""
-    x = _served(x)
-    xc = _f32(x)
-    y = torch.empty_like(xc)
-    mean, rstd = _stats(x, num_groups)
-    _run_forward(xc, num_groups, _f32(weight), _f32(bias), eps, y, mean, rstd)
-    return _as(y, x.dtype), mean, rstd
+    return _forward_kernel(x, num_groups, weight, bias, eps, 2)
 
 
 def _forward_infer_impl(x, num_groups, weight, bias, eps):
     """y only (no statistics kept): inference."""
-    x = _served(x)
-    xc = _f32(x)
-    y = torch.empty_like(xc)
-    _run_forward(xc, num_groups, _f32(weight), _f32(bias), eps, y)
-    return _as(y, x.dtype)
+    return _forward_kernel(x, num_groups, weight, bias, eps, 0)[0]
 
 
 def _param_dtype(weight, bias_dtype, x):
@@ -122,35 +155,50 @@ def _param_dtype(weight, bias_dtype, x):
     return bias_dtype if bias_dtype is not None else x.dtype
 
 
-def _backward_impl(dy, x, mean, rstd, weight, bias_dtype, num_groups, output_mask):
-    """dx, dweight, dbias (each empty when its output_mask entry is False)."""
+def _backward_kernel(dy, x, mean, rstd, weight, bias_dtype, num_groups, need_x, need_w,
+                     need_b):
+    """dx, dweight, dbias, each None when not needed. mean, rstd: as _run_forward's."""
     x = _served(x)
     dy = _like(dy, x)
-    xc, dyc, wc = _f32(x), _f32(dy), _f32(weight)
+    x_dtype = x.dtype
     w_dtype = _param_dtype(weight, None, x)
-    b_dtype = bias_dtype if bias_dtype is not None else x.dtype
+    b_dtype = bias_dtype if bias_dtype is not None else x_dtype
+    if _any_f64(x, weight, None) or dy.dtype is _F64 or bias_dtype is _F64:
+        x, dy, weight = _f32(x), _f32(dy), _f32(weight)
     # gn_backward writes dweight and dbias in the weight's dtype (without a weight: x's or
     # float32, so the bias's); float64 parameters are computed in float32.
-    kernel_dtype = _param_dtype(wc, bias_dtype, xc)
-    if kernel_dtype == torch.float64:
-        kernel_dtype = torch.float32
+    kernel_dtype = _param_dtype(weight, bias_dtype, x)
+    if kernel_dtype is _F64:
+        kernel_dtype = _F32
     channels = x.shape[1]
-    dx = torch.empty_like(xc) if output_mask[0] else None
-    dw = x.new_empty((channels,), dtype=kernel_dtype) if output_mask[1] else None
-    db = x.new_empty((channels,), dtype=kernel_dtype) if output_mask[2] else None
+    dx = torch.empty_like(x) if need_x else None
+    dw = torch.empty(channels, dtype=kernel_dtype, device=x.device) if need_w else None
+    db = torch.empty(channels, dtype=kernel_dtype, device=x.device) if need_b else None
     try:
-        _ext.backward(_dl(dyc), _dl(xc), _dl(mean), _dl(rstd), _dl(wc), num_groups, _dl(dx),
-                      _dl(dw), _dl(db), _stream(x))
+        if not _ext.torch_backward(dy, x, mean, rstd, weight, num_groups, dx, dw, db):
+            if rstd is None:
+                mean, rstd = mean[0], mean[1]
+            _ext.backward(_dl(dy), _dl(x), _dl(mean), _dl(rstd), _dl(weight), num_groups,
+                          _dl(dx), _dl(dw), _dl(db), _stream(x))
     except TypeError as e:
         raise InvalidArgumentError("groupnorm::backward: %s" % str(e).split("\n")[0]) from None
+    return (None if dx is None else _as(dx, x_dtype), None if dw is None else _as(dw, w_dtype),
+            None if db is None else _as(db, b_dtype))
+
+
+def _backward_impl(dy, x, mean, rstd, weight, bias_dtype, num_groups, output_mask):
+    """dx, dweight, dbias (each empty when its output_mask entry is False)."""
+    dx, dw, db = _backward_kernel(dy, x, mean, rstd, weight, bias_dtype, num_groups,
+                                  *output_mask)
     # Not computed: an empty tensor each (outputs must not alias one another).
-    return (x.new_empty((0,)) if dx is None else _as(dx, x.dtype),
-            x.new_empty((0,), dtype=w_dtype) if dw is None else _as(dw, w_dtype),
-            x.new_empty((0,), dtype=b_dtype) if db is None else _as(db, b_dtype))
+    return (x.new_empty((0,)) if dx is None else dx,
+            x.new_empty((0,), dtype=_param_dtype(weight, None, x)) if dw is None else dw,
+            x.new_empty((0,), dtype=bias_dtype if bias_dtype is not None else x.dtype)
+            if db is None else db)
 
 
 def _as(t, dtype):
-    return t if t.dtype == dtype else t.to(dtype)
+    return t if t.dtype is dtype else t.to(dtype)
 
 
 for _key in ("CPU", "CUDA"):
@@ -214,24 +262,36 @@ class _GroupNormFunction(torch.autograd.Function):
     """Eager autograd: the registered ops' kernels and autograd formula, called directly.
     torch.library's autograd wrapper costs two Python dispatcher round trips a call (65 us
     more per layer, forward and backward, than this); torch.compile traces the registered
-    ops instead, and a test checks both give the same bits."""
+    ops instead, and a test checks both give the same bits. The statistics are one
+    (2, N, G) tensor (one allocation, not two)."""
 
     @staticmethod
     def forward(ctx, x, num_groups, weight, bias, eps):
-        y, mean, rstd = _forward_impl(x, num_groups, weight, bias, eps)
-        ctx.save_for_backward(x, weight, mean, rstd)
+        x = _served(x)  # saved as served: backward does not copy it again
+        y, stats, _ = _forward_kernel(x, num_groups, weight, bias, eps, 1)
+        ctx.save_for_backward(x, weight, stats)
         ctx.num_groups = num_groups
         ctx.bias_dtype = None if bias is None else bias.dtype
         return y
 
     @staticmethod
     def backward(ctx, dy):
-        x, weight, mean, rstd = ctx.saved_tensors
+        x, weight, stats = ctx.saved_tensors
         need_x, _, need_w, need_b, _ = ctx.needs_input_grad
-        dx, dw, db = _backward_impl(dy, x, mean, rstd, weight, ctx.bias_dtype, ctx.num_groups,
-                                    [need_x, need_w, need_b])
-        return (dx if need_x else None, None, dw if need_w else None, db if need_b else None,
-                None)
+        dx, dw, db = _backward_kernel(dy, x, stats, None, weight, ctx.bias_dtype,
+                                      ctx.num_groups, need_x, need_w, need_b)
+        return dx, None, dw, db, None
+
+
+def _direct(x, weight, bias) -> bool:
+    """Whether eager group_norm may call the kernels without the dispatcher: plain tensors
+    (no subclass's __torch_function__ to honour), no torch function or dispatch mode (they
+    must see the op) and no functorch transform (vmap, grad: they need the op's
+    fallbacks), on a device with kernels (meta tensors: the fake kernels). Otherwise the
+    registered ops run, which handle all of these."""
+    return (type(x) in _PLAIN and type(weight) in _PLAIN and type(bias) in _PLAIN
+            and (x.is_cpu or x.is_cuda) and not _dispatch_modes() and not _function_modes()
+            and _transforms() is None)
 
 
 def group_norm(
@@ -244,25 +304,40 @@ def group_norm(
     activation: Optional[str] = None,
 ) -> Tensor:
     """torch.nn.functional.group_norm through our kernels (autograd, torch.compile).
-    Without autograd (torch.no_grad(), or nothing requiring grad) the inference op runs,
+    Without autograd (torch.no_grad(), or nothing requiring grad) the inference path runs,
     which keeps no statistics."""
-    _activation_code(activation)
-    if torch.is_grad_enabled() and (x.requires_grad or (weight is not None and weight.requires_grad)
-                                    or (bias is not None and bias.requires_grad)):
-        if torch.compiler.is_compiling():
+    if activation is not None:
+        _activation_code(activation)
+    train = torch.is_grad_enabled() and (
+        x.requires_grad or (weight is not None and weight.requires_grad)
+        or (bias is not None and bias.requires_grad))
+    # First: Dynamo folds it to True and traces only the ops (no graph break on the checks).
+    if _is_compiling():
+        if train:
             return _forward(x, num_groups, weight, bias, eps)[0]
+        return _forward_infer(x, num_groups, weight, bias, eps)
+    if not _direct(x, weight, bias):
+        if train:
+            return _forward(x, num_groups, weight, bias, eps)[0]
+        return _forward_infer(x, num_groups, weight, bias, eps)
+    if train:
         return _GroupNormFunction.apply(x, num_groups, weight, bias, eps)
-    return _forward_infer(x, num_groups, weight, bias, eps)
+    if _profiling():  # the profiler sees the call as the op it stands for
+        with torch.profiler.record_function("groupnorm::forward_infer"):
+            return _forward_infer_impl(x, num_groups, weight, bias, eps)
+    return _forward_infer_impl(x, num_groups, weight, bias, eps)
 
 
 def _group_norm_any(x, num_groups, weight, bias, eps, out):
     """groupnorm.group_norm for a torch.Tensor x."""
     if out is None:
         return group_norm(x, num_groups, weight, bias, eps)
-    if torch.is_grad_enabled() and any(
-        t is not None and t.requires_grad for t in (x, weight, bias)
-    ):
+    if torch.is_grad_enabled() and (
+        x.requires_grad or (weight is not None and weight.requires_grad)
+        or (bias is not None and bias.requires_grad)):
         raise InvalidArgumentError("group_norm: out= does not support autograd")
+    if out.is_neg():  # a DLPack capsule would hide the bit: the results would be negated
+        raise InvalidArgumentError("group_norm: out= is a negative view (resolve_neg() it)")
     _run_forward(x, num_groups, weight, bias, eps, out)
     return out
 

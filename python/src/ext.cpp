@@ -99,6 +99,189 @@ void backward(const Array &dy, const Array &x, const Array &mean, const Array &r
     raise_for(status);
 }
 
+// PyTorch tensors without a DLPack capsule per tensor per call (groupnorm/torch.py's
+// eager path): the DLTensor is built here from the tensor's data_ptr(), shape, stride()
+// and dtype, read through the Python C API. Only plain strided CPU tensors of a dtype
+// with a kernel take this path; for anything else (CUDA, meta, a subclass, a negative
+// view, float64, ...) the torch_* functions return false before calling the library and
+// the caller takes the DLPack path, which handles every case. Validation stays in the C
+// API: the views carry the tensors' real shapes and strides.
+struct TorchTypes {
+    PyObject *tensor = nullptr, *parameter = nullptr;  // exact types accepted
+    PyObject *dtypes[3] = {};                          // float32, float16, bfloat16
+    DLDataType codes[3] = {};
+    PyObject *data_ptr, *shape, *stride, *dtype, *is_cpu, *is_neg;  // interned names
+} torch_types;
+
+constexpr int kMaxDims = 16;
+
+struct TorchView {
+    DLTensor t{};
+    int64_t shape[kMaxDims], strides[kMaxDims];
+};
+
+// Fills dims from a tuple of ints (torch.Size or stride()); false if it is not one.
+bool read_dims(PyObject *tuple, int64_t *dims, int *ndim) {
+    if (!tuple || !PyTuple_Check(tuple)) return false;
+    Py_ssize_t n = PyTuple_GET_SIZE(tuple);
+    if (n > kMaxDims || (*ndim >= 0 && n != *ndim)) return false;
+    for (Py_ssize_t i = 0; i < n; ++i) {
+        dims[i] = PyLong_AsLongLong(PyTuple_GET_ITEM(tuple, i));
+        if (dims[i] == -1 && PyErr_Occurred()) return false;
+    }
+    *ndim = static_cast<int>(n);
+    return true;
+}
+
+// A new reference to obj.name() or obj.name (call = false); nullptr on error.
+PyObject *get(PyObject *obj, PyObject *name, bool call) {
+    return call ? PyObject_CallMethodNoArgs(obj, name) : PyObject_GetAttr(obj, name);
+}
+
+// v <- a view of tensor t; false (and no Python error set) when t is not served here.
+bool torch_view(nb::handle handle, TorchView &v) {
+    PyObject *t = handle.ptr();
+    PyObject *type = reinterpret_cast<PyObject *>(Py_TYPE(t));
+    if (type != torch_types.tensor && type != torch_types.parameter) return false;
+    bool ok = false;
+    PyObject *dtype = nullptr, *cpu = nullptr, *neg = nullptr, *ptr = nullptr, *shape = nullptr,
+             *stride = nullptr;
+    int ndim = -1;
+    do {
+        if (!(dtype = get(t, torch_types.dtype, false))) break;
+        int d = 0;
+        while (d < 3 && torch_types.dtypes[d] != dtype) ++d;
+        if (d == 3) break;
+        v.t.dtype = torch_types.codes[d];
+        if (!(cpu = get(t, torch_types.is_cpu, false)) || cpu != Py_True) break;
+        if (!(neg = get(t, torch_types.is_neg, true)) || neg != Py_False) break;
+        // Strided tensors only: sparse and mkldnn ones raise here.
+        if (!(shape = get(t, torch_types.shape, false)) || !read_dims(shape, v.shape, &ndim)) break;
+        if (!(stride = get(t, torch_types.stride, true)) || !read_dims(stride, v.strides, &ndim)) break;
+        if (!(ptr = get(t, torch_types.data_ptr, true))) break;
+        void *data = PyLong_AsVoidPtr(ptr);
+        if (!data && PyErr_Occurred()) break;
+        v.t.data = data;
+        v.t.device = {kDLCPU, 0};
+        v.t.ndim = ndim;
+        v.t.shape = v.shape;
+        v.t.strides = v.strides;
+        v.t.byte_offset = 0;
+        ok = true;
+    } while (false);
+    Py_XDECREF(dtype);
+    Py_XDECREF(cpu);
+    Py_XDECREF(neg);
+    Py_XDECREF(ptr);
+    Py_XDECREF(shape);
+    Py_XDECREF(stride);
+    if (!ok) PyErr_Clear();
+    return ok;
+}
+
+// An optional tensor: true with *out = nullptr for None.
+bool torch_view_or_null(nb::handle handle, TorchView &v, DLTensor **out) {
+    *out = nullptr;
+    if (handle.is_none()) return true;
+    if (!torch_view(handle, v)) return false;
+    *out = &v.t;
+    return true;
+}
+
+// mean and rstd: two (N, G) tensors, or (rstd None) one (2, N, G) tensor holding mean
+// then rstd (one allocation for the eager path). Null views when mean is None.
+bool torch_stats(nb::handle mean, nb::handle rstd, TorchView &m, TorchView &r, DLTensor **mp,
+                 DLTensor **rp) {
+    if (!rstd.is_none() || mean.is_none()) {
+        return torch_view_or_null(mean, m, mp) && torch_view_or_null(rstd, r, rp);
+    }
+    if (!torch_view(mean, m) || m.t.ndim != 3 || m.shape[0] != 2) return false;
+    // Two (N, G) views of the halves; the C API checks their shapes, dtype and strides.
+    r = m;
+    m.t.ndim = r.t.ndim = 2;
+    m.t.shape = m.shape + 1;
+    m.t.strides = m.strides + 1;
+    r.t.shape = r.shape + 1;
+    r.t.strides = r.strides + 1;
+    r.t.data = static_cast<char *>(m.t.data) + m.strides[0] * (m.t.dtype.bits / 8);
+    *mp = &m.t;
+    *rp = &r.t;
+    return true;
+}
+
+// Large tensors release the GIL for the call; tiny ones keep it (releasing and retaking
+// it costs about as much as their kernel).
+bool worth_releasing_gil(const DLTensor &x) {
+    int64_t n = 1;
+    for (int i = 0; i < x.ndim; ++i) n *= x.shape[i];
+    return n >= (int64_t{1} << 14);
+}
+
+bool torch_forward(nb::handle x, nb::handle weight, nb::handle bias, int64_t num_groups,
+                   double eps, nb::handle y, nb::handle mean, nb::handle rstd) {
+    TorchView xv, yv, wv, bv, mv, rv;
+    DLTensor *w, *b, *m, *r;
+    if (!torch_view(x, xv) || !torch_view(y, yv) || !torch_view_or_null(weight, wv, &w) ||
+        !torch_view_or_null(bias, bv, &b) || !torch_stats(mean, rstd, mv, rv, &m, &r)) {
+        return false;
+    }
+    gn_config config = GN_CONFIG_INIT;
+    gn_status status;
+    if (worth_releasing_gil(xv.t)) {
+        nb::gil_scoped_release release;
+        status = gn_forward(&xv.t, w, b, num_groups, eps, &yv.t, m, r, &config);
+    } else {
+        status = gn_forward(&xv.t, w, b, num_groups, eps, &yv.t, m, r, &config);
+    }
+    raise_for(status);
+    return true;
+}
+
+bool torch_backward(nb::handle dy, nb::handle x, nb::handle mean, nb::handle rstd,
+                    nb::handle weight, int64_t num_groups, nb::handle dx, nb::handle dweight,
+                    nb::handle dbias) {
+    TorchView dyv, xv, mv, rv, wv, dxv, dwv, dbv;
+    DLTensor *m, *r, *w, *dxp, *dwp, *dbp;
+    if (!torch_view(dy, dyv) || !torch_view(x, xv) || !torch_stats(mean, rstd, mv, rv, &m, &r) ||
+        !m || !torch_view_or_null(weight, wv, &w) || !torch_view_or_null(dx, dxv, &dxp) ||
+        !torch_view_or_null(dweight, dwv, &dwp) || !torch_view_or_null(dbias, dbv, &dbp)) {
+        return false;
+    }
+    gn_config config = GN_CONFIG_INIT;
+    gn_status status;
+    if (worth_releasing_gil(xv.t)) {
+        nb::gil_scoped_release release;
+        status = gn_backward(&dyv.t, &xv.t, m, r, w, num_groups, dxp, dwp, dbp, &config);
+    } else {
+        status = gn_backward(&dyv.t, &xv.t, m, r, w, num_groups, dxp, dwp, dbp, &config);
+    }
+    raise_for(status);
+    return true;
+}
+
+void set_torch_types(nb::handle tensor, nb::handle parameter, nb::handle float32,
+                     nb::handle float16, nb::handle bfloat16) {
+    // Plain references kept for the life of the process (as error_classes).
+    PyObject *keep[] = {tensor.ptr(), parameter.ptr(), float32.ptr(), float16.ptr(),
+                        bfloat16.ptr()};
+    for (PyObject *o : keep) Py_INCREF(o);
+    TorchTypes &tt = torch_types;
+    tt.tensor = tensor.ptr();
+    tt.parameter = parameter.ptr();
+    tt.dtypes[0] = float32.ptr();
+    tt.codes[0] = {kDLFloat, 32, 1};
+    tt.dtypes[1] = float16.ptr();
+    tt.codes[1] = {kDLFloat, 16, 1};
+    tt.dtypes[2] = bfloat16.ptr();
+    tt.codes[2] = {kDLBfloat, 16, 1};
+    tt.data_ptr = PyUnicode_InternFromString("data_ptr");
+    tt.shape = PyUnicode_InternFromString("shape");
+    tt.stride = PyUnicode_InternFromString("stride");
+    tt.dtype = PyUnicode_InternFromString("dtype");
+    tt.is_cpu = PyUnicode_InternFromString("is_cpu");
+    tt.is_neg = PyUnicode_InternFromString("is_neg");
+}
+
 // The C call alone, `repeats` times on tensors already converted (the baseline of the
 // Python call overhead that bench/python_overhead.py measures): nanoseconds per call.
 double time_c_forward(const Array &x, const OutArray &y, int64_t num_groups, int repeats) {
@@ -168,6 +351,16 @@ NB_MODULE(_ext, m) {
         gn_version(&major, &minor, &patch);
         return nb::make_tuple(major, minor, patch);
     });
+    m.def("torch_forward", &torch_forward, nb::arg("x"), nb::arg("weight").none(),
+          nb::arg("bias").none(), nb::arg("num_groups"), nb::arg("eps"), nb::arg("y"),
+          nb::arg("mean").none(), nb::arg("rstd").none(),
+          "gn_forward on plain CPU torch tensors, read without DLPack; False: not served "
+          "here (nothing done).");
+    m.def("torch_backward", &torch_backward, nb::arg("dy"), nb::arg("x"), nb::arg("mean"),
+          nb::arg("rstd").none(), nb::arg("weight").none(), nb::arg("num_groups"),
+          nb::arg("dx").none(), nb::arg("dweight").none(), nb::arg("dbias").none(),
+          "gn_backward on plain CPU torch tensors; False: not served here (nothing done).");
+    m.def("_set_torch_types", &set_torch_types);
     m.def("time_c_forward", &time_c_forward, nb::arg("x"), nb::arg("y"),
           nb::arg("num_groups"), nb::arg("repeats"));
     m.def("_set_error_classes", [](nb::object classes) {
