@@ -26,7 +26,8 @@ from torch import Tensor, nn
 from . import _activation_code, _ext
 from ._errors import InvalidArgumentError
 
-__all__ = ["group_norm", "GroupNorm", "replace_group_norms", "use_torch_threads"]
+__all__ = ["group_norm", "GroupNorm", "replace_group_norms", "use_torch_threads",
+           "set_buffer_cache"]
 
 _to_dlpack = torch._C._to_dlpack
 _F32, _F64 = torch.float32, torch.float64
@@ -37,6 +38,7 @@ _function_modes = torch._C._is_torch_function_mode_enabled
 _transforms = torch._C._functorch.peek_interpreter_stack
 _profiling = torch._C._autograd._profiler_enabled
 _is_compiling = torch.compiler.is_compiling
+_from_dlpack = torch._C._from_dlpack
 
 
 def use_torch_threads(enable: bool = True) -> None:
@@ -51,6 +53,21 @@ def use_torch_threads(enable: bool = True) -> None:
 
 if "parallel backend: OpenMP" in torch.__config__.parallel_info():
     use_torch_threads(True)
+
+
+def set_buffer_cache(max_bytes: int) -> None:
+    """Bytes of freed output buffers kept for reuse (default 1 GiB; 0: none, and frees
+    those kept). The ops' CPU outputs of 256 KiB and more (y, dx) live in buffers the
+    extension recycles: fresh memory page-faults on its first write, which inside a model
+    cost more than the kernel. Such outputs are ordinary tensors, except that their storage
+    cannot be resized."""
+    _ext.set_buffer_cache_limit(max_bytes)
+
+
+def _empty_like(x: Tensor) -> Tensor:
+    """torch.empty_like(x) for a dense x; large CPU ones in a recycled buffer."""
+    capsule = _ext.torch_empty_like(x)
+    return torch.empty_like(x) if capsule is None else _from_dlpack(capsule)
 
 
 def _served(x: Tensor) -> Tensor:
@@ -129,7 +146,7 @@ def _forward_kernel(x, num_groups, weight, bias, eps, stats):
     dtype = x.dtype
     if _any_f64(x, weight, bias):
         x, weight, bias = _f32(x), _f32(weight), _f32(bias)
-    y = torch.empty_like(x)
+    y = _empty_like(x)
     mean = rstd = None
     if stats == 1:
         mean = torch.empty(2, x.shape[0], num_groups, dtype=_F32, device=x.device)
@@ -171,7 +188,7 @@ def _backward_kernel(dy, x, mean, rstd, weight, bias_dtype, num_groups, need_x, 
     if kernel_dtype is _F64:
         kernel_dtype = _F32
     channels = x.shape[1]
-    dx = torch.empty_like(x) if need_x else None
+    dx = _empty_like(x) if need_x else None
     dw = torch.empty(channels, dtype=kernel_dtype, device=x.device) if need_w else None
     db = torch.empty(channels, dtype=kernel_dtype, device=x.device) if need_b else None
     try:

@@ -3,8 +3,13 @@
 // DLTensor views of the caller's memory; validation, dispatch and the ISA choice stay in
 // gn_forward / gn_backward. A failed call raises the Python class that groupnorm/_errors.py
 // registered for its status, with gn_last_error_message().
+#include <sys/mman.h>
+
 #include <chrono>
 #include <cstdint>
+#include <cstdlib>
+#include <list>
+#include <mutex>
 #include <optional>
 
 #ifdef GN_PY_OPENMP
@@ -282,6 +287,141 @@ void set_torch_types(nb::handle tensor, nb::handle parameter, nb::handle float32
     tt.is_neg = PyUnicode_InternFromString("is_neg");
 }
 
+// Output buffers of groupnorm.torch's CPU ops (y, dx), recycled. Without a cache every
+// large output is fresh memory from malloc (mmap): its first write page-faults once per
+// 4 KiB page, about 1 us each on the VMs measured here, more than the kernel itself
+// inside a model (stock PyTorch pays the same). Freed buffers are kept, newest first,
+// up to a byte limit, and handed out again for a request of the same size; buffers of
+// 2 MiB and more are 2 MiB-aligned and advised to use transparent huge pages (a fault
+// per 2 MiB the first time). The tensors reach torch as DLPack capsules whose deleter
+// returns the buffer here, from whichever thread frees the tensor.
+class BufferCache {
+public:
+    static constexpr size_t kMinBytes = size_t{256} << 10;  // smaller: torch.empty_like
+    static constexpr size_t kHuge = size_t{2} << 20;
+
+    void *get(size_t bytes) {
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            for (auto it = free_.begin(); it != free_.end(); ++it) {
+                if (it->bytes == bytes) {
+                    void *data = it->data;
+                    cached_ -= bytes;
+                    free_.erase(it);
+                    return data;
+                }
+            }
+        }
+        size_t align = bytes >= kHuge ? kHuge : 64;
+        void *data = std::aligned_alloc(align, bytes);
+#ifdef MADV_HUGEPAGE
+        if (data && bytes >= kHuge) madvise(data, bytes, MADV_HUGEPAGE);
+#endif
+        return data;
+    }
+
+    void put(void *data, size_t bytes) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        free_.push_front({data, bytes});
+        cached_ += bytes;
+        trim_locked();
+    }
+
+    void set_limit(size_t bytes) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        limit_ = bytes;
+        trim_locked();
+    }
+
+    size_t cached() {
+        std::lock_guard<std::mutex> lock(mutex_);
+        return cached_;
+    }
+
+private:
+    struct Entry {
+        void *data;
+        size_t bytes;
+    };
+
+    void trim_locked() {
+        while (cached_ > limit_) {  // the least recently freed go first
+            cached_ -= free_.back().bytes;
+            std::free(free_.back().data);
+            free_.pop_back();
+        }
+    }
+
+    std::mutex mutex_;
+    std::list<Entry> free_;
+    size_t cached_ = 0;
+    size_t limit_ = size_t{1} << 30;
+};
+
+// Never destroyed: tensors may be freed (and call the deleter) after static destructors.
+BufferCache &buffer_cache() {
+    static BufferCache *cache = new BufferCache;
+    return *cache;
+}
+
+struct CachedTensor {
+    DLManagedTensor managed;
+    int64_t shape[kMaxDims], strides[kMaxDims];
+    size_t bytes;
+};
+
+void delete_cached_tensor(DLManagedTensor *managed) {
+    auto *t = static_cast<CachedTensor *>(managed->manager_ctx);
+    buffer_cache().put(t->managed.dl_tensor.data, t->bytes);
+    delete t;
+}
+
+// A capsule nobody consumed (torch renames the ones it takes) still owns its tensor.
+void dlpack_capsule_destructor(PyObject *capsule) {
+    if (PyCapsule_IsValid(capsule, "dltensor")) {
+        auto *managed = static_cast<DLManagedTensor *>(PyCapsule_GetPointer(capsule, "dltensor"));
+        managed->deleter(managed);
+    }
+}
+
+// A DLPack capsule of a new CPU tensor with x's shape, strides and dtype, in a cached
+// buffer; None when x is not a plain dense CPU tensor of at least kMinBytes (the caller
+// then uses torch.empty_like: no page faults to save on small tensors).
+nb::object torch_empty_like(nb::handle x) {
+    TorchView v;
+    if (!torch_view(x, v)) return nb::none();
+    // Dense strides only (what groupnorm.torch serves): the buffer holds numel elements.
+    int64_t numel = 1, extent = 1;
+    for (int i = 0; i < v.t.ndim; ++i) {
+        if (v.shape[i] == 0) return nb::none();
+        if (v.strides[i] < 0) return nb::none();
+        numel *= v.shape[i];
+        extent += (v.shape[i] - 1) * v.strides[i];
+    }
+    if (extent != numel) return nb::none();
+    size_t bytes = static_cast<size_t>(numel) * (v.t.dtype.bits / 8);
+    if (bytes < BufferCache::kMinBytes) return nb::none();
+    bytes = (bytes + 4095) & ~size_t{4095};
+    void *data = buffer_cache().get(bytes);
+    if (!data) throw std::bad_alloc();
+    auto *t = new CachedTensor;
+    t->bytes = bytes;
+    std::copy(v.shape, v.shape + v.t.ndim, t->shape);
+    std::copy(v.strides, v.strides + v.t.ndim, t->strides);
+    t->managed.dl_tensor = v.t;
+    t->managed.dl_tensor.data = data;
+    t->managed.dl_tensor.shape = t->shape;
+    t->managed.dl_tensor.strides = t->strides;
+    t->managed.manager_ctx = t;
+    t->managed.deleter = delete_cached_tensor;
+    PyObject *capsule = PyCapsule_New(&t->managed, "dltensor", dlpack_capsule_destructor);
+    if (!capsule) {
+        delete_cached_tensor(&t->managed);
+        throw nb::python_error();
+    }
+    return nb::steal(capsule);
+}
+
 // The C call alone, `repeats` times on tensors already converted (the baseline of the
 // Python call overhead that bench/python_overhead.py measures): nanoseconds per call.
 double time_c_forward(const Array &x, const OutArray &y, int64_t num_groups, int repeats) {
@@ -361,6 +501,12 @@ NB_MODULE(_ext, m) {
           nb::arg("dx").none(), nb::arg("dweight").none(), nb::arg("dbias").none(),
           "gn_backward on plain CPU torch tensors; False: not served here (nothing done).");
     m.def("_set_torch_types", &set_torch_types);
+    m.def("torch_empty_like", &torch_empty_like, nb::arg("x"),
+          "A DLPack capsule of a cached CPU buffer with x's shape, strides and dtype, or None "
+          "(x small or not a plain dense CPU tensor).");
+    m.def("set_buffer_cache_limit", [](size_t bytes) { buffer_cache().set_limit(bytes); },
+          nb::arg("bytes"));
+    m.def("buffer_cache_bytes", [] { return buffer_cache().cached(); });
     m.def("time_c_forward", &time_c_forward, nb::arg("x"), nb::arg("y"),
           nb::arg("num_groups"), nb::arg("repeats"));
     m.def("_set_error_classes", [](nb::object classes) {

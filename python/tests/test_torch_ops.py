@@ -249,3 +249,37 @@ def test_profiler_sees_the_eager_inference_call():
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
         gt.group_norm(x, 4)
     assert any(e.key == "groupnorm::forward_infer" for e in prof.key_averages())
+
+
+@pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "channels_last"])
+def test_large_outputs_come_from_the_buffer_cache(channels_last):
+    """Outputs of 256 KiB and more live in recycled buffers: live ones never share memory,
+    freed ones are reused, results stay within the contract, set_buffer_cache(0) frees
+    them."""
+    from groupnorm import _ext
+
+    x = random_input((2, 16, 64, 64), torch.float32, channels_last).requires_grad_()
+    w, b = _params(16, torch.float32, True)
+    try:
+        gt.set_buffer_cache(1 << 30)
+        y1 = gt.group_norm(x, 4, w, b)
+        y2 = gt.group_norm(x.detach(), 4, w.detach(), b.detach())
+        assert y1.data_ptr() != y2.data_ptr() and y1.stride() == y2.stride() == x.stride()
+        assert torch.equal(y1, y2)
+        assert_forward_contract(y1, x, 4, w, b, 1e-5)
+        ptr = y2.data_ptr()
+        del y2
+        assert _ext.buffer_cache_bytes() >= x.numel() * 4
+        y3 = gt.group_norm(x.detach(), 4, w.detach(), b.detach())
+        assert y3.data_ptr() == ptr and torch.equal(y1, y3)
+        dy = torch.randn_like(y1)
+        dx, dw, db = torch.autograd.grad(y1, (x, w, b), dy)
+        assert dx.stride() == x.stride()
+        (dx_ref, dw_ref, db_ref), bounds = reference_backward(dy, x, 4, w, b, 1e-5)
+        assert_within("dx", dx, dx_ref, bounds[0])
+        assert_within("dweight", dw, dw_ref, bounds[1])
+        del dx, y3
+        gt.set_buffer_cache(0)
+        assert _ext.buffer_cache_bytes() == 0
+    finally:
+        gt.set_buffer_cache(1 << 30)
