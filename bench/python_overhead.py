@@ -43,7 +43,7 @@ def main():
         rows.append(("torch: group_norm(t, G, out=ty)",
                      best_ns(lambda: groupnorm.group_norm(t, GROUPS, out=ty), 5000)))
         with torch.no_grad():
-            rows.append(("torch: groupnorm.torch.group_norm (custom op)",
+            rows.append(("torch: groupnorm.torch.group_norm (inference)",
                          best_ns(lambda: gt.group_norm(t, GROUPS), 5000)))
             rows.append(("torch: F.group_norm (stock, for scale)",
                          best_ns(lambda: torch.nn.functional.group_norm(t, GROUPS), 5000)))

@@ -8,11 +8,12 @@ memory format); any other layout is made contiguous first. float64 has no kernel
 ops compute float64 tensors in float32 (inputs cast in, results cast back), so float64
 results carry float32 rounding (about 1e-7 relative, not 1e-16).
 
-Plain CPU tensors reach the C API through _ext.torch_forward / torch_backward, which
-build the DLTensor from the tensor's data_ptr, shape and strides in C++ (a DLPack capsule
-per tensor per call cost more than the kernel on small tensors); every other tensor (CUDA,
-subclasses, negative views, ...) goes as a DLPack capsule of torch._C._to_dlpack, CUDA
-ones on torch.cuda.current_stream(). In eager mode group_norm calls the kernels directly
+Plain CPU tensors reach the C API through _ext.torch_group_norm / torch_group_norm_backward
+(and torch_forward for out=), which build the DLTensors from the tensors' data_ptr, shape
+and strides in C++ (a DLPack capsule per tensor per call cost more than the kernel on
+small tensors) and allocate the outputs there (set_buffer_cache); every other tensor
+(CUDA, subclasses, negative views, ...) goes as a DLPack capsule of torch._C._to_dlpack,
+CUDA ones on torch.cuda.current_stream(). In eager mode group_norm calls the kernels directly
 (an autograd.Function when a gradient is needed) instead of through the dispatcher,
 unless a torch function or dispatch mode or a functorch transform is active; under
 torch.compile it emits the registered ops.
@@ -32,13 +33,13 @@ __all__ = ["group_norm", "GroupNorm", "replace_group_norms", "use_torch_threads"
 _to_dlpack = torch._C._to_dlpack
 _F32, _F64 = torch.float32, torch.float64
 _PLAIN = (Tensor, nn.Parameter, type(None))
-_ext._set_torch_types(Tensor, nn.Parameter, torch.float32, torch.float16, torch.bfloat16)
+_ext._set_torch_types(Tensor, nn.Parameter, torch.float32, torch.float16, torch.bfloat16,
+                      torch._C._from_dlpack)
 _dispatch_modes = torch._C._len_torch_dispatch_stack
 _function_modes = torch._C._is_torch_function_mode_enabled
 _transforms = torch._C._functorch.peek_interpreter_stack
 _profiling = torch._C._autograd._profiler_enabled
 _is_compiling = torch.compiler.is_compiling
-_from_dlpack = torch._C._from_dlpack
 
 
 def use_torch_threads(enable: bool = True) -> None:
@@ -57,17 +58,12 @@ if "parallel backend: OpenMP" in torch.__config__.parallel_info():
 
 def set_buffer_cache(max_bytes: int) -> None:
     """Bytes of freed output buffers kept for reuse (default 1 GiB; 0: none, and frees
-    those kept). The ops' CPU outputs of 256 KiB and more (y, dx) live in buffers the
-    extension recycles: fresh memory page-faults on its first write, which inside a model
-    cost more than the kernel. Such outputs are ordinary tensors, except that their storage
-    cannot be resized."""
+    those kept). The kernels' CPU outputs are allocated by the extension and handed to
+    torch as DLPack tensors; when freed, those of 256 KiB and more return to a cache
+    instead of the system: fresh memory page-faults on its first write, which inside a
+    model cost more than the kernel. Such outputs are ordinary tensors, except that their
+    storage cannot be resized."""
     _ext.set_buffer_cache_limit(max_bytes)
-
-
-def _empty_like(x: Tensor) -> Tensor:
-    """torch.empty_like(x) for a dense x; large CPU ones in a recycled buffer."""
-    capsule = _ext.torch_empty_like(x)
-    return torch.empty_like(x) if capsule is None else _from_dlpack(capsule)
 
 
 def _served(x: Tensor) -> Tensor:
@@ -140,19 +136,28 @@ def _any_f64(x, weight, bias):
 
 
 def _forward_kernel(x, num_groups, weight, bias, eps, stats):
-    """y = GroupNorm(x) in x's dtype and layout kind. stats: 0: none kept; 1: one float32
-    (2, N, G) tensor (mean, rstd) returned; 2: mean and rstd, float32 (N, G) each."""
-    x = _served(x)
+    """y = GroupNorm(x) in x's dtype and layout kind, in a new tensor, and by stats: 0:
+    no statistics (y, None, None); 1: (y, one float32 (2, N, G) tensor of mean and rstd,
+    None); 2: (y, mean, rstd), float32 (N, G) each."""
+    if not x.is_contiguous():  # (inline checks: this runs on every call)
+        x = _served(x)
     dtype = x.dtype
-    if _any_f64(x, weight, bias):
+    if dtype is _F64 or _any_f64(x, weight, bias):
         x, weight, bias = _f32(x), _f32(weight), _f32(bias)
-    y = _empty_like(x)
-    mean = rstd = None
-    if stats == 1:
-        mean = torch.empty(2, x.shape[0], num_groups, dtype=_F32, device=x.device)
-    elif stats == 2:
-        mean, rstd = _stats(x, num_groups)
-    _run_forward(x, num_groups, weight, bias, eps, y, mean, rstd)
+    try:
+        out = _ext.torch_group_norm(x, weight, bias, num_groups, eps, stats)
+    except TypeError as e:
+        raise InvalidArgumentError("group_norm: %s" % str(e).split("\n")[0]) from None
+    if out is None:  # not a plain CPU tensor: allocate here, call through DLPack
+        y = torch.empty_like(x)
+        mean = rstd = None
+        if stats == 1:
+            mean = torch.empty(2, x.shape[0], num_groups, dtype=_F32, device=x.device)
+        elif stats == 2:
+            mean, rstd = _stats(x, num_groups)
+        _run_forward(x, num_groups, weight, bias, eps, y, mean, rstd)
+    else:
+        y, mean, rstd = out
     return (y if y.dtype is dtype else y.to(dtype)), mean, rstd
 
 
@@ -187,16 +192,20 @@ def _backward_kernel(dy, x, mean, rstd, weight, bias_dtype, num_groups, need_x, 
     kernel_dtype = _param_dtype(weight, bias_dtype, x)
     if kernel_dtype is _F64:
         kernel_dtype = _F32
-    channels = x.shape[1]
-    dx = _empty_like(x) if need_x else None
-    dw = torch.empty(channels, dtype=kernel_dtype, device=x.device) if need_w else None
-    db = torch.empty(channels, dtype=kernel_dtype, device=x.device) if need_b else None
     try:
-        if not _ext.torch_backward(dy, x, mean, rstd, weight, num_groups, dx, dw, db):
+        out = _ext.torch_group_norm_backward(dy, x, mean, rstd, weight, num_groups, need_x,
+                                             need_w, need_b, kernel_dtype)
+        if out is None:  # not plain CPU tensors: allocate here, call through DLPack
+            channels = x.shape[1]
+            dx = torch.empty_like(x) if need_x else None
+            dw = torch.empty(channels, dtype=kernel_dtype, device=x.device) if need_w else None
+            db = torch.empty(channels, dtype=kernel_dtype, device=x.device) if need_b else None
             if rstd is None:
                 mean, rstd = mean[0], mean[1]
             _ext.backward(_dl(dy), _dl(x), _dl(mean), _dl(rstd), _dl(weight), num_groups,
                           _dl(dx), _dl(dw), _dl(db), _stream(x))
+        else:
+            dx, dw, db = out
     except TypeError as e:
         raise InvalidArgumentError("groupnorm::backward: %s" % str(e).split("\n")[0]) from None
     return (None if dx is None else _as(dx, x_dtype), None if dw is None else _as(dw, w_dtype),
@@ -341,8 +350,8 @@ def group_norm(
         return _GroupNormFunction.apply(x, num_groups, weight, bias, eps)
     if _profiling():  # the profiler sees the call as the op it stands for
         with torch.profiler.record_function("groupnorm::forward_infer"):
-            return _forward_infer_impl(x, num_groups, weight, bias, eps)
-    return _forward_infer_impl(x, num_groups, weight, bias, eps)
+            return _forward_kernel(x, num_groups, weight, bias, eps, 0)[0]
+    return _forward_kernel(x, num_groups, weight, bias, eps, 0)[0]
 
 
 def _group_norm_any(x, num_groups, weight, bias, eps, out):

@@ -5,6 +5,7 @@
 // registered for its status, with gn_last_error_message().
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
@@ -105,16 +106,19 @@ void backward(const Array &dy, const Array &x, const Array &mean, const Array &r
 }
 
 // PyTorch tensors without a DLPack capsule per tensor per call (groupnorm/torch.py's
-// eager path): the DLTensor is built here from the tensor's data_ptr(), shape, stride()
-// and dtype, read through the Python C API. Only plain strided CPU tensors of a dtype
-// with a kernel take this path; for anything else (CUDA, meta, a subclass, a negative
-// view, float64, ...) the torch_* functions return false before calling the library and
+// eager path and the ops' CPU kernels): the DLTensor is built here from the tensor's
+// data_ptr(), shape, stride() and dtype, read through the Python C API, and new outputs
+// are allocated here and handed to torch as DLPack capsules (torch._C._from_dlpack), so
+// their layout is ours by construction. Only plain strided CPU tensors of a dtype with a
+// kernel take this path; for anything else (CUDA, meta, a subclass, a negative view,
+// float64, ...) the torch_* functions return False or None before calling the library and
 // the caller takes the DLPack path, which handles every case. Validation stays in the C
 // API: the views carry the tensors' real shapes and strides.
 struct TorchTypes {
     PyObject *tensor = nullptr, *parameter = nullptr;  // exact types accepted
     PyObject *dtypes[3] = {};                          // float32, float16, bfloat16
     DLDataType codes[3] = {};
+    PyObject *from_dlpack = nullptr;                   // torch._C._from_dlpack
     PyObject *data_ptr, *shape, *stride, *dtype, *is_cpu, *is_neg;  // interned names
 } torch_types;
 
@@ -193,6 +197,17 @@ bool torch_view_or_null(nb::handle handle, TorchView &v, DLTensor **out) {
     return true;
 }
 
+// The (N, G) halves of a (2, N, G) statistics tensor: m <- mean (m's first half), r <- rstd.
+void split_stats(TorchView &m, TorchView &r) {
+    r = m;
+    m.t.ndim = r.t.ndim = 2;
+    m.t.shape = m.shape + 1;
+    m.t.strides = m.strides + 1;
+    r.t.shape = r.shape + 1;
+    r.t.strides = r.strides + 1;
+    r.t.data = static_cast<char *>(m.t.data) + m.strides[0] * (m.t.dtype.bits / 8);
+}
+
 // mean and rstd: two (N, G) tensors, or (rstd None) one (2, N, G) tensor holding mean
 // then rstd (one allocation for the eager path). Null views when mean is None.
 bool torch_stats(nb::handle mean, nb::handle rstd, TorchView &m, TorchView &r, DLTensor **mp,
@@ -201,107 +216,26 @@ bool torch_stats(nb::handle mean, nb::handle rstd, TorchView &m, TorchView &r, D
         return torch_view_or_null(mean, m, mp) && torch_view_or_null(rstd, r, rp);
     }
     if (!torch_view(mean, m) || m.t.ndim != 3 || m.shape[0] != 2) return false;
-    // Two (N, G) views of the halves; the C API checks their shapes, dtype and strides.
-    r = m;
-    m.t.ndim = r.t.ndim = 2;
-    m.t.shape = m.shape + 1;
-    m.t.strides = m.strides + 1;
-    r.t.shape = r.shape + 1;
-    r.t.strides = r.strides + 1;
-    r.t.data = static_cast<char *>(m.t.data) + m.strides[0] * (m.t.dtype.bits / 8);
+    split_stats(m, r);
     *mp = &m.t;
     *rp = &r.t;
     return true;
 }
 
-// Large tensors release the GIL for the call; tiny ones keep it (releasing and retaking
-// it costs about as much as their kernel).
-bool worth_releasing_gil(const DLTensor &x) {
-    int64_t n = 1;
-    for (int i = 0; i < x.ndim; ++i) n *= x.shape[i];
-    return n >= (int64_t{1} << 14);
-}
-
-bool torch_forward(nb::handle x, nb::handle weight, nb::handle bias, int64_t num_groups,
-                   double eps, nb::handle y, nb::handle mean, nb::handle rstd) {
-    TorchView xv, yv, wv, bv, mv, rv;
-    DLTensor *w, *b, *m, *r;
-    if (!torch_view(x, xv) || !torch_view(y, yv) || !torch_view_or_null(weight, wv, &w) ||
-        !torch_view_or_null(bias, bv, &b) || !torch_stats(mean, rstd, mv, rv, &m, &r)) {
-        return false;
-    }
-    gn_config config = GN_CONFIG_INIT;
-    gn_status status;
-    if (worth_releasing_gil(xv.t)) {
-        nb::gil_scoped_release release;
-        status = gn_forward(&xv.t, w, b, num_groups, eps, &yv.t, m, r, &config);
-    } else {
-        status = gn_forward(&xv.t, w, b, num_groups, eps, &yv.t, m, r, &config);
-    }
-    raise_for(status);
-    return true;
-}
-
-bool torch_backward(nb::handle dy, nb::handle x, nb::handle mean, nb::handle rstd,
-                    nb::handle weight, int64_t num_groups, nb::handle dx, nb::handle dweight,
-                    nb::handle dbias) {
-    TorchView dyv, xv, mv, rv, wv, dxv, dwv, dbv;
-    DLTensor *m, *r, *w, *dxp, *dwp, *dbp;
-    if (!torch_view(dy, dyv) || !torch_view(x, xv) || !torch_stats(mean, rstd, mv, rv, &m, &r) ||
-        !m || !torch_view_or_null(weight, wv, &w) || !torch_view_or_null(dx, dxv, &dxp) ||
-        !torch_view_or_null(dweight, dwv, &dwp) || !torch_view_or_null(dbias, dbv, &dbp)) {
-        return false;
-    }
-    gn_config config = GN_CONFIG_INIT;
-    gn_status status;
-    if (worth_releasing_gil(xv.t)) {
-        nb::gil_scoped_release release;
-        status = gn_backward(&dyv.t, &xv.t, m, r, w, num_groups, dxp, dwp, dbp, &config);
-    } else {
-        status = gn_backward(&dyv.t, &xv.t, m, r, w, num_groups, dxp, dwp, dbp, &config);
-    }
-    raise_for(status);
-    return true;
-}
-
-void set_torch_types(nb::handle tensor, nb::handle parameter, nb::handle float32,
-                     nb::handle float16, nb::handle bfloat16) {
-    // Plain references kept for the life of the process (as error_classes).
-    PyObject *keep[] = {tensor.ptr(), parameter.ptr(), float32.ptr(), float16.ptr(),
-                        bfloat16.ptr()};
-    for (PyObject *o : keep) Py_INCREF(o);
-    TorchTypes &tt = torch_types;
-    tt.tensor = tensor.ptr();
-    tt.parameter = parameter.ptr();
-    tt.dtypes[0] = float32.ptr();
-    tt.codes[0] = {kDLFloat, 32, 1};
-    tt.dtypes[1] = float16.ptr();
-    tt.codes[1] = {kDLFloat, 16, 1};
-    tt.dtypes[2] = bfloat16.ptr();
-    tt.codes[2] = {kDLBfloat, 16, 1};
-    tt.data_ptr = PyUnicode_InternFromString("data_ptr");
-    tt.shape = PyUnicode_InternFromString("shape");
-    tt.stride = PyUnicode_InternFromString("stride");
-    tt.dtype = PyUnicode_InternFromString("dtype");
-    tt.is_cpu = PyUnicode_InternFromString("is_cpu");
-    tt.is_neg = PyUnicode_InternFromString("is_neg");
-}
-
-// Output buffers of groupnorm.torch's CPU ops (y, dx), recycled. Without a cache every
-// large output is fresh memory from malloc (mmap): its first write page-faults once per
-// 4 KiB page, about 1 us each on the VMs measured here, more than the kernel itself
-// inside a model (stock PyTorch pays the same). Freed buffers are kept, newest first,
-// up to a byte limit, and handed out again for a request of the same size; buffers of
-// 2 MiB and more are 2 MiB-aligned and advised to use transparent huge pages (a fault
-// per 2 MiB the first time). The tensors reach torch as DLPack capsules whose deleter
-// returns the buffer here, from whichever thread frees the tensor.
+// Output buffers, recycled. Without a cache every large output is fresh memory from
+// malloc (mmap): its first write page-faults once per 4 KiB page, about 1 us each on the
+// VMs measured here, more than the kernel itself inside a model (stock PyTorch pays the
+// same). Freed buffers of at least kMinBytes are kept, newest first, up to a byte limit,
+// and handed out again for a request of the same size; buffers of 2 MiB and more are
+// 2 MiB-aligned and advised to use transparent huge pages (a fault per 2 MiB the first
+// time). The tensors' deleters return buffers here from whichever thread frees them.
 class BufferCache {
 public:
-    static constexpr size_t kMinBytes = size_t{256} << 10;  // smaller: torch.empty_like
+    static constexpr size_t kMinBytes = size_t{256} << 10;  // smaller: plain malloc
     static constexpr size_t kHuge = size_t{2} << 20;
 
     void *get(size_t bytes) {
-        {
+        if (bytes >= kMinBytes) {
             std::lock_guard<std::mutex> lock(mutex_);
             for (auto it = free_.begin(); it != free_.end(); ++it) {
                 if (it->bytes == bytes) {
@@ -321,6 +255,10 @@ public:
     }
 
     void put(void *data, size_t bytes) {
+        if (bytes < kMinBytes) {
+            std::free(data);
+            return;
+        }
         std::lock_guard<std::mutex> lock(mutex_);
         free_.push_front({data, bytes});
         cached_ += bytes;
@@ -364,14 +302,14 @@ BufferCache &buffer_cache() {
     return *cache;
 }
 
-struct CachedTensor {
+struct OwnedTensor {
     DLManagedTensor managed;
     int64_t shape[kMaxDims], strides[kMaxDims];
     size_t bytes;
 };
 
-void delete_cached_tensor(DLManagedTensor *managed) {
-    auto *t = static_cast<CachedTensor *>(managed->manager_ctx);
+void delete_owned_tensor(DLManagedTensor *managed) {
+    auto *t = static_cast<OwnedTensor *>(managed->manager_ctx);
     buffer_cache().put(t->managed.dl_tensor.data, t->bytes);
     delete t;
 }
@@ -384,42 +322,181 @@ void dlpack_capsule_destructor(PyObject *capsule) {
     }
 }
 
-// A DLPack capsule of a new CPU tensor with x's shape, strides and dtype, in a cached
-// buffer; None when x is not a plain dense CPU tensor of at least kMinBytes (the caller
-// then uses torch.empty_like: no page faults to save on small tensors).
-nb::object torch_empty_like(nb::handle x) {
-    TorchView v;
-    if (!torch_view(x, v)) return nb::none();
-    // Dense strides only (what groupnorm.torch serves): the buffer holds numel elements.
-    int64_t numel = 1, extent = 1;
-    for (int i = 0; i < v.t.ndim; ++i) {
-        if (v.shape[i] == 0) return nb::none();
-        if (v.strides[i] < 0) return nb::none();
-        numel *= v.shape[i];
-        extent += (v.shape[i] - 1) * v.strides[i];
-    }
-    if (extent != numel) return nb::none();
-    size_t bytes = static_cast<size_t>(numel) * (v.t.dtype.bits / 8);
-    if (bytes < BufferCache::kMinBytes) return nb::none();
-    bytes = (bytes + 4095) & ~size_t{4095};
-    void *data = buffer_cache().get(bytes);
-    if (!data) throw std::bad_alloc();
-    auto *t = new CachedTensor;
+// A new torch tensor of dense shape and strides (like's, or contiguous when strides is
+// null) and dtype, in a buffer of the cache; view <- its DLTensor.
+nb::object new_tensor(int ndim, const int64_t *shape, const int64_t *strides, DLDataType dtype,
+                      TorchView &view) {
+    int64_t numel = 1;
+    for (int i = 0; i < ndim; ++i) numel *= shape[i];
+    size_t bytes = static_cast<size_t>(std::max<int64_t>(numel, 1)) * (dtype.bits / 8);
+    bytes = (bytes + 63) & ~size_t{63};
+    if (bytes >= BufferCache::kMinBytes) bytes = (bytes + 4095) & ~size_t{4095};
+    auto *t = new OwnedTensor;
     t->bytes = bytes;
-    std::copy(v.shape, v.shape + v.t.ndim, t->shape);
-    std::copy(v.strides, v.strides + v.t.ndim, t->strides);
-    t->managed.dl_tensor = v.t;
-    t->managed.dl_tensor.data = data;
-    t->managed.dl_tensor.shape = t->shape;
-    t->managed.dl_tensor.strides = t->strides;
+    DLTensor &dl = t->managed.dl_tensor;
+    dl = DLTensor{};
+    dl.data = buffer_cache().get(bytes);
+    if (!dl.data) {
+        delete t;
+        throw std::bad_alloc();
+    }
+    dl.device = {kDLCPU, 0};
+    dl.ndim = ndim;
+    dl.dtype = dtype;
+    dl.shape = t->shape;
+    dl.strides = t->strides;
+    int64_t stride = 1;
+    for (int i = ndim - 1; i >= 0; --i) {
+        t->shape[i] = shape[i];
+        t->strides[i] = strides ? strides[i] : stride;
+        stride *= shape[i];
+    }
     t->managed.manager_ctx = t;
-    t->managed.deleter = delete_cached_tensor;
+    t->managed.deleter = delete_owned_tensor;
+    view.t = dl;
+    std::copy(t->shape, t->shape + ndim, view.shape);
+    std::copy(t->strides, t->strides + ndim, view.strides);
+    view.t.shape = view.shape;
+    view.t.strides = view.strides;
     PyObject *capsule = PyCapsule_New(&t->managed, "dltensor", dlpack_capsule_destructor);
     if (!capsule) {
-        delete_cached_tensor(&t->managed);
+        delete_owned_tensor(&t->managed);
         throw nb::python_error();
     }
-    return nb::steal(capsule);
+    nb::object owner = nb::steal(capsule);
+    PyObject *tensor = PyObject_CallOneArg(torch_types.from_dlpack, capsule);
+    if (!tensor) throw nb::python_error();
+    return nb::steal(tensor);
+}
+
+// x's strides, when they are dense (what groupnorm.torch serves): a new tensor with them
+// holds exactly numel elements.
+bool dense(const TorchView &x) {
+    int64_t numel = 1, extent = 1;
+    for (int i = 0; i < x.t.ndim; ++i) {
+        if (x.shape[i] == 0) return true;
+        if (x.strides[i] < 0) return false;
+        numel *= x.shape[i];
+        extent += (x.shape[i] - 1) * x.strides[i];
+    }
+    return extent == numel;
+}
+
+// Large tensors release the GIL for the call; tiny ones keep it (releasing and retaking
+// it costs about as much as their kernel).
+bool worth_releasing_gil(const DLTensor &x) {
+    int64_t n = 1;
+    for (int i = 0; i < x.ndim; ++i) n *= x.shape[i];
+    return n >= (int64_t{1} << 14);
+}
+
+gn_status call_forward(const DLTensor &x, const DLTensor *w, const DLTensor *b, int64_t num_groups,
+                       double eps, DLTensor &y, DLTensor *m, DLTensor *r) {
+    gn_config config = GN_CONFIG_INIT;
+    if (!worth_releasing_gil(x)) return gn_forward(&x, w, b, num_groups, eps, &y, m, r, &config);
+    nb::gil_scoped_release release;
+    return gn_forward(&x, w, b, num_groups, eps, &y, m, r, &config);
+}
+
+// gn_forward into the given outputs (out=, the op's separate mean and rstd).
+bool torch_forward(nb::handle x, nb::handle weight, nb::handle bias, int64_t num_groups,
+                   double eps, nb::handle y, nb::handle mean, nb::handle rstd) {
+    TorchView xv, yv, wv, bv, mv, rv;
+    DLTensor *w, *b, *m, *r;
+    if (!torch_view(x, xv) || !torch_view(y, yv) || !torch_view_or_null(weight, wv, &w) ||
+        !torch_view_or_null(bias, bv, &b) || !torch_stats(mean, rstd, mv, rv, &m, &r)) {
+        return false;
+    }
+    raise_for(call_forward(xv.t, w, b, num_groups, eps, yv.t, m, r));
+    return true;
+}
+
+// y = GroupNorm(x) in a new tensor of x's strides, and by stats: 0: no statistics;
+// 1: mean and rstd in one new float32 (2, N, G) tensor; 2: in two new (N, G) tensors.
+// Returns (y, stats or mean or None, rstd or None); None when not served here.
+nb::object torch_group_norm(nb::handle x, nb::handle weight, nb::handle bias,
+                            int64_t num_groups, double eps, int stats) {
+    TorchView xv, yv, wv, bv, mv, rv;
+    DLTensor *w, *b;
+    if (!torch_view(x, xv) || !dense(xv) || !torch_view_or_null(weight, wv, &w) ||
+        !torch_view_or_null(bias, bv, &b)) {
+        return nb::none();
+    }
+    nb::object y = new_tensor(xv.t.ndim, xv.shape, xv.strides, xv.t.dtype, yv);
+    nb::object mean = nb::none(), rstd = nb::none();
+    // Shape (2, N, G): a bad num_groups or an x without channels is the C API's to
+    // report, so the allocation only has to be valid.
+    int64_t shape[3] = {2, xv.t.ndim > 0 ? xv.shape[0] : 0, std::max<int64_t>(num_groups, 0)};
+    constexpr DLDataType f32{kDLFloat, 32, 1};
+    if (stats == 1) {
+        mean = new_tensor(3, shape, nullptr, f32, mv);
+        split_stats(mv, rv);
+    } else if (stats == 2) {
+        mean = new_tensor(2, shape + 1, nullptr, f32, mv);
+        rstd = new_tensor(2, shape + 1, nullptr, f32, rv);
+    }
+    raise_for(call_forward(xv.t, w, b, num_groups, eps, yv.t, stats ? &mv.t : nullptr,
+                           stats ? &rv.t : nullptr));
+    return nb::make_tuple(y, mean, rstd);
+}
+
+// dx (x's strides), dweight and dbias ((C,), param_dtype: the weight's, else the bias's)
+// of gn_backward, each new or None when not needed: (dx, dweight, dbias); None when not
+// served here. mean, rstd: as torch_forward's.
+nb::object torch_group_norm_backward(nb::handle dy, nb::handle x, nb::handle mean,
+                                     nb::handle rstd, nb::handle weight, int64_t num_groups,
+                                     bool need_x, bool need_w, bool need_b,
+                                     nb::handle param_dtype) {
+    TorchView dyv, xv, mv, rv, wv, dxv, dwv, dbv;
+    DLTensor *m, *r, *w;
+    if (!torch_view(dy, dyv) || !torch_view(x, xv) || !dense(xv) ||
+        !torch_stats(mean, rstd, mv, rv, &m, &r) || !m || !torch_view_or_null(weight, wv, &w)) {
+        return nb::none();
+    }
+    int d = 0;
+    while (d < 3 && torch_types.dtypes[d] != param_dtype.ptr()) ++d;
+    if ((need_w || need_b) && d == 3) return nb::none();
+    nb::object dx = nb::none(), dw = nb::none(), db = nb::none();
+    if (need_x) dx = new_tensor(xv.t.ndim, xv.shape, xv.strides, xv.t.dtype, dxv);
+    int64_t channels = xv.t.ndim > 1 ? xv.shape[1] : 0;
+    if (need_w) dw = new_tensor(1, &channels, nullptr, torch_types.codes[d], dwv);
+    if (need_b) db = new_tensor(1, &channels, nullptr, torch_types.codes[d], dbv);
+    gn_config config = GN_CONFIG_INIT;
+    gn_status status;
+    DLTensor *dxp = need_x ? &dxv.t : nullptr, *dwp = need_w ? &dwv.t : nullptr,
+             *dbp = need_b ? &dbv.t : nullptr;
+    if (worth_releasing_gil(xv.t)) {
+        nb::gil_scoped_release release;
+        status = gn_backward(&dyv.t, &xv.t, m, r, w, num_groups, dxp, dwp, dbp, &config);
+    } else {
+        status = gn_backward(&dyv.t, &xv.t, m, r, w, num_groups, dxp, dwp, dbp, &config);
+    }
+    raise_for(status);
+    return nb::make_tuple(dx, dw, db);
+}
+
+void set_torch_types(nb::handle tensor, nb::handle parameter, nb::handle float32,
+                     nb::handle float16, nb::handle bfloat16, nb::handle from_dlpack) {
+    // Plain references kept for the life of the process (as error_classes).
+    PyObject *keep[] = {tensor.ptr(), parameter.ptr(), float32.ptr(), float16.ptr(),
+                        bfloat16.ptr(), from_dlpack.ptr()};
+    for (PyObject *o : keep) Py_INCREF(o);
+    TorchTypes &tt = torch_types;
+    tt.tensor = tensor.ptr();
+    tt.parameter = parameter.ptr();
+    tt.dtypes[0] = float32.ptr();
+    tt.codes[0] = {kDLFloat, 32, 1};
+    tt.dtypes[1] = float16.ptr();
+    tt.codes[1] = {kDLFloat, 16, 1};
+    tt.dtypes[2] = bfloat16.ptr();
+    tt.codes[2] = {kDLBfloat, 16, 1};
+    tt.from_dlpack = from_dlpack.ptr();
+    tt.data_ptr = PyUnicode_InternFromString("data_ptr");
+    tt.shape = PyUnicode_InternFromString("shape");
+    tt.stride = PyUnicode_InternFromString("stride");
+    tt.dtype = PyUnicode_InternFromString("dtype");
+    tt.is_cpu = PyUnicode_InternFromString("is_cpu");
+    tt.is_neg = PyUnicode_InternFromString("is_neg");
 }
 
 // The C call alone, `repeats` times on tensors already converted (the baseline of the
@@ -494,16 +571,18 @@ NB_MODULE(_ext, m) {
     m.def("torch_forward", &torch_forward, nb::arg("x"), nb::arg("weight").none(),
           nb::arg("bias").none(), nb::arg("num_groups"), nb::arg("eps"), nb::arg("y"),
           nb::arg("mean").none(), nb::arg("rstd").none(),
-          "gn_forward on plain CPU torch tensors, read without DLPack; False: not served "
-          "here (nothing done).");
-    m.def("torch_backward", &torch_backward, nb::arg("dy"), nb::arg("x"), nb::arg("mean"),
-          nb::arg("rstd").none(), nb::arg("weight").none(), nb::arg("num_groups"),
-          nb::arg("dx").none(), nb::arg("dweight").none(), nb::arg("dbias").none(),
-          "gn_backward on plain CPU torch tensors; False: not served here (nothing done).");
+          "gn_forward into given plain CPU torch tensors, read without DLPack; False: not "
+          "served here (nothing done).");
+    m.def("torch_group_norm", &torch_group_norm, nb::arg("x"), nb::arg("weight").none(),
+          nb::arg("bias").none(), nb::arg("num_groups"), nb::arg("eps"),
+          nb::arg("stats"), "(y, stats or mean or None, rstd or None) in new tensors; "
+          "None: not served here.");
+    m.def("torch_group_norm_backward", &torch_group_norm_backward, nb::arg("dy"),
+          nb::arg("x"), nb::arg("mean"), nb::arg("rstd").none(), nb::arg("weight").none(),
+          nb::arg("num_groups"), nb::arg("need_x"), nb::arg("need_weight"),
+          nb::arg("need_bias"), nb::arg("param_dtype").none(),
+          "(dx, dweight, dbias), each new or None; None: not served here.");
     m.def("_set_torch_types", &set_torch_types);
-    m.def("torch_empty_like", &torch_empty_like, nb::arg("x"),
-          "A DLPack capsule of a cached CPU buffer with x's shape, strides and dtype, or None "
-          "(x small or not a plain dense CPU tensor).");
     m.def("set_buffer_cache_limit", [](size_t bytes) { buffer_cache().set_limit(bytes); },
           nb::arg("bytes"));
     m.def("buffer_cache_bytes", [] { return buffer_cache().cached(); });
