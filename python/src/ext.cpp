@@ -247,9 +247,10 @@ public:
             }
         }
         size_t align = bytes >= kHuge ? kHuge : 64;
-        void *data = std::aligned_alloc(align, bytes);
+        void *data = nullptr;
+        if (posix_memalign(&data, align, bytes) != 0) return nullptr;
 #ifdef MADV_HUGEPAGE
-        if (data && bytes >= kHuge) madvise(data, bytes, MADV_HUGEPAGE);
+        if (bytes >= kHuge) madvise(data, bytes, MADV_HUGEPAGE);
 #endif
         return data;
     }
