@@ -142,7 +142,8 @@ def _forward_kernel(x, num_groups, weight, bias, eps, stats):
     if not x.is_contiguous():  # (inline checks: this runs on every call)
         x = _served(x)
     dtype = x.dtype
-    if dtype is _F64 or _any_f64(x, weight, bias):
+    if (dtype is _F64 or (weight is not None and weight.dtype is _F64)
+            or (bias is not None and bias.dtype is _F64)):
         x, weight, bias = _f32(x), _f32(weight), _f32(bias)
     try:
         out = _ext.torch_group_norm(x, weight, bias, num_groups, eps, stats)
@@ -309,17 +310,6 @@ class _GroupNormFunction(torch.autograd.Function):
         return dx, None, dw, db, None
 
 
-def _direct(x, weight, bias) -> bool:
-    """Whether eager group_norm may call the kernels without the dispatcher: plain tensors
-    (no subclass's __torch_function__ to honour), no torch function or dispatch mode (they
-    must see the op) and no functorch transform (vmap, grad: they need the op's
-    fallbacks), on a device with kernels (meta tensors: the fake kernels). Otherwise the
-    registered ops run, which handle all of these."""
-    return (type(x) in _PLAIN and type(weight) in _PLAIN and type(bias) in _PLAIN
-            and (x.is_cpu or x.is_cuda) and not _dispatch_modes() and not _function_modes()
-            and _transforms() is None)
-
-
 def group_norm(
     x: Tensor,
     num_groups: int,
@@ -342,16 +332,22 @@ def group_norm(
         if train:
             return _forward(x, num_groups, weight, bias, eps)[0]
         return _forward_infer(x, num_groups, weight, bias, eps)
-    if not _direct(x, weight, bias):
+    # The kernels without the dispatcher for plain tensors (no subclass's __torch_function__
+    # to honour), no torch function or dispatch mode (they must see the op), no functorch
+    # transform (vmap, grad: they need the op's fallbacks), on a device with kernels (meta
+    # tensors: the fake kernels). Otherwise the registered ops, which handle all of these.
+    if (type(x) in _PLAIN and type(weight) in _PLAIN and type(bias) in _PLAIN
+            and (x.is_cpu or x.is_cuda) and not _dispatch_modes() and not _function_modes()
+            and _transforms() is None):
         if train:
-            return _forward(x, num_groups, weight, bias, eps)[0]
-        return _forward_infer(x, num_groups, weight, bias, eps)
+            return _GroupNormFunction.apply(x, num_groups, weight, bias, eps)
+        if _profiling():  # the profiler sees the call as the op it stands for
+            with torch.profiler.record_function("groupnorm::forward_infer"):
+                return _forward_kernel(x, num_groups, weight, bias, eps, 0)[0]
+        return _forward_kernel(x, num_groups, weight, bias, eps, 0)[0]
     if train:
-        return _GroupNormFunction.apply(x, num_groups, weight, bias, eps)
-    if _profiling():  # the profiler sees the call as the op it stands for
-        with torch.profiler.record_function("groupnorm::forward_infer"):
-            return _forward_kernel(x, num_groups, weight, bias, eps, 0)[0]
-    return _forward_kernel(x, num_groups, weight, bias, eps, 0)[0]
+        return _forward(x, num_groups, weight, bias, eps)[0]
+    return _forward_infer(x, num_groups, weight, bias, eps)
 
 
 def _group_norm_any(x, num_groups, weight, bias, eps, out):
