@@ -28,7 +28,7 @@ from models import unet_blocks  # noqa: E402
 class GroupNormTimer:
     """Seconds a model spends in its GroupNorm layers: each GroupNorm module's forward call
     (forward hooks) and, in a training step, the autograd node it made (node pre- and
-    post-hooks), timed with perf_counter: what a step spends there, Python included. Not
+    post-hooks), timed with the bench's CLOCK: what a step spends there, Python included. Not
     torch.profiler: its aten::native_group_norm event leaves out stock's F.group_norm and
     dispatch around it, while ours (Python calling the extension) runs under
     record_function with every torch call inside it recorded, at a cost of its own."""
@@ -42,19 +42,19 @@ class GroupNormTimer:
                 self._handles.append(m.register_forward_hook(self._forward_end))
 
     def _forward_start(self, module, args):
-        self._start = time.perf_counter()
+        self._start = CLOCK()
 
     def _forward_end(self, module, args, output):
-        self.seconds += time.perf_counter() - self._start
+        self.seconds += CLOCK() - self._start
         if output.grad_fn is not None:
             output.grad_fn.register_prehook(self._backward_start)
             output.grad_fn.register_hook(self._backward_end)
 
     def _backward_start(self, grad_outputs):
-        self._start = time.perf_counter()
+        self._start = CLOCK()
 
     def _backward_end(self, grad_inputs, grad_outputs):
-        self.seconds += time.perf_counter() - self._start
+        self.seconds += CLOCK() - self._start
 
     def remove(self):
         for h in self._handles:
@@ -107,9 +107,9 @@ def timed(fn, reps):
     times = {"stock": [], "ours": []}
     for _ in range(reps):
         for name in ("stock", "ours"):
-            start = time.perf_counter()
+            start = CLOCK()
             fn(name)
-            times[name].append(time.perf_counter() - start)
+            times[name].append(CLOCK() - start)
     return {k: min(v) for k, v in times.items()}
 
 
@@ -121,9 +121,9 @@ def gn_times(fn, models, reps):
     for _ in range(reps):
         for name in ("stock", "ours"):
             timer = GroupNormTimer(models[name])
-            start = time.perf_counter()
+            start = CLOCK()
             fn(name)
-            total = time.perf_counter() - start
+            total = CLOCK() - start
             timer.remove()
             gn[name].append(timer.seconds)
             if name == "stock":
@@ -148,6 +148,10 @@ def differences(models, x):
 
 
 LOAD_AT_START = os.getloadavg()[0]
+# Wall time by default; --clock cpu: the process's CPU time, which waiting for a core on a
+# loaded machine does not inflate (at 1 thread all the work is on the calling thread; at 2
+# it would count OpenMP's spin-waiting, so it is refused there).
+CLOCK = time.perf_counter
 
 
 def main():
@@ -156,7 +160,16 @@ def main():
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--threads", default="1,2")
     parser.add_argument("--quick", action="store_true", help="batch 1, 2 repetitions")
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                        help="cpu: process CPU time (1 thread only)")
+    parser.add_argument("--append", action="store_true",
+                        help="add this run's table to --out (no PNG) instead of replacing it")
     args = parser.parse_args()
+    if args.clock == "cpu":
+        if args.threads != "1":
+            parser.error("--clock cpu needs --threads 1")
+        global CLOCK
+        CLOCK = time.process_time
     reps = 2 if args.quick else args.reps
     rows = []
     for label, build, shape, channels_last in configs(args.quick):
@@ -183,15 +196,15 @@ def main():
                           r["stock"] / r["ours"], r["gn_stock"] * 1e3, r["gn_ours"] * 1e3,
                           r["gn_stock"] / r["gn_ours"], 100 * r["gn_frac"]), flush=True)
     write_table(rows, args, reps)
-    write_png(rows, os.path.splitext(args.out)[0] + ".png")
+    if not args.append:
+        write_png(rows, os.path.splitext(args.out)[0] + ".png")
 
 
 def write_table(rows, args, reps):
-    lines = [
-        "# Client models: stock PyTorch vs groupnorm.torch",
-        "",
+    lines = [] if args.append else ["# Client models: stock PyTorch vs groupnorm.torch", ""]
+    lines += [
         "`%s` (PyTorch %s, %s, %d cores, 1-minute load average %.1f at the start and %.1f "
-        "at the end; best of %d interleaved repetitions; GroupNorm time: the GroupNorm "
+        "at the end; %s; best of %d interleaved repetitions; GroupNorm time: the GroupNorm "
         "modules' forward calls and their autograd nodes' backward, timed around each with "
         "hooks, summed per step, best of %d further repetitions). Speed-up > 1: ours faster. "
         "Differences: largest |ours - stock| over the largest |stock|, of the output and of "
@@ -199,7 +212,7 @@ def write_table(rows, args, reps):
         "any two float32 implementations: an input within rounding of 0 takes the other "
         "branch)." % (" ".join(["bench/python_models.py"] + sys.argv[1:]), torch.__version__,
                       _cpu_name(), os.cpu_count(), LOAD_AT_START, os.getloadavg()[0],
-                      reps, reps),
+                      "process CPU time" if args.clock == "cpu" else "wall time", reps, reps),
         "",
         "| model | step | threads | stock ms | ours ms | speed-up | GroupNorm stock ms | "
         "GroupNorm ours ms | GroupNorm speed-up | GroupNorm share (stock) | max rel. diff y / grads |",
@@ -212,8 +225,8 @@ def write_table(rows, args, reps):
                          r["ours"] * 1e3, r["stock"] / r["ours"], r["gn_stock"] * 1e3,
                          r["gn_ours"] * 1e3, r["gn_stock"] / r["gn_ours"],
                          100 * r["gn_frac"], r["y_diff"], r["g_diff"]))
-    with open(args.out, "w") as f:
-        f.write("\n".join(lines) + "\n")
+    with open(args.out, "a" if args.append else "w") as f:
+        f.write(("\n" if args.append else "") + "\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

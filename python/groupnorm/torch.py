@@ -344,6 +344,13 @@ def group_norm(
         if _profiling():  # the profiler sees the call as the op it stands for
             with torch.profiler.record_function("groupnorm::forward_infer"):
                 return _forward_kernel(x, num_groups, weight, bias, eps, 0)[0]
+        if x.is_contiguous():  # the common case in one call (else: layouts, float64, ...)
+            try:
+                out = _ext.torch_group_norm(x, weight, bias, num_groups, eps, 0)
+            except TypeError as e:
+                raise InvalidArgumentError("group_norm: %s" % str(e).split("\n")[0]) from None
+            if out is not None:
+                return out[0]
         return _forward_kernel(x, num_groups, weight, bias, eps, 0)[0]
     if train:
         return _forward(x, num_groups, weight, bias, eps)[0]
