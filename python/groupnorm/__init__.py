@@ -68,6 +68,18 @@ def _is_torch(x):
     return type(x).__module__.startswith("torch")
 
 
+_torch_integration = None  # groupnorm.torch, imported at the first torch tensor
+
+
+def _gt():
+    global _torch_integration
+    if _torch_integration is None:
+        from . import torch as gt
+
+        _torch_integration = gt
+    return _torch_integration
+
+
 def group_norm(x, num_groups, weight=None, bias=None, eps=1e-5, *, activation=None, out=None):
     """Group normalization of x, shape (N, C, *), over num_groups groups of C / num_groups
     channels: ``(x - mean) / sqrt(var + eps) * weight[c] + bias[c]``.
@@ -88,15 +100,13 @@ def group_norm(x, num_groups, weight=None, bias=None, eps=1e-5, *, activation=No
     OutOfMemoryError (a MemoryError) and InternalError; all are groupnorm.Error, with the
     library's message.
     """
-    act = _activation_code(activation)
+    act = 0 if activation is None else _activation_code(activation)
     if type(x) is _np.ndarray:
         y = _np.empty_like(x, order="K") if out is None else out
         _call_forward(x, weight, bias, num_groups, eps, y, activation=act)
         return y
     if _is_torch(x):
-        from . import torch as _gt
-
-        return _gt._group_norm_any(x, num_groups, weight, bias, eps, out, activation)
+        return _gt()._group_norm_any(x, num_groups, weight, bias, eps, out, activation)
     return _group_norm_dlpack(x, num_groups, weight, bias, eps, out, act)
 
 

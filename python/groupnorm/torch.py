@@ -7,8 +7,15 @@ Layouts: contiguous and channels-last tensors are used as they are (the output k
 memory format); any other layout is made contiguous first. float64 tensors run on the
 float64 kernels (float64 weight and bias; mean and rstd in float64, as PyTorch's).
 
-Tensors reach the C API as DLPack capsules of torch._C._to_dlpack (no Python-level
-__dlpack__), CUDA ones on torch.cuda.current_stream().
+Plain CPU tensors reach the C API through _ext.torch_group_norm / torch_group_norm_backward
+(and torch_forward for out=), which build the DLTensors from the tensors' data_ptr, shape
+and strides in C++ (a DLPack capsule per tensor per call cost more than the kernel on
+small tensors) and allocate the outputs there (set_buffer_cache); every other tensor
+(CUDA, subclasses, negative views, ...) goes as a DLPack capsule of torch._C._to_dlpack,
+CUDA ones on torch.cuda.current_stream(). In eager mode group_norm calls the kernels directly
+(an autograd.Function when a gradient is needed) instead of through the dispatcher,
+unless a torch function or dispatch mode or a functorch transform is active; under
+torch.compile it emits the registered ops.
 """
 
 from typing import List, Optional, Tuple
@@ -20,9 +27,19 @@ from torch import Tensor, nn
 from . import _activation_code, _ext
 from ._errors import InvalidArgumentError, UnsupportedError
 
-__all__ = ["group_norm", "GroupNorm", "replace_group_norms", "use_torch_threads"]
+__all__ = ["group_norm", "GroupNorm", "replace_group_norms", "use_torch_threads",
+           "set_buffer_cache"]
 
 _to_dlpack = torch._C._to_dlpack
+_F32, _F64 = torch.float32, torch.float64
+_PLAIN = (Tensor, nn.Parameter, type(None))
+_ext._set_torch_types(Tensor, nn.Parameter, torch.float32, torch.float16, torch.bfloat16,
+                      torch._C._from_dlpack)
+_dispatch_modes = torch._C._len_torch_dispatch_stack
+_function_modes = torch._C._is_torch_function_mode_enabled
+_transforms = torch._C._functorch.peek_interpreter_stack
+_profiling = torch._C._autograd._profiler_enabled
+_is_compiling = torch.compiler.is_compiling
 
 
 def use_torch_threads(enable: bool = True) -> None:
@@ -37,6 +54,16 @@ def use_torch_threads(enable: bool = True) -> None:
 
 if "parallel backend: OpenMP" in torch.__config__.parallel_info():
     use_torch_threads(True)
+
+
+def set_buffer_cache(max_bytes: int) -> None:
+    """Bytes of freed output buffers kept for reuse (default 1 GiB; 0: none, and frees
+    those kept). The kernels' CPU outputs are allocated by the extension and handed to
+    torch as DLPack tensors; when freed, those of 256 KiB and more return to a cache
+    instead of the system: fresh memory page-faults on its first write, which inside a
+    model cost more than the kernel. Such outputs are ordinary tensors, except that their
+    storage cannot be resized."""
+    _ext.set_buffer_cache_limit(max_bytes)
 
 
 def _served(x: Tensor) -> Tensor:
@@ -62,7 +89,8 @@ def _like(t: Tensor, x: Tensor) -> Tensor:
 
 
 def _dl(t: Optional[Tensor]):
-    return None if t is None else _to_dlpack(t.detach())
+    # A DLPack capsule drops the negative bit: resolve it (inputs only; outputs are ours).
+    return None if t is None else _to_dlpack(t.detach().resolve_neg())
 
 
 def _stream(x: Tensor) -> int:
@@ -70,7 +98,12 @@ def _stream(x: Tensor) -> int:
 
 
 def _run_forward(x, num_groups, weight, bias, eps, y, mean=None, rstd=None):
+    """gn_forward; mean None or both (N, G), or mean (2, N, G) (mean, rstd) and rstd None."""
     try:
+        if _ext.torch_forward(x, weight, bias, num_groups, eps, y, mean, rstd):
+            return
+        if mean is not None and rstd is None:
+            mean, rstd = mean[0], mean[1]
         _ext.forward(_dl(x), _dl(weight), _dl(bias), num_groups, eps, _dl(y), _dl(mean),
                      _dl(rstd), _stream(x))
     except TypeError as e:
@@ -148,23 +181,41 @@ _lib.define("backward(Tensor dy, Tensor x, Tensor mean, Tensor rstd, Tensor? wei
             " -> (Tensor, Tensor, Tensor)")
 
 
+def _forward_kernel(x, num_groups, weight, bias, eps, stats):
+    """y = GroupNorm(x) in x's dtype and layout kind, in a new tensor, and by stats: 0:
+    no statistics (y, None, None); 1: (y, one (2, N, G) tensor of mean and rstd, None); 2:
+    (y, mean, rstd), (N, G) each. Statistics float32, float64 for float64 x."""
+    if not x.is_contiguous():  # (inline checks: this runs on every call)
+        x = _served(x)
+    weight, bias = _dense(weight), _dense(bias)
+    try:
+        out = _ext.torch_group_norm(x, weight, bias, num_groups, eps, stats)
+    except TypeError as e:
+        raise InvalidArgumentError("group_norm: %s" % str(e).split("\n")[0]) from None
+    if out is None:  # not a plain CPU tensor: allocate here, call through DLPack
+        y = torch.empty_like(x)
+        mean = rstd = None
+        if stats == 1:
+            mean = torch.empty(2, x.shape[0], num_groups, device=x.device,
+                               dtype=_F64 if x.dtype is _F64 else _F32)
+        elif stats == 2:
+            mean, rstd = _stats(x, num_groups)
+        _run_forward(x, num_groups, weight, bias, eps, y, mean, rstd)
+    else:
+        y, mean, rstd = out
+    return y, mean, rstd
+
+
 def _forward_impl(x, num_groups, weight, bias, eps):
     """y, mean, rstd ((N, num_groups), float32; float64 for float64 x) = GroupNorm(x)."""
     _check_like_torch(x, weight, bias)
-    x, weight, bias = _served(x), _dense(weight), _dense(bias)
-    y = torch.empty_like(x)
-    mean, rstd = _stats(x, num_groups)
-    _run_forward(x, num_groups, weight, bias, eps, y, mean, rstd)
-    return y, mean, rstd
+    return _forward_kernel(x, num_groups, weight, bias, eps, 2)
 
 
 def _forward_infer_impl(x, num_groups, weight, bias, eps):
     """y only (no statistics kept): inference."""
     _check_like_torch(x, weight, bias)
-    x, weight, bias = _served(x), _dense(weight), _dense(bias)
-    y = torch.empty_like(x)
-    _run_forward(x, num_groups, weight, bias, eps, y)
-    return y
+    return _forward_kernel(x, num_groups, weight, bias, eps, 0)[0]
 
 
 def _param_dtype(weight, bias_dtype, x):
@@ -173,33 +224,51 @@ def _param_dtype(weight, bias_dtype, x):
     return bias_dtype if bias_dtype is not None else x.dtype
 
 
-def _backward_impl(dy, x, mean, rstd, weight, bias_dtype, num_groups, output_mask):
-    """dx, dweight, dbias (each empty when its output_mask entry is False)."""
+def _backward_kernel(dy, x, mean, rstd, weight, bias_dtype, num_groups, need_x, need_w,
+                     need_b):
+    """dx, dweight, dbias, each None when not needed. mean, rstd: as _run_forward's."""
     x = _served(x)
     dy = _like(dy, x)
     weight = _dense(weight)
+    x_dtype = x.dtype
     w_dtype = _param_dtype(weight, None, x)
-    b_dtype = bias_dtype if bias_dtype is not None else x.dtype
+    b_dtype = bias_dtype if bias_dtype is not None else x_dtype
     # gn_backward writes dweight and dbias in the weight's dtype (without a weight: x's or
     # float32, so the bias's).
     kernel_dtype = _param_dtype(weight, bias_dtype, x)
-    channels = x.shape[1]
-    dx = torch.empty_like(x) if output_mask[0] else None
-    dw = x.new_empty((channels,), dtype=kernel_dtype) if output_mask[1] else None
-    db = x.new_empty((channels,), dtype=kernel_dtype) if output_mask[2] else None
     try:
-        _ext.backward(_dl(dy), _dl(x), _dl(mean), _dl(rstd), _dl(weight), num_groups, _dl(dx),
-                      _dl(dw), _dl(db), _stream(x))
+        out = _ext.torch_group_norm_backward(dy, x, mean, rstd, weight, num_groups, need_x,
+                                             need_w, need_b, kernel_dtype)
+        if out is None:  # not plain CPU tensors: allocate here, call through DLPack
+            channels = x.shape[1]
+            dx = torch.empty_like(x) if need_x else None
+            dw = torch.empty(channels, dtype=kernel_dtype, device=x.device) if need_w else None
+            db = torch.empty(channels, dtype=kernel_dtype, device=x.device) if need_b else None
+            if rstd is None:
+                mean, rstd = mean[0], mean[1]
+            _ext.backward(_dl(dy), _dl(x), _dl(mean), _dl(rstd), _dl(weight), num_groups,
+                          _dl(dx), _dl(dw), _dl(db), _stream(x))
+        else:
+            dx, dw, db = out
     except TypeError as e:
         raise InvalidArgumentError("groupnorm::backward: %s" % str(e).split("\n")[0]) from None
+    return (None if dx is None else _as(dx, x_dtype), None if dw is None else _as(dw, w_dtype),
+            None if db is None else _as(db, b_dtype))
+
+
+def _backward_impl(dy, x, mean, rstd, weight, bias_dtype, num_groups, output_mask):
+    """dx, dweight, dbias (each empty when its output_mask entry is False)."""
+    dx, dw, db = _backward_kernel(dy, x, mean, rstd, weight, bias_dtype, num_groups,
+                                  *output_mask)
     # Not computed: an empty tensor each (outputs must not alias one another).
-    return (x.new_empty((0,)) if dx is None else _as(dx, x.dtype),
-            x.new_empty((0,), dtype=w_dtype) if dw is None else _as(dw, w_dtype),
-            x.new_empty((0,), dtype=b_dtype) if db is None else _as(db, b_dtype))
+    return (x.new_empty((0,)) if dx is None else dx,
+            x.new_empty((0,), dtype=_param_dtype(weight, None, x)) if dw is None else dw,
+            x.new_empty((0,), dtype=bias_dtype if bias_dtype is not None else x.dtype)
+            if db is None else db)
 
 
 def _as(t, dtype):
-    return t if t.dtype == dtype else t.to(dtype)
+    return t if t.dtype is dtype else t.to(dtype)
 
 
 for _key in ("CPU", "CUDA"):
@@ -265,25 +334,26 @@ class _GroupNormFunction(torch.autograd.Function):
     """Eager autograd: the registered ops' kernels and autograd formula, called directly.
     torch.library's autograd wrapper costs two Python dispatcher round trips a call (65 us
     more per layer, forward and backward, than this); torch.compile traces the registered
-    ops instead, and a test checks both give the same bits."""
+    ops instead, and a test checks both give the same bits. The statistics are one
+    (2, N, G) tensor (one allocation, not two)."""
 
     @staticmethod
     def forward(ctx, x, num_groups, weight, bias, eps):
-        y, mean, rstd = _forward_impl(x, num_groups, weight, bias, eps)
-        ctx.save_for_backward(x, weight, mean, rstd)
+        x = _served(x)  # saved as served: backward does not copy it again
+        y, stats, _ = _forward_kernel(x, num_groups, weight, bias, eps, 1)
+        ctx.save_for_backward(x, weight, stats)
         ctx.num_groups = num_groups
         ctx.bias_dtype = None if bias is None else bias.dtype
         return y
 
     @staticmethod
     def backward(ctx, dy):
-        x, weight, mean, rstd = ctx.saved_tensors
+        x, weight, stats = ctx.saved_tensors
         need_x, _, need_w, need_b, _ = ctx.needs_input_grad
-        dx, dw, db = _backward_impl(dy, x, mean, rstd, weight, ctx.bias_dtype, ctx.num_groups,
-                                    [need_x, need_w, need_b])
+        dx, dw, db = _backward_kernel(dy, x, stats, None, weight, ctx.bias_dtype,
+                                      ctx.num_groups, need_x, need_w, need_b)
         dx, dw, db = _no_double_backward((dx, dw, db), (dy, x, weight))
-        return (dx if need_x else None, None, dw if need_w else None, db if need_b else None,
-                None)
+        return dx, None, dw, db, None
 
 
 def group_norm(
@@ -296,18 +366,46 @@ def group_norm(
     activation: Optional[str] = None,
 ) -> Tensor:
     """torch.nn.functional.group_norm through our kernels (autograd, torch.compile).
-    Without autograd (torch.no_grad(), or nothing requiring grad) the inference op runs,
+    Without autograd (torch.no_grad(), or nothing requiring grad) the inference path runs,
     which keeps no statistics. activation: None only (the custom ops have no fused
     activation yet; the numpy/DLPack path of groupnorm.group_norm has). Forward-mode AD and
     double backward are not implemented (they raise)."""
-    _check_no_activation(activation)
+    if activation is not None:
+        _check_no_activation(activation)
+    train = torch.is_grad_enabled() and (
+        x.requires_grad or (weight is not None and weight.requires_grad)
+        or (bias is not None and bias.requires_grad))
+    # First: Dynamo folds it to True and traces only the ops (no graph break on the checks).
+    if _is_compiling():
+        if train:
+            return _forward(x, num_groups, weight, bias, eps)[0]
+        return _forward_infer(x, num_groups, weight, bias, eps)
     if _has_tangent(x, weight, bias):
         raise UnsupportedError("group_norm: forward-mode AD (dual tensors) is not implemented")
-    if torch.is_grad_enabled() and (x.requires_grad or (weight is not None and weight.requires_grad)
-                                    or (bias is not None and bias.requires_grad)):
-        if torch.compiler.is_compiling():
-            return _forward(x, num_groups, weight, bias, eps)[0]
-        return _GroupNormFunction.apply(x, num_groups, weight, bias, eps)
+    # The kernels without the dispatcher for plain tensors (no subclass's __torch_function__
+    # to honour), no torch function or dispatch mode (they must see the op), no functorch
+    # transform (vmap, grad: they need the op's fallbacks), on a device with kernels (meta
+    # tensors: the fake kernels). Otherwise the registered ops, which handle all of these.
+    if (type(x) in _PLAIN and type(weight) in _PLAIN and type(bias) in _PLAIN
+            and (x.is_cpu or x.is_cuda) and not _dispatch_modes() and not _function_modes()
+            and _transforms() is None):
+        _check_like_torch(x, weight, bias)
+        weight, bias = _dense(weight), _dense(bias)
+        if train:
+            return _GroupNormFunction.apply(x, num_groups, weight, bias, eps)
+        if _profiling():  # the profiler sees the call as the op it stands for
+            with torch.profiler.record_function("groupnorm::forward_infer"):
+                return _forward_kernel(x, num_groups, weight, bias, eps, 0)[0]
+        if x.is_contiguous():  # the common case in one call (else: layouts, float64, ...)
+            try:
+                out = _ext.torch_group_norm(x, weight, bias, num_groups, eps, 0)
+            except TypeError as e:
+                raise InvalidArgumentError("group_norm: %s" % str(e).split("\n")[0]) from None
+            if out is not None:
+                return out[0]
+        return _forward_kernel(x, num_groups, weight, bias, eps, 0)[0]
+    if train:
+        return _forward(x, num_groups, weight, bias, eps)[0]
     return _forward_infer(x, num_groups, weight, bias, eps)
 
 
@@ -330,12 +428,14 @@ def _group_norm_any(x, num_groups, weight, bias, eps, out, activation=None):
     _check_no_activation(activation)
     if out is None:
         return group_norm(x, num_groups, weight, bias, eps)
-    if torch.is_grad_enabled() and any(
-        t is not None and t.requires_grad for t in (x, weight, bias)
-    ):
+    if torch.is_grad_enabled() and (
+        x.requires_grad or (weight is not None and weight.requires_grad)
+        or (bias is not None and bias.requires_grad)):
         raise InvalidArgumentError("group_norm: out= does not support autograd")
     if _has_tangent(x, weight, bias):
         raise UnsupportedError("group_norm: forward-mode AD (dual tensors) is not implemented")
+    if out.is_neg():  # a DLPack capsule would hide the bit: the results would be negated
+        raise InvalidArgumentError("group_norm: out= is a negative view (resolve_neg() it)")
     _check_like_torch(x, weight, bias)
     _run_forward(x, num_groups, _dense(weight), _dense(bias), eps, out)
     return out

@@ -118,6 +118,13 @@ def test_opcheck():
     torch.library.opcheck(torch.ops.groupnorm.backward.default,
                           (torch.randn_like(y), x.detach(), mean, rstd, w.detach(),
                            torch.float32, 3, [True, False, True]))
+    # Outputs of 256 KiB and more: recycled buffers, handed over as DLPack capsules.
+    big = torch.randn(2, 6, 64, 64, requires_grad=True)
+    torch.library.opcheck(torch.ops.groupnorm.forward.default, (big, 3, w, b, 1e-5))
+    y, mean, rstd = torch.ops.groupnorm.forward(big.detach(), 3, w.detach(), None, 1e-5)
+    torch.library.opcheck(torch.ops.groupnorm.backward.default,
+                          (torch.randn_like(y), big.detach(), mean, rstd, w.detach(),
+                           torch.float32, 3, [True, True, True]))
 
 
 def _clone(model):

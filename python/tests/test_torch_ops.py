@@ -192,3 +192,86 @@ def test_kernels_on_torch_threads_give_the_same_bits():
     for other in results[1:]:
         for a, c in zip(results[0], other):
             assert torch.equal(a, c)
+
+
+@pytest.mark.filterwarnings("ignore:There is a performance drop")  # vmap's loop fallback
+def test_eager_path_leaves_modes_transforms_and_meta_to_the_ops():
+    """Eager group_norm calls the kernels directly, but a dispatch mode still sees the op,
+    vmap runs through the op's fallback, and meta tensors get the fake kernel's result."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Record(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.ops = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.ops.append(str(func))
+            return func(*args, **(kwargs or {}))
+
+    x = random_input((2, 8, 3, 3), torch.float32)
+    for requires_grad, op in ((False, "groupnorm.forward_infer"), (True, "groupnorm.forward.")):
+        with Record() as mode:
+            y = gt.group_norm(x.clone().requires_grad_(requires_grad), 4)
+        assert any(op in name for name in mode.ops), mode.ops
+        assert_forward_contract(y, x, 4, None, None, 1e-5)
+    xs = random_input((3, 2, 8, 3, 3), torch.float32)
+    ys = torch.vmap(lambda t: gt.group_norm(t, 4))(xs)
+    for i in range(3):
+        assert_forward_contract(ys[i], xs[i], 4, None, None, 1e-5)
+    meta = gt.group_norm(torch.empty(2, 8, 3, 3, device="meta"), 4)
+    assert meta.device.type == "meta" and meta.shape == (2, 8, 3, 3)
+
+
+def test_negative_views_are_resolved():
+    """A negative view (x._neg_view()) reads as -x: the kernels must see the values, not
+    the raw memory (a DLPack capsule or data_ptr drops the bit)."""
+    base = random_input((2, 8, 3, 3), torch.float32)
+    w, b = _params(8, torch.float32, True)
+    for requires_grad in (False, True):
+        x = base._neg_view().requires_grad_(requires_grad)
+        y = gt.group_norm(x, 4, w if requires_grad else w.detach(), b.detach()._neg_view())
+        assert_forward_contract(y, -base, 4, w, -b.detach(), 1e-5)
+    with pytest.raises(groupnorm.InvalidArgumentError, match="negative"):
+        groupnorm.group_norm(base, 4, out=torch.empty_like(base)._neg_view())
+
+
+def test_profiler_sees_the_eager_inference_call():
+    x = random_input((2, 8, 3, 3), torch.float32)
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        gt.group_norm(x, 4)
+    assert any(e.key == "groupnorm::forward_infer" for e in prof.key_averages())
+
+
+@pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "channels_last"])
+def test_large_outputs_come_from_the_buffer_cache(channels_last):
+    """Outputs of 256 KiB and more live in recycled buffers: live ones never share memory,
+    freed ones are reused, results stay within the contract, set_buffer_cache(0) frees
+    them."""
+    from groupnorm import _ext
+
+    x = random_input((2, 16, 64, 64), torch.float32, channels_last).requires_grad_()
+    w, b = _params(16, torch.float32, True)
+    try:
+        gt.set_buffer_cache(1 << 30)
+        y1 = gt.group_norm(x, 4, w, b)
+        y2 = gt.group_norm(x.detach(), 4, w.detach(), b.detach())
+        assert y1.data_ptr() != y2.data_ptr() and y1.stride() == y2.stride() == x.stride()
+        assert torch.equal(y1, y2)
+        assert_forward_contract(y1, x, 4, w, b, 1e-5)
+        ptr = y2.data_ptr()
+        del y2
+        assert _ext.buffer_cache_bytes() >= x.numel() * 4
+        y3 = gt.group_norm(x.detach(), 4, w.detach(), b.detach())
+        assert y3.data_ptr() == ptr and torch.equal(y1, y3)
+        dy = torch.randn_like(y1)
+        dx, dw, db = torch.autograd.grad(y1, (x, w, b), dy)
+        assert dx.stride() == x.stride()
+        (dx_ref, dw_ref, db_ref), bounds = reference_backward(dy, x, 4, w, b, 1e-5)
+        assert_within("dx", dx, dx_ref, bounds[0])
+        assert_within("dweight", dw, dw_ref, bounds[1])
+        del dx, y3
+        gt.set_buffer_cache(0)
+        assert _ext.buffer_cache_bytes() == 0
+    finally:
+        gt.set_buffer_cache(1 << 30)
