@@ -94,6 +94,11 @@ def _ld(t, shape=None):
     return a if shape is None else a.reshape((1, shape[1]) + (1,) * (len(shape) - 2))
 
 
+def _group_size(x, num_groups):
+    # Explicit: reshape cannot infer -1 for N = 0.
+    return x.shape[1] // num_groups * int(np.prod(x.shape[2:], dtype=np.int64))
+
+
 def reference_forward(x, num_groups, weight, bias, eps):
     """torch.nn.functional.group_norm in float64 of the same (rounded) inputs; for float64
     x, GroupNorm in long double (numpy), rounded to float64: stock float64 rounds like the
@@ -101,7 +106,7 @@ def reference_forward(x, num_groups, weight, bias, eps):
     if x.dtype != torch.float64:
         d = lambda t: None if t is None else t.detach().double()
         return torch.nn.functional.group_norm(d(x), num_groups, d(weight), d(bias), eps)
-    xg = _ld(x).reshape(x.shape[0], num_groups, -1)
+    xg = _ld(x).reshape(x.shape[0], num_groups, _group_size(x, num_groups))
     mean = xg.mean(-1, keepdims=True)
     y = ((xg - mean) / np.sqrt(((xg - mean) ** 2).mean(-1, keepdims=True) + eps)).reshape(x.shape)
     if weight is not None:
@@ -119,13 +124,13 @@ def assert_forward_contract(y, x, num_groups, weight, bias, eps):
 def _reference_backward_ld(dy, x, num_groups, weight, eps):
     """dx, dweight, dbias of GroupNorm in long double (numpy), as float64 tensors."""
     n, c = x.shape[:2]
-    xg = _ld(x).reshape(n, num_groups, -1)
+    xg = _ld(x).reshape(n, num_groups, _group_size(x, num_groups))
     mean = xg.mean(-1, keepdims=True)
     rstd = 1 / np.sqrt(((xg - mean) ** 2).mean(-1, keepdims=True) + eps)
     xhat = (xg - mean) * rstd
     w = np.ones(c, np.longdouble) if weight is None else _ld(weight)
     dyl = _ld(dy)
-    gdy = (dyl * w.reshape((1, c) + (1,) * (x.dim() - 2))).reshape(n, num_groups, -1)
+    gdy = (dyl * w.reshape((1, c) + (1,) * (x.dim() - 2))).reshape(xg.shape)
     dx = rstd * (gdy - gdy.mean(-1, keepdims=True) - xhat * (gdy * xhat).mean(-1, keepdims=True))
     reduce = (0,) + tuple(range(2, x.dim()))
     dw = (dyl * xhat.reshape(x.shape)).sum(reduce)
