@@ -222,7 +222,7 @@ endmacro()
 # The table's row key (op, dtype, layout) has tuned rows: add them first (CPU rows whose
 # parameters are x's dtype; the tuned fields override the row's own).
 macro(gn_add_tuned_rows op dtype params layout family tuning)
-  if (family MATCHES "^(x86|arm)$" AND "${dtype}" STREQUAL "${params}")
+  if ("${family}" MATCHES "^(x86|arm)$" AND "${dtype}" STREQUAL "${params}")
     foreach (_gn_row IN LISTS _gn_tuned_${op}_${dtype}_${layout})
       string(REPLACE "|" ";" _gn_row "${_gn_row}")
       list(GET _gn_row 0 _gn_tclass)
