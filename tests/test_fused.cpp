@@ -13,6 +13,7 @@
 #include "canonicalise.h"
 #include "dispatch.h"
 #include "forward_case.h"
+#include "expect_fails.h"
 #include "groupnorm/groupnorm.h"
 #include "groupnorm/groupnorm.hpp"
 #include "isa.h"
@@ -52,14 +53,6 @@ std::vector<const gd::Variant *> fused_variants(gd::gn_op op) {
     }
     return out;
 }
-
-#define EXPECT_FAILS(call, status, needle)                                             \
-    do {                                                                                 \
-        gn_status st_ = (call);                                                          \
-        EXPECT_EQ(st_, status) << gn_status_string(st_) << ": " << gn_last_error_message(); \
-        EXPECT_NE(std::string(gn_last_error_message()).find(needle), std::string::npos)  \
-            << "message: " << gn_last_error_message();                                  \
-    } while (0)
 
 class CpuFusedVariant : public ::testing::TestWithParam<const gd::Variant *> {};
 
