@@ -119,13 +119,21 @@ struct BackwardCase {
                   GN_STATUS_SUCCESS)
             << gn_last_error_message();
     }
+    // The problem gn_backward would run, with a fused activation and the forward's beta,
+    // validated as gn_backward validates it.
+    gn_status validate(int activation, const Param *beta, groupnorm::detail::Problem *p) {
+        namespace gd = groupnorm::detail;
+        gn_status st = gd::validate_backward(dy.dl(), x.dl(), mean.dl(), rstd.dl(), g(), G,
+                                             dx.dl(), dgamma.dl(), dbeta.dl(), p);
+        if (st != GN_STATUS_SUCCESS) return st;
+        return gd::validate_backward_activation(activation, beta ? beta->dl() : nullptr, p);
+    }
     // Variant v itself on this problem (validated as gn_backward validates it), when v serves
     // it; false (nothing run) when v's layout, parameter dtype or class bounds do not fit.
     bool run_variant(const groupnorm::detail::Variant &v) {
         namespace gd = groupnorm::detail;
         gd::Problem p;
-        gn_status st = gd::validate_backward(dy.dl(), x.dl(), mean.dl(), rstd.dl(), g(), G,
-                                             dx.dl(), dgamma.dl(), dbeta.dl(), &p);
+        gn_status st = validate(GN_ACTIVATION_NONE, nullptr, &p);
         EXPECT_EQ(st, GN_STATUS_SUCCESS) << gn_last_error_message();
         if (st != GN_STATUS_SUCCESS || p.layout != v.layout || p.param_dtype != v.param_dtype ||
             !gd::can_run(v, p)) {

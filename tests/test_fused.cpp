@@ -176,13 +176,7 @@ TEST_P(CpuFusedBackward, MatchesFloat64Reference) {
                 // A two-value group's own std can be tiny beside its mean.
                 if (!c.inside_fused_contract()) continue;
                 gd::Problem p;
-                ASSERT_EQ(gd::validate_backward(c.dy.dl(), c.x.dl(), c.mean.dl(), c.rstd.dl(),
-                                                c.g(), c.G, c.dx.dl(), c.dgamma.dl(),
-                                                c.dbeta.dl(), &p),
-                          GN_STATUS_SUCCESS)
-                    << gn_last_error_message();
-                ASSERT_EQ(gd::validate_backward_activation(act, beta ? beta->dl() : nullptr, &p),
-                          GN_STATUS_SUCCESS)
+                ASSERT_EQ(c.validate(act, beta ? &*beta : nullptr, &p), GN_STATUS_SUCCESS)
                     << gn_last_error_message();
                 if (p.layout != v.layout || p.param_dtype != v.param_dtype || !gd::can_run(v, p)) {
                     continue;

@@ -161,10 +161,7 @@ TEST_P(OpenClBackward, MatchesFloat64Reference) {
                              name(layout) + (affine ? " gamma" : " no gamma"));
                 BackwardCase c(shape, dt, pt, layout, affine, case_mean(rng), 1.5, rng);
                 gd::Problem p;
-                ASSERT_EQ(gd::validate_backward(c.dy.dl(), c.x.dl(), c.mean.dl(), c.rstd.dl(),
-                                                c.g(), c.G, c.dx.dl(), c.dgamma.dl(),
-                                                c.dbeta.dl(), &p),
-                          GN_STATUS_SUCCESS)
+                ASSERT_EQ(c.validate(GN_ACTIVATION_NONE, nullptr, &p), GN_STATUS_SUCCESS)
                     << gn_last_error_message();
                 if (p.layout != v.layout || !gd::can_run(v, p)) continue;
                 // Every fused activation in turn, with the forward's beta when affine; plain
@@ -174,15 +171,8 @@ TEST_P(OpenClBackward, MatchesFloat64Reference) {
                 SCOPED_TRACE("activation " + std::to_string(act));
                 std::optional<Param> beta;
                 if (affine && act) beta.emplace(random_param(c.x.C(), pt, rng, 0.0, 1.0));
-                if (act == GN_ACTIVATION_RELU) {
-                    c.avoid_kink(beta ? &*beta : nullptr);
-                    ASSERT_EQ(gd::validate_backward(c.dy.dl(), c.x.dl(), c.mean.dl(), c.rstd.dl(),
-                                                    c.g(), c.G, c.dx.dl(), c.dgamma.dl(),
-                                                    c.dbeta.dl(), &p),
-                              GN_STATUS_SUCCESS);
-                }
-                ASSERT_EQ(gd::validate_backward_activation(act, beta ? beta->dl() : nullptr, &p),
-                          GN_STATUS_SUCCESS)
+                if (act == GN_ACTIVATION_RELU) c.avoid_kink(beta ? &*beta : nullptr);
+                ASSERT_EQ(c.validate(act, beta ? &*beta : nullptr, &p), GN_STATUS_SUCCESS)
                     << gn_last_error_message();
                 ASSERT_EQ(gd::run_backward(v, p), GN_STATUS_SUCCESS) << gn_last_error_message();
                 EXPECT_TRUE(matches_backward_reference(c.fused_reference(beta ? &*beta : nullptr, act),
