@@ -16,30 +16,38 @@ def forward(x: Array, weight: Optional[Array], bias: Optional[Array], num_groups
 
 def backward(dy: Array, x: Array, mean: Array, rstd: Array, weight: Optional[Array],
              num_groups: int, dx: Optional[Array], dweight: Optional[Array],
-             dbias: Optional[Array], cuda_stream: int = 0) -> None:
-    """gn_backward; any of dx, dweight, dbias may be None (not computed)."""
+             dbias: Optional[Array], cuda_stream: int = 0, activation: int = 0,
+             beta: Optional[Array] = None) -> None:
+    """gn_backward; any of dx, dweight, dbias may be None (not computed). activation: the
+    forward's gn_activation code; beta: the forward's bias with an activation
+    (gn_config.beta), else None."""
 
 # Torch tensors read through data_ptr(), shape, stride() and dtype (no DLPack capsule);
 # these return False / None, having done nothing, unless every tensor is a plain strided CPU
 # torch.Tensor (or Parameter) of float32, float16 or bfloat16 without the negative bit
 # (then use forward() / backward()). mean and rstd: float32 (N, num_groups) each, or mean
 # one (2, N, num_groups) tensor of both and rstd None. New outputs are DLPack tensors of
-# the extension's buffers (set_buffer_cache_limit).
+# the extension's buffers (set_buffer_cache_limit). activation: a gn_activation code
+# (gn_config.activation), as forward()'s.
 
 def torch_forward(x: Any, weight: Optional[Any], bias: Optional[Any], num_groups: int,
-                  eps: float, y: Any, mean: Optional[Any], rstd: Optional[Any]) -> bool:
+                  eps: float, y: Any, mean: Optional[Any], rstd: Optional[Any],
+                  activation: int = 0) -> bool:
     """gn_forward into the given outputs."""
 
 def torch_group_norm(x: Any, weight: Optional[Any], bias: Optional[Any], num_groups: int,
-                     eps: float, stats: int) -> Optional[Tuple[Any, Any, Any]]:
+                     eps: float, stats: int,
+                     activation: int = 0) -> Optional[Tuple[Any, Any, Any]]:
     """(y, None, None), stats=1: (y, (2, N, G) statistics, None), stats=2: (y, mean, rstd);
     y has x's strides (x dense)."""
 
 def torch_group_norm_backward(dy: Any, x: Any, mean: Any, rstd: Optional[Any],
                               weight: Optional[Any], num_groups: int, need_x: bool,
                               need_weight: bool, need_bias: bool,
-                              param_dtype: Any) -> Optional[Tuple[Any, Any, Any]]:
-    """(dx, dweight, dbias), None where not needed; dweight, dbias (C,) of param_dtype."""
+                              param_dtype: Any, bias: Optional[Any] = None,
+                              activation: int = 0) -> Optional[Tuple[Any, Any, Any]]:
+    """(dx, dweight, dbias), None where not needed; dweight, dbias (C,) of param_dtype.
+    activation: the forward's; bias: the forward's bias with an activation, else None."""
 
 def _set_torch_types(tensor: type, parameter: type, float32: Any, float16: Any,
                      bfloat16: Any, from_dlpack: Any) -> None: ...

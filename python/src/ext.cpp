@@ -89,15 +89,20 @@ void forward(const Array &x, std::optional<Array> weight, std::optional<Array> b
     raise_for(status);
 }
 
+// activation: the forward's (gn_config.activation); beta: the forward's bias, which the
+// backward through an activation needs (gn_config.beta; None when it had none).
 void backward(const Array &dy, const Array &x, const Array &mean, const Array &rstd,
               std::optional<Array> weight, int64_t num_groups, std::optional<OutArray> dx,
               std::optional<OutArray> dweight, std::optional<OutArray> dbias,
-              uintptr_t cuda_stream) {
-    DLTensor dyt = view(dy), xt = view(x), mt = view(mean), rt = view(rstd), wt, dxt, dwt, dbt;
+              uintptr_t cuda_stream, int activation, std::optional<Array> beta) {
+    DLTensor dyt = view(dy), xt = view(x), mt = view(mean), rt = view(rstd), wt, dxt, dwt, dbt,
+             bt;
     const DLTensor *w = view_or_null(weight, wt);
     DLTensor *dxp = view_or_null(dx, dxt), *dwp = view_or_null(dweight, dwt),
              *dbp = view_or_null(dbias, dbt);
     gn_config config = make_config(cuda_stream);
+    config.activation = activation;
+    config.beta = view_or_null(beta, bt);
     gn_status status;
     {
         nb::gil_scoped_release release;
@@ -393,23 +398,25 @@ bool worth_releasing_gil(const DLTensor &x) {
 }
 
 gn_status call_forward(const DLTensor &x, const DLTensor *w, const DLTensor *b, int64_t num_groups,
-                       double eps, DLTensor &y, DLTensor *m, DLTensor *r) {
+                       double eps, DLTensor &y, DLTensor *m, DLTensor *r, int activation) {
     gn_config config = GN_CONFIG_INIT;
+    config.activation = activation;
     if (!worth_releasing_gil(x)) return gn_forward(&x, w, b, num_groups, eps, &y, m, r, &config);
     nb::gil_scoped_release release;
     return gn_forward(&x, w, b, num_groups, eps, &y, m, r, &config);
 }
 
-// gn_forward into the given outputs (out=, the op's separate mean and rstd).
+// gn_forward into the given outputs (out=, the op's separate mean and rstd); activation:
+// gn_config.activation (y = act(GroupNorm(x))), as in every torch_* call below.
 bool torch_forward(nb::handle x, nb::handle weight, nb::handle bias, int64_t num_groups,
-                   double eps, nb::handle y, nb::handle mean, nb::handle rstd) {
+                   double eps, nb::handle y, nb::handle mean, nb::handle rstd, int activation) {
     TorchView xv, yv, wv, bv, mv, rv;
     DLTensor *w, *b, *m, *r;
     if (!torch_view(x, xv) || !torch_view(y, yv) || !torch_view_or_null(weight, wv, &w) ||
         !torch_view_or_null(bias, bv, &b) || !torch_stats(mean, rstd, mv, rv, &m, &r)) {
         return false;
     }
-    raise_for(call_forward(xv.t, w, b, num_groups, eps, yv.t, m, r));
+    raise_for(call_forward(xv.t, w, b, num_groups, eps, yv.t, m, r, activation));
     return true;
 }
 
@@ -417,7 +424,7 @@ bool torch_forward(nb::handle x, nb::handle weight, nb::handle bias, int64_t num
 // 1: mean and rstd in one new float32 (2, N, G) tensor; 2: in two new (N, G) tensors.
 // Returns (y, stats or mean or None, rstd or None); None when not served here.
 nb::object torch_group_norm(nb::handle x, nb::handle weight, nb::handle bias,
-                            int64_t num_groups, double eps, int stats) {
+                            int64_t num_groups, double eps, int stats, int activation) {
     TorchView xv, yv, wv, bv, mv, rv;
     DLTensor *w, *b;
     if (!torch_view(x, xv) || !dense(xv) || !torch_view_or_null(weight, wv, &w) ||
@@ -438,21 +445,23 @@ nb::object torch_group_norm(nb::handle x, nb::handle weight, nb::handle bias,
         rstd = new_tensor(2, shape + 1, nullptr, f32, rv);
     }
     raise_for(call_forward(xv.t, w, b, num_groups, eps, yv.t, stats ? &mv.t : nullptr,
-                           stats ? &rv.t : nullptr));
+                           stats ? &rv.t : nullptr, activation));
     return nb::make_tuple(y, mean, rstd);
 }
 
 // dx (x's strides), dweight and dbias ((C,), param_dtype: the weight's, else the bias's)
 // of gn_backward, each new or None when not needed: (dx, dweight, dbias); None when not
-// served here. mean, rstd: as torch_forward's.
+// served here. mean, rstd: as torch_forward's. activation: the forward's; bias: the
+// forward's bias when it had one and an activation (gn_config.beta), else None.
 nb::object torch_group_norm_backward(nb::handle dy, nb::handle x, nb::handle mean,
                                      nb::handle rstd, nb::handle weight, int64_t num_groups,
                                      bool need_x, bool need_w, bool need_b,
-                                     nb::handle param_dtype) {
-    TorchView dyv, xv, mv, rv, wv, dxv, dwv, dbv;
-    DLTensor *m, *r, *w;
+                                     nb::handle param_dtype, nb::handle bias, int activation) {
+    TorchView dyv, xv, mv, rv, wv, bv, dxv, dwv, dbv;
+    DLTensor *m, *r, *w, *b;
     if (!torch_view(dy, dyv) || !torch_view(x, xv) || !dense(xv) ||
-        !torch_stats(mean, rstd, mv, rv, &m, &r) || !m || !torch_view_or_null(weight, wv, &w)) {
+        !torch_stats(mean, rstd, mv, rv, &m, &r) || !m || !torch_view_or_null(weight, wv, &w) ||
+        !torch_view_or_null(bias, bv, &b)) {
         return nb::none();
     }
     int d = 0;
@@ -464,6 +473,8 @@ nb::object torch_group_norm_backward(nb::handle dy, nb::handle x, nb::handle mea
     if (need_w) dw = new_tensor(1, &channels, nullptr, torch_types.codes[d], dwv);
     if (need_b) db = new_tensor(1, &channels, nullptr, torch_types.codes[d], dbv);
     gn_config config = GN_CONFIG_INIT;
+    config.activation = activation;
+    config.beta = b;
     gn_status status;
     DLTensor *dxp = need_x ? &dxv.t : nullptr, *dwp = need_w ? &dwv.t : nullptr,
              *dbp = need_b ? &dbv.t : nullptr;
@@ -551,7 +562,10 @@ NB_MODULE(_ext, m) {
     m.def("backward", &backward, nb::arg("dy"), nb::arg("x"), nb::arg("mean"),
           nb::arg("rstd"), nb::arg("weight").none(), nb::arg("num_groups"),
           nb::arg("dx").none(), nb::arg("dweight").none(), nb::arg("dbias").none(),
-          nb::arg("cuda_stream") = 0, "gn_backward over DLPack views.");
+          nb::arg("cuda_stream") = 0, nb::arg("activation") = 0,
+          nb::arg("beta").none() = nb::none(),
+          "gn_backward over DLPack views; activation and beta (the forward's bias) as "
+          "gn_config's.");
     m.def("set_num_threads", [](int n) { raise_for(gn_set_num_threads(n)); }, nb::arg("n"));
 #ifdef GN_PY_OPENMP
     m.attr("has_openmp") = true;
@@ -572,17 +586,18 @@ NB_MODULE(_ext, m) {
     });
     m.def("torch_forward", &torch_forward, nb::arg("x"), nb::arg("weight").none(),
           nb::arg("bias").none(), nb::arg("num_groups"), nb::arg("eps"), nb::arg("y"),
-          nb::arg("mean").none(), nb::arg("rstd").none(),
+          nb::arg("mean").none(), nb::arg("rstd").none(), nb::arg("activation") = 0,
           "gn_forward into given plain CPU torch tensors, read without DLPack; False: not "
           "served here (nothing done).");
     m.def("torch_group_norm", &torch_group_norm, nb::arg("x"), nb::arg("weight").none(),
           nb::arg("bias").none(), nb::arg("num_groups"), nb::arg("eps"),
-          nb::arg("stats"), "(y, stats or mean or None, rstd or None) in new tensors; "
+          nb::arg("stats"), nb::arg("activation") = 0, "(y, stats or mean or None, rstd or None) in new tensors; "
           "None: not served here.");
     m.def("torch_group_norm_backward", &torch_group_norm_backward, nb::arg("dy"),
           nb::arg("x"), nb::arg("mean"), nb::arg("rstd").none(), nb::arg("weight").none(),
           nb::arg("num_groups"), nb::arg("need_x"), nb::arg("need_weight"),
           nb::arg("need_bias"), nb::arg("param_dtype").none(),
+          nb::arg("bias").none() = nb::none(), nb::arg("activation") = 0,
           "(dx, dweight, dbias), each new or None; None: not served here.");
     m.def("_set_torch_types", &set_torch_types);
     m.def("set_buffer_cache_limit", [](size_t bytes) { buffer_cache().set_limit(bytes); },
