@@ -7,6 +7,14 @@ Layouts: contiguous and channels-last tensors are used as they are (the output k
 memory format); any other layout is made contiguous first. float64 tensors run on the
 float64 kernels (float64 weight and bias; mean and rstd in float64, as PyTorch's).
 
+Fused activations: the ops take ``activation``, a gn_activation code (0 none, 1 SiLU, 2
+ReLU, 3 GELU (erf), 4 GELU (tanh): groupnorm.ACTIVATIONS), and return act(GroupNorm(x));
+mean and rstd stay the normalization's, and the backward (given the forward's bias)
+differentiates the composition in the same kernel (gn_config.activation and .beta). float64
+has no fused kernels: there the ops run the float64 normalization kernel, then PyTorch's
+activation (its forward, and its derivative ahead of our backward kernel), which is the
+unfused composition itself, so gradcheck in float64 works with an activation too.
+
 Plain CPU tensors reach the C API through _ext.torch_group_norm / torch_group_norm_backward
 (and torch_forward for out=), which build the DLTensors from the tensors' data_ptr, shape
 and strides in C++ (a DLPack capsule per tensor per call cost more than the kernel on
@@ -24,7 +32,7 @@ import torch
 import torch.autograd.forward_ad as _fwad
 from torch import Tensor, nn
 
-from . import _activation_code, _ext
+from . import ACTIVATIONS, _activation_code, _ext
 from ._errors import InvalidArgumentError, UnsupportedError
 
 __all__ = ["group_norm", "GroupNorm", "replace_group_norms", "use_torch_threads",
@@ -97,15 +105,16 @@ def _stream(x: Tensor) -> int:
     return torch.cuda.current_stream(x.device).cuda_stream if x.is_cuda else 0
 
 
-def _run_forward(x, num_groups, weight, bias, eps, y, mean=None, rstd=None):
-    """gn_forward; mean None or both (N, G), or mean (2, N, G) (mean, rstd) and rstd None."""
+def _run_forward(x, num_groups, weight, bias, eps, y, mean=None, rstd=None, activation=0):
+    """gn_forward; mean None or both (N, G), or mean (2, N, G) (mean, rstd) and rstd None.
+    activation: a gn_activation code (the kernels' fused activation; not for float64)."""
     try:
-        if _ext.torch_forward(x, weight, bias, num_groups, eps, y, mean, rstd):
+        if _ext.torch_forward(x, weight, bias, num_groups, eps, y, mean, rstd, activation):
             return
         if mean is not None and rstd is None:
             mean, rstd = mean[0], mean[1]
         _ext.forward(_dl(x), _dl(weight), _dl(bias), num_groups, eps, _dl(y), _dl(mean),
-                     _dl(rstd), _stream(x))
+                     _dl(rstd), _stream(x), activation)
     except TypeError as e:
         raise InvalidArgumentError("group_norm: %s" % str(e).split("\n")[0]) from None
 
@@ -171,25 +180,83 @@ def _stats(x: Tensor, num_groups: int):
     return x.new_empty(shape, dtype=dtype), x.new_empty(shape, dtype=dtype)
 
 
+_SILU, _RELU, _GELU, _GELU_TANH = (ACTIVATIONS[a] for a in ("silu", "relu", "gelu", "gelu_tanh"))
+
+
+def _code(activation) -> int:
+    """activation (None or a name of groupnorm.ACTIVATIONS) as its gn_activation code; any
+    other value raises InvalidArgumentError."""
+    return 0 if activation is None else _activation_code(activation)
+
+
+def _unfused(x: Tensor, activation: int) -> bool:
+    """float64 has no fused kernels: the activation is PyTorch's, after ours (the forward)
+    or ahead of ours (the backward). An unknown code raises, as the C API would."""
+    if not activation or x.dtype is not _F64:
+        return False
+    if activation not in (_SILU, _RELU, _GELU, _GELU_TANH):
+        raise InvalidArgumentError(
+            "group_norm: activation %r is not a gn_activation code (0 to 4: "
+            "groupnorm.ACTIVATIONS)" % (activation,))
+    return True
+
+
+def _activate(y: Tensor, activation: int) -> Tensor:
+    """act(y) as torch.nn.functional computes it (float64: the unfused composition). y is
+    a new tensor of ours, overwritten where PyTorch has an in-place form."""
+    if activation == _SILU:
+        return torch.nn.functional.silu(y, inplace=True)
+    if activation == _RELU:
+        return y.relu_()
+    return torch.nn.functional.gelu(y, approximate="tanh" if activation == _GELU_TANH else "none")
+
+
+def _activation_grad(dy: Tensor, x: Tensor, mean: Tensor, rstd: Tensor,
+                     weight: Optional[Tensor], bias: Optional[Tensor], num_groups: int,
+                     activation: int) -> Tensor:
+    """dz = dy act'(z), z = GroupNorm(x) recomputed from the saved statistics (float64), by
+    PyTorch's own activation backward ops: the gradient that our plain backward kernel then
+    takes through the normalization."""
+    n, c = x.shape[:2]
+    per_channel = (n, c) + (1,) * (x.dim() - 2)
+    z = ((x - mean.repeat_interleave(c // num_groups, 1).reshape(per_channel))
+         * rstd.repeat_interleave(c // num_groups, 1).reshape(per_channel))
+    if weight is not None:
+        z = z * weight.reshape(per_channel[1:])
+    if bias is not None:
+        z = z + bias.reshape(per_channel[1:])
+    if activation == _SILU:
+        return torch.ops.aten.silu_backward(dy, z)
+    if activation == _RELU:
+        return torch.ops.aten.threshold_backward(dy, z, 0)
+    return torch.ops.aten.gelu_backward(
+        dy, z, approximate="tanh" if activation == _GELU_TANH else "none")
+
+
 _lib = torch.library.Library("groupnorm", "DEF")
-_lib.define("forward(Tensor x, int num_groups, Tensor? weight, Tensor? bias, float eps)"
-            " -> (Tensor, Tensor, Tensor)")
-_lib.define("forward_infer(Tensor x, int num_groups, Tensor? weight, Tensor? bias, float eps)"
-            " -> Tensor")
+# activation: a gn_activation code (groupnorm.ACTIVATIONS; 0, the default, none). backward:
+# the forward's activation, and its bias when it had one (z is recomputed from it).
+_lib.define("forward(Tensor x, int num_groups, Tensor? weight, Tensor? bias, float eps,"
+            " int activation=0) -> (Tensor, Tensor, Tensor)")
+_lib.define("forward_infer(Tensor x, int num_groups, Tensor? weight, Tensor? bias, float eps,"
+            " int activation=0) -> Tensor")
 _lib.define("backward(Tensor dy, Tensor x, Tensor mean, Tensor rstd, Tensor? weight,"
-            " ScalarType? bias_dtype, int num_groups, bool[3] output_mask)"
-            " -> (Tensor, Tensor, Tensor)")
+            " ScalarType? bias_dtype, int num_groups, bool[3] output_mask, Tensor? bias=None,"
+            " int activation=0) -> (Tensor, Tensor, Tensor)")
 
 
-def _forward_kernel(x, num_groups, weight, bias, eps, stats):
-    """y = GroupNorm(x) in x's dtype and layout kind, in a new tensor, and by stats: 0:
+def _forward_kernel(x, num_groups, weight, bias, eps, stats, activation=0):
+    """y = act(GroupNorm(x)) in x's dtype and layout kind, in a new tensor, and by stats: 0:
     no statistics (y, None, None); 1: (y, one (2, N, G) tensor of mean and rstd, None); 2:
     (y, mean, rstd), (N, G) each. Statistics float32, float64 for float64 x."""
+    if activation and _unfused(x, activation):
+        y, mean, rstd = _forward_kernel(x, num_groups, weight, bias, eps, stats)
+        return _activate(y, activation), mean, rstd
     if not x.is_contiguous():  # (inline checks: this runs on every call)
         x = _served(x)
     weight, bias = _dense(weight), _dense(bias)
     try:
-        out = _ext.torch_group_norm(x, weight, bias, num_groups, eps, stats)
+        out = _ext.torch_group_norm(x, weight, bias, num_groups, eps, stats, activation)
     except TypeError as e:
         raise InvalidArgumentError("group_norm: %s" % str(e).split("\n")[0]) from None
     if out is None:  # not a plain CPU tensor: allocate here, call through DLPack
@@ -200,22 +267,23 @@ def _forward_kernel(x, num_groups, weight, bias, eps, stats):
                                dtype=_F64 if x.dtype is _F64 else _F32)
         elif stats == 2:
             mean, rstd = _stats(x, num_groups)
-        _run_forward(x, num_groups, weight, bias, eps, y, mean, rstd)
+        _run_forward(x, num_groups, weight, bias, eps, y, mean, rstd, activation)
     else:
         y, mean, rstd = out
     return y, mean, rstd
 
 
-def _forward_impl(x, num_groups, weight, bias, eps):
-    """y, mean, rstd ((N, num_groups), float32; float64 for float64 x) = GroupNorm(x)."""
+def _forward_impl(x, num_groups, weight, bias, eps, activation=0):
+    """y = act(GroupNorm(x)), mean, rstd ((N, num_groups), float32; float64 for float64 x:
+    the normalization's)."""
     _check_like_torch(x, weight, bias)
-    return _forward_kernel(x, num_groups, weight, bias, eps, 2)
+    return _forward_kernel(x, num_groups, weight, bias, eps, 2, activation)
 
 
-def _forward_infer_impl(x, num_groups, weight, bias, eps):
+def _forward_infer_impl(x, num_groups, weight, bias, eps, activation=0):
     """y only (no statistics kept): inference."""
     _check_like_torch(x, weight, bias)
-    return _forward_kernel(x, num_groups, weight, bias, eps, 0)[0]
+    return _forward_kernel(x, num_groups, weight, bias, eps, 0, activation)[0]
 
 
 def _param_dtype(weight, bias_dtype, x):
@@ -225,11 +293,17 @@ def _param_dtype(weight, bias_dtype, x):
 
 
 def _backward_kernel(dy, x, mean, rstd, weight, bias_dtype, num_groups, need_x, need_w,
-                     need_b):
-    """dx, dweight, dbias, each None when not needed. mean, rstd: as _run_forward's."""
+                     need_b, bias=None, activation=0):
+    """dx, dweight, dbias, each None when not needed. mean, rstd: as _run_forward's.
+    activation: the forward's, with its bias (None when it had none)."""
     x = _served(x)
     dy = _like(dy, x)
     weight = _dense(weight)
+    if activation and _unfused(x, activation):  # float64: PyTorch's act', then ours
+        stats = (mean[0], mean[1]) if rstd is None else (mean, rstd)
+        dy = _like(_activation_grad(dy, x, *stats, weight, bias, num_groups, activation), x)
+        activation = 0
+    bias = _dense(bias) if activation else None  # gn_config.beta: with an activation only
     x_dtype = x.dtype
     w_dtype = _param_dtype(weight, None, x)
     b_dtype = bias_dtype if bias_dtype is not None else x_dtype
@@ -238,7 +312,7 @@ def _backward_kernel(dy, x, mean, rstd, weight, bias_dtype, num_groups, need_x, 
     kernel_dtype = _param_dtype(weight, bias_dtype, x)
     try:
         out = _ext.torch_group_norm_backward(dy, x, mean, rstd, weight, num_groups, need_x,
-                                             need_w, need_b, kernel_dtype)
+                                             need_w, need_b, kernel_dtype, bias, activation)
         if out is None:  # not plain CPU tensors: allocate here, call through DLPack
             channels = x.shape[1]
             dx = torch.empty_like(x) if need_x else None
@@ -247,7 +321,7 @@ def _backward_kernel(dy, x, mean, rstd, weight, bias_dtype, num_groups, need_x, 
             if rstd is None:
                 mean, rstd = mean[0], mean[1]
             _ext.backward(_dl(dy), _dl(x), _dl(mean), _dl(rstd), _dl(weight), num_groups,
-                          _dl(dx), _dl(dw), _dl(db), _stream(x))
+                          _dl(dx), _dl(dw), _dl(db), _stream(x), activation, _dl(bias))
         else:
             dx, dw, db = out
     except TypeError as e:
@@ -256,10 +330,12 @@ def _backward_kernel(dy, x, mean, rstd, weight, bias_dtype, num_groups, need_x, 
             None if db is None else _as(db, b_dtype))
 
 
-def _backward_impl(dy, x, mean, rstd, weight, bias_dtype, num_groups, output_mask):
-    """dx, dweight, dbias (each empty when its output_mask entry is False)."""
+def _backward_impl(dy, x, mean, rstd, weight, bias_dtype, num_groups, output_mask, bias=None,
+                   activation=0):
+    """dx, dweight, dbias (each empty when its output_mask entry is False); activation and
+    bias: the forward's (the gradients of act(GroupNorm(x)))."""
     dx, dw, db = _backward_kernel(dy, x, mean, rstd, weight, bias_dtype, num_groups,
-                                  *output_mask)
+                                  *output_mask, bias, activation)
     # Not computed: an empty tensor each (outputs must not alias one another).
     return (x.new_empty((0,)) if dx is None else dx,
             x.new_empty((0,), dtype=_param_dtype(weight, None, x)) if dw is None else dw,
@@ -282,19 +358,20 @@ _lib.impl("backward", torch.library.fallthrough_kernel, "Autograd")
 
 
 @torch.library.register_fake("groupnorm::forward", lib=_lib)
-def _forward_fake(x, num_groups, weight, bias, eps):
+def _forward_fake(x, num_groups, weight, bias, eps, activation=0):
     x = _served(x)
     mean, rstd = _stats(x, num_groups)
     return torch.empty_like(x), mean, rstd
 
 
 @torch.library.register_fake("groupnorm::forward_infer", lib=_lib)
-def _forward_infer_fake(x, num_groups, weight, bias, eps):
+def _forward_infer_fake(x, num_groups, weight, bias, eps, activation=0):
     return torch.empty_like(_served(x))
 
 
 @torch.library.register_fake("groupnorm::backward", lib=_lib)
-def _backward_fake(dy, x, mean, rstd, weight, bias_dtype, num_groups, output_mask):
+def _backward_fake(dy, x, mean, rstd, weight, bias_dtype, num_groups, output_mask, bias=None,
+                   activation=0):
     x = _served(x)
     channels = x.shape[1]
     dx = torch.empty_like(x) if output_mask[0] else x.new_empty((0,))
@@ -306,21 +383,27 @@ def _backward_fake(dy, x, mean, rstd, weight, bias_dtype, num_groups, output_mas
 
 
 def _setup_context(ctx, inputs, output):
-    x, num_groups, weight, bias, _ = inputs
+    x, num_groups, weight, bias, _, activation = inputs  # (defaults filled in)
     _, mean, rstd = output
-    ctx.save_for_backward(x, weight, mean, rstd)
+    # The bias only for an activation's backward (z = GroupNorm(x) is recomputed).
+    ctx.save_for_backward(x, weight, mean, rstd, bias if activation else None)
     ctx.num_groups = num_groups
     ctx.bias_dtype = None if bias is None else bias.dtype
+    ctx.activation = activation
 
 
 def _autograd_backward(ctx, dy, _dmean, _drstd):
-    x, weight, mean, rstd = ctx.saved_tensors
-    need_x, _, need_w, need_b, _ = ctx.needs_input_grad
+    x, weight, mean, rstd, bias = ctx.saved_tensors
+    # One entry per input passed: activation=0 may have been left out.
+    need = ctx.needs_input_grad
+    need_x, need_w, need_b = need[0], need[2], need[3]
     dx, dw, db = torch.ops.groupnorm.backward(dy, x, mean, rstd, weight, ctx.bias_dtype,
-                                              ctx.num_groups, [need_x, need_w, need_b])
+                                              ctx.num_groups, [need_x, need_w, need_b], bias,
+                                              ctx.activation)
     if not torch.compiler.is_compiling():  # compiled graphs: torch refuses double backward
-        dx, dw, db = _no_double_backward((dx, dw, db), (dy, x, weight))
-    return (dx if need_x else None, None, dw if need_w else None, db if need_b else None, None)
+        dx, dw, db = _no_double_backward((dx, dw, db), (dy, x, weight, bias))
+    return (dx if need_x else None, None, dw if need_w else None, db if need_b else None, None,
+            None)
 
 
 torch.library.register_autograd("groupnorm::forward", _autograd_backward,
@@ -338,22 +421,24 @@ class _GroupNormFunction(torch.autograd.Function):
     (2, N, G) tensor (one allocation, not two)."""
 
     @staticmethod
-    def forward(ctx, x, num_groups, weight, bias, eps):
+    def forward(ctx, x, num_groups, weight, bias, eps, activation):
         x = _served(x)  # saved as served: backward does not copy it again
-        y, stats, _ = _forward_kernel(x, num_groups, weight, bias, eps, 1)
-        ctx.save_for_backward(x, weight, stats)
+        y, stats, _ = _forward_kernel(x, num_groups, weight, bias, eps, 1, activation)
+        ctx.save_for_backward(x, weight, stats, bias if activation else None)
         ctx.num_groups = num_groups
         ctx.bias_dtype = None if bias is None else bias.dtype
+        ctx.activation = activation
         return y
 
     @staticmethod
     def backward(ctx, dy):
-        x, weight, stats = ctx.saved_tensors
-        need_x, _, need_w, need_b, _ = ctx.needs_input_grad
+        x, weight, stats, bias = ctx.saved_tensors
+        need_x, _, need_w, need_b, _, _ = ctx.needs_input_grad
         dx, dw, db = _backward_kernel(dy, x, stats, None, weight, ctx.bias_dtype,
-                                      ctx.num_groups, need_x, need_w, need_b)
-        dx, dw, db = _no_double_backward((dx, dw, db), (dy, x, weight))
-        return dx, None, dw, db, None
+                                      ctx.num_groups, need_x, need_w, need_b, bias,
+                                      ctx.activation)
+        dx, dw, db = _no_double_backward((dx, dw, db), (dy, x, weight, bias))
+        return dx, None, dw, db, None, None
 
 
 def group_norm(
@@ -367,19 +452,21 @@ def group_norm(
 ) -> Tensor:
     """torch.nn.functional.group_norm through our kernels (autograd, torch.compile).
     Without autograd (torch.no_grad(), or nothing requiring grad) the inference path runs,
-    which keeps no statistics. activation: None only (the custom ops have no fused
-    activation yet; the numpy/DLPack path of groupnorm.group_norm has). Forward-mode AD and
-    double backward are not implemented (they raise)."""
-    if activation is not None:
-        _check_no_activation(activation)
+    which keeps no statistics. activation: None, or "silu", "relu", "gelu" (erf) or
+    "gelu_tanh" (groupnorm.ACTIVATIONS): act(group_norm(x)) in the same pass, and its
+    gradients in one backward pass (the forward's bias is kept for it); any other value
+    raises InvalidArgumentError. float64 has no fused kernels: our float64 normalization,
+    then torch.nn.functional's activation (the same composition, unfused). Forward-mode AD
+    and double backward are not implemented (they raise)."""
+    act = _code(activation)
     train = torch.is_grad_enabled() and (
         x.requires_grad or (weight is not None and weight.requires_grad)
         or (bias is not None and bias.requires_grad))
     # First: Dynamo folds it to True and traces only the ops (no graph break on the checks).
     if _is_compiling():
         if train:
-            return _forward(x, num_groups, weight, bias, eps)[0]
-        return _forward_infer(x, num_groups, weight, bias, eps)
+            return _forward(x, num_groups, weight, bias, eps, act)[0]
+        return _forward_infer(x, num_groups, weight, bias, eps, act)
     if _has_tangent(x, weight, bias):
         raise UnsupportedError("group_norm: forward-mode AD (dual tensors) is not implemented")
     # The kernels without the dispatcher for plain tensors (no subclass's __torch_function__
@@ -392,30 +479,23 @@ def group_norm(
         _check_like_torch(x, weight, bias)
         weight, bias = _dense(weight), _dense(bias)
         if train:
-            return _GroupNormFunction.apply(x, num_groups, weight, bias, eps)
+            return _GroupNormFunction.apply(x, num_groups, weight, bias, eps, act)
         if _profiling():  # the profiler sees the call as the op it stands for
             with torch.profiler.record_function("groupnorm::forward_infer"):
-                return _forward_kernel(x, num_groups, weight, bias, eps, 0)[0]
-        if x.is_contiguous():  # the common case in one call (else: layouts, float64, ...)
+                return _forward_kernel(x, num_groups, weight, bias, eps, 0, act)[0]
+        # The common case in one call (else: layouts, float64, ...; float64 with an
+        # activation is not served there: the kernels would refuse it).
+        if x.is_contiguous():
             try:
-                out = _ext.torch_group_norm(x, weight, bias, num_groups, eps, 0)
+                out = _ext.torch_group_norm(x, weight, bias, num_groups, eps, 0, act)
             except TypeError as e:
                 raise InvalidArgumentError("group_norm: %s" % str(e).split("\n")[0]) from None
             if out is not None:
                 return out[0]
-        return _forward_kernel(x, num_groups, weight, bias, eps, 0)[0]
+        return _forward_kernel(x, num_groups, weight, bias, eps, 0, act)[0]
     if train:
-        return _forward(x, num_groups, weight, bias, eps)[0]
-    return _forward_infer(x, num_groups, weight, bias, eps)
-
-
-def _check_no_activation(activation):
-    if activation is not None:
-        _activation_code(activation)  # an unknown name: InvalidArgumentError
-        raise UnsupportedError(
-            "groupnorm.torch: activation=%r: the torch ops have no fused activation yet "
-            "(apply it after, e.g. torch.nn.functional.silu)" % activation
-        )
+        return _forward(x, num_groups, weight, bias, eps, act)[0]
+    return _forward_infer(x, num_groups, weight, bias, eps, act)
 
 
 # torch.fx.symbolic_trace records group_norm as one call (nn.GroupNorm is a leaf there; our
@@ -425,9 +505,9 @@ torch.fx.wrap("group_norm")
 
 def _group_norm_any(x, num_groups, weight, bias, eps, out, activation=None):
     """groupnorm.group_norm for a torch.Tensor x."""
-    _check_no_activation(activation)
+    act = _code(activation)
     if out is None:
-        return group_norm(x, num_groups, weight, bias, eps)
+        return group_norm(x, num_groups, weight, bias, eps, activation=activation)
     if torch.is_grad_enabled() and (
         x.requires_grad or (weight is not None and weight.requires_grad)
         or (bias is not None and bias.requires_grad)):
@@ -437,7 +517,13 @@ def _group_norm_any(x, num_groups, weight, bias, eps, out, activation=None):
     if out.is_neg():  # a DLPack capsule would hide the bit: the results would be negated
         raise InvalidArgumentError("group_norm: out= is a negative view (resolve_neg() it)")
     _check_like_torch(x, weight, bias)
-    _run_forward(x, num_groups, _dense(weight), _dense(bias), eps, out)
+    if _unfused(x, act):  # float64: ours, then PyTorch's activation in place of out
+        _run_forward(x, num_groups, _dense(weight), _dense(bias), eps, out)
+        y = _activate(out, act)
+        if y is not out:
+            out.copy_(y)
+        return out
+    _run_forward(x, num_groups, _dense(weight), _dense(bias), eps, out, activation=act)
     return out
 
 
@@ -445,10 +531,29 @@ class GroupNorm(nn.GroupNorm):
     """torch.nn.GroupNorm(num_groups, num_channels, eps, affine, *, bias) on our kernels: the
     same parameters (bias=False: a weight and no bias), state_dict keys and initialisation
     (it is an nn.GroupNorm), so it loads a torch.nn.GroupNorm's weights and is found by
-    isinstance(m, nn.GroupNorm)."""
+    isinstance(m, nn.GroupNorm).
+
+    activation (keyword): None, or "silu", "relu", "gelu", "gelu_tanh": the module computes
+    act(GroupNorm(x)) in one pass (as nn.GroupNorm followed by nn.SiLU(), nn.ReLU(),
+    nn.GELU() or nn.GELU(approximate="tanh")). A plain attribute, not state: the state_dict
+    keys are nn.GroupNorm's; repr shows it when set."""
+
+    activation: Optional[str] = None  # (a class default: modules pickled without it)
+
+    def __init__(self, num_groups: int, num_channels: int, eps: float = 1e-5,
+                 affine: bool = True, *args, activation: Optional[str] = None,
+                 **kwargs) -> None:
+        _code(activation)  # an unknown name raises here, not at the first call
+        super().__init__(num_groups, num_channels, eps, affine, *args, **kwargs)
+        self.activation = activation
 
     def forward(self, input: Tensor) -> Tensor:
-        return group_norm(input, self.num_groups, self.weight, self.bias, self.eps)
+        return group_norm(input, self.num_groups, self.weight, self.bias, self.eps,
+                          activation=self.activation)
+
+    def extra_repr(self) -> str:
+        s = super().extra_repr()
+        return s if self.activation is None else "%s, activation=%r" % (s, self.activation)
 
     @classmethod
     def from_torch(cls, module: nn.GroupNorm) -> "GroupNorm":
