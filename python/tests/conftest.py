@@ -181,6 +181,56 @@ def reference_backward(dy, x, num_groups, weight, bias, eps):
     return (dx, dw, db), bounds
 
 
+# The fused activations (groupnorm.ACTIVATIONS) as torch.nn.functional computes them: the
+# unfused composition GroupNorm then the activation is the reference.
+ACTIVATION_FNS = {
+    "silu": torch.nn.functional.silu,
+    "relu": torch.nn.functional.relu,
+    "gelu": torch.nn.functional.gelu,
+    "gelu_tanh": lambda t: torch.nn.functional.gelu(t, approximate="tanh"),
+}
+
+
+def reference_activation_forward(x, num_groups, weight, bias, eps, activation):
+    """act(GroupNorm(x)) in float64: torch's float64 activation of reference_forward."""
+    return ACTIVATION_FNS[activation](reference_forward(x, num_groups, weight, bias, eps))
+
+
+def reference_activation_backward(dy, x, num_groups, weight, bias, eps, activation):
+    """The gradients (dx, dweight, dbias) of act(GroupNorm(x)) and their bounds, as the C++
+    suite's BackwardCase::fused_reference: dz = dy act'(z) in float64 (torch's float64
+    activation backward at z = reference_forward), then reference_backward's gradients of
+    dz; the bounds are plain GroupNorm's for the incoming dy (the contract's scales are the
+    op's incoming gradient's: act' has roots and tiny tails)."""
+    z = reference_forward(x, num_groups, weight, bias, eps).requires_grad_()
+    dz, = torch.autograd.grad(ACTIVATION_FNS[activation](z), z, dy.detach().double())
+    grads, _ = reference_backward(dz, x, num_groups, weight, bias, eps)
+    _, bounds = reference_backward(dy, x, num_groups, weight, bias, eps)
+    return grads, bounds
+
+
+def avoid_relu_kink(x, num_groups, weight, bias, eps):
+    """ReLU's derivative jumps at z = 0, where float32 and float64 may put z on different
+    sides: x with the elements whose float64 z is within 1e-4 of 0 moved away from it (z by
+    ~0.02), in x's dtype and memory format (the C++ suite's BackwardCase::avoid_kink)."""
+    n, c = x.shape[:2]
+    per_channel = (1, c) + (1,) * (x.dim() - 2)
+    w = torch.ones(per_channel, dtype=torch.float64) if weight is None else \
+        weight.detach().double().reshape(per_channel)
+    x = x.detach()
+    for _ in range(8):
+        z = reference_forward(x, num_groups, weight, bias, eps)
+        near = z.abs() < 1e-4
+        if not bool(near.any()):
+            break
+        xg = x.double().reshape(n, num_groups, -1)
+        rstd = (xg.var(-1, unbiased=False, keepdim=True) + eps).rsqrt()
+        slope = (rstd.expand_as(xg).reshape(x.shape) * w).abs().clamp_min(1e-30)
+        moved = x.double() + torch.where(near, 0.02 / slope, torch.zeros_like(slope))
+        x = torch.empty_like(x).copy_(moved)  # x's dtype and memory format
+    return x
+
+
 def random_input(shape, dtype, channels_last=False, mean=0.5):
     x = (torch.randn(shape, dtype=torch.float64) + mean).to(dtype)
     if channels_last:
