@@ -87,13 +87,18 @@ def group_norm(x, num_groups, weight=None, bias=None, eps=1e-5, *, activation=No
     x: float32, float16, bfloat16 (ml_dtypes) or float64 (CPU only), NC* contiguous
     (channel and batch strides free: slices work) or channels-last; a numpy array or any
     DLPack producer (PyTorch, JAX, CuPy) on the CPU or a CUDA device. weight, bias: shape
-    (C,), x's dtype or float32 (float64 x: float64 only), or None. eps: used as given. activation: None, or a fused activation of y (ACTIVATIONS:
-    "silu", "relu", "gelu" (erf), "gelu_tanh"), applied in the same pass; not for float64
-    x (UnsupportedError: no fused float64 kernels). out: an array of x's shape, dtype and layout kind to write (may be x
-    itself); otherwise a new one of x's kind and layout is returned.
+    (C,), x's dtype or float32 (float64 x: float64 only), or None. eps: used as given.
+    activation: None, or a fused activation of y (ACTIVATIONS: "silu", "relu", "gelu"
+    (erf), "gelu_tanh"), applied in the same pass; any other value raises
+    InvalidArgumentError. float64 has no fused kernels: a float64 numpy array or DLPack
+    producer raises UnsupportedError, a float64 torch tensor gets our normalization then
+    PyTorch's activation (groupnorm.torch). out: an array of x's shape, dtype and layout
+    kind to write (may be x itself); otherwise a new one of x's kind and layout is
+    returned.
 
     PyTorch tensors go through the ``groupnorm.torch`` ops (autograd and torch.compile
-    work), except with ``out=``, which writes in place without autograd.
+    work, with an activation too), except with ``out=``, which writes in place without
+    autograd.
 
     Raises InvalidArgumentError (a ValueError) for invalid arguments, UnsupportedError (a
     NotImplementedError) for valid ones no kernel serves, DeviceUnavailableError,

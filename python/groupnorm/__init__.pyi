@@ -26,7 +26,10 @@ def group_norm(
     out: Optional[ArrayT] = None,
 ) -> ArrayT:
     """Group normalization of x, shape (N, C, *): (x - mean) / sqrt(var + eps) * weight + bias
-    per sample and group of C / num_groups channels. See the package docstring."""
+    per sample and group of C / num_groups channels; activation (a name of ACTIVATIONS, or
+    None) is applied to it in the same pass (float64 torch tensors: unfused, through
+    PyTorch's activation; other float64 arrays: UnsupportedError). torch tensors take the
+    groupnorm.torch ops (autograd, torch.compile). See the package docstring."""
 
 def set_num_threads(n: int) -> None:
     """Threads for the library's own CPU pool (0: one per core, or HL_NUM_THREADS); with

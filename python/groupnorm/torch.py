@@ -483,8 +483,8 @@ def group_norm(
         if _profiling():  # the profiler sees the call as the op it stands for
             with torch.profiler.record_function("groupnorm::forward_infer"):
                 return _forward_kernel(x, num_groups, weight, bias, eps, 0, act)[0]
-        # The common case in one call (else: layouts, float64, ...; float64 with an
-        # activation is not served there: the kernels would refuse it).
+        # The common case in one call (else: layouts, float64 (with an activation: the
+        # unfused composition, in _forward_kernel), ...).
         if x.is_contiguous():
             try:
                 out = _ext.torch_group_norm(x, weight, bias, num_groups, eps, 0, act)
