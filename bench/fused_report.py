@@ -52,7 +52,7 @@ def main():
     rows, context = load(args.json)
     shapes = []
     for name in rows:
-        m = re.match(r"gn/f32_nchw_silu/(sd_[^/]+)/threads:\d+$", name)
+        m = re.match(r"gn/f32_nchw(?:_skip)?_silu/(sd_[^/]+)/threads:\d+$", name)
         if m and m.group(1) not in shapes:
             shapes.append(m.group(1))
     order = context.get("suite", "").split(",")
