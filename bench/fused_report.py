@@ -8,6 +8,13 @@ fused GroupNorm + SiLU (gn/f32_<layout>_silu), ours then a separate vectorized S
 (gn/f32_<layout>_then_silu) and PyTorch's group_norm then silu (torch_silu/f32_<layout>);
 the ratios the issue states targets for (fused / plain <= 1.1; torch + silu / fused >= 2
 NCHW, >= 1.8 channels-last, geomean, 1 thread), and their geomeans.
+
+Then Skip + GroupNorm + SiLU with the sum written (gn/f32_<layout>_skip_silu) against plain
+GroupNorm, the unfused sequence (gn/f32_<layout>_add_then_silu: an add pass, then our
+GroupNorm + SiLU) and the bound the issue names: the fused op moves x and skip in, y and
+sum out (roofline/f32_four_stream) where plain GroupNorm moves x in and y out
+(roofline/f32, the copy): their ratio, measured in the same run, is the least fused / plain
+can be on memory-bound shapes.
 """
 import argparse
 import json
@@ -45,7 +52,7 @@ def main():
     rows, context = load(args.json)
     shapes = []
     for name in rows:
-        m = re.match(r"gn/f32_nchw_silu/(sd_[^/]+)/threads:\d+$", name)
+        m = re.match(r"gn/f32_nchw(?:_skip)?_silu/(sd_[^/]+)/threads:\d+$", name)
         if m and m.group(1) not in shapes:
             shapes.append(m.group(1))
     order = context.get("suite", "").split(",")
@@ -77,6 +84,36 @@ def main():
                 print(f"| {s} | {fmt(plain)} | {fmt(fused)} | {r:.2f}x | {fmt(then)} | {fmt(torch)} | "
                       f"{f'{sp:.2f}x' if sp else '-'} |")
             print(f"| **geomean** | | | **{geomean(ratios):.2f}x** | | | **{geomean(speedups):.2f}x** |")
+
+    for threads in (1, 2):
+        for layout in ("nchw", "nhwc"):
+            print(f"\nSkip + GroupNorm + SiLU, sum written, {layout.upper()}, {threads} "
+                  f"thread{'s' if threads > 1 else ''} (ms, median):\n")
+            print("| shape | plain | skip fused | fused / plain | bound: 4-stream / copy | add pass then ours | unfused / fused |")
+            print("|---|---:|---:|---:|---:|---:|---:|")
+            ratios, bounds, speedups = [], [], []
+            for s in shapes:
+                tail = f"/{s}/threads:{threads}"
+                plain = rows.get(f"gn/f32_{layout}{tail}")
+                fused = rows.get(f"gn/f32_{layout}_skip_silu{tail}")
+                then = rows.get(f"gn/f32_{layout}_add_then_silu{tail}")
+                four = rows.get(f"roofline/f32_four_stream{tail}")
+                copy = rows.get(f"roofline/f32{tail}")
+                if not plain or not fused:
+                    continue
+                ratios.append(fused / plain)
+                bound = four / copy if four and copy else None
+                if bound:
+                    bounds.append(bound)
+                sp = then / fused if then else None
+                if sp:
+                    speedups.append(sp)
+                fmt = lambda v: f"{v:.4g}" if v else "-"
+                print(f"| {s} | {fmt(plain)} | {fmt(fused)} | {fused / plain:.2f}x | "
+                      f"{f'{bound:.2f}x' if bound else '-'} | {fmt(then)} | "
+                      f"{f'{sp:.2f}x' if sp else '-'} |")
+            print(f"| **geomean** | | | **{geomean(ratios):.2f}x** | **{geomean(bounds):.2f}x** | | "
+                  f"**{geomean(speedups):.2f}x** |")
 
 
 if __name__ == "__main__":

@@ -151,6 +151,102 @@ void BM_gn(benchmark::State &state, const SuiteShape &s, const Variant &v, int t
     set_counters(state, n, esize);
 }
 
+// The residual forward (Skip + GroupNorm + SiLU, ONNX Runtime's SkipGroupNorm): skip of x's
+// shape and a per-channel skip bias added to x, the sum written, SiLU fused: `fused` through
+// gn_forward's residual prologue, else the unfused sequence at its best: a vectorized add
+// pass (sum = x + skip + bias, threads as ours) then our GroupNorm + SiLU of the sum.
+void BM_residual(benchmark::State &state, const SuiteShape &s, bool channels_last, bool fused,
+                 int threads) {
+    gn_set_num_threads(threads);
+    const int64_t n = numel(s), C = s.shape[1];
+    const float *master = master_input(s);
+    AlignedBuffer x(n * 4), skip(n * 4), sum(n * 4), y(n * 4);
+    std::memcpy(x.data, master, n * 4);
+    float *sk = static_cast<float *>(skip.data);
+    for (int64_t i = 0; i < n; i++) sk[i] = 0.5f * (master[(i * 7919) % n] - 3.0f);
+    std::vector<float> g(C), b(C), skip_bias(C);
+    for (int64_t c = 0; c < C; c++) {
+        g[c] = 0.5f + float(c % 7) / 7, b[c] = float(c % 5) / 5 - 0.4f;
+        skip_bias[c] = float(c % 3) / 3 - 0.3f;
+    }
+    std::memset(y.data, 0xff, n * 4);
+    const DLDataType f32{kDLFloat, 32, 1};
+    DLTensorView xv(x.data, f32, s.shape, channels_last), yv(y.data, f32, s.shape, channels_last);
+    DLTensorView kv(skip.data, f32, s.shape, channels_last), sv(sum.data, f32, s.shape, channels_last);
+    DLTensorView gv(g.data(), f32, {C}, false), bv(b.data(), f32, {C}, false);
+    DLTensorView sbv(skip_bias.data(), f32, {C}, false);
+    // The unfused add pass: per channel bias, in the tensor's memory order.
+    // One pass, a row at a time: a (n, c) row of S values (NCHW, one bias) or a spatial
+    // position's C channels (NHWC, the bias vector); rows split over the threads.
+    const int64_t S = n / (s.shape[0] * C), row = channels_last ? C : S, rows = n / row;
+    auto add_rows = [&](int64_t lo, int64_t hi) {
+        const float *xs = static_cast<const float *>(x.data);
+        float *out = static_cast<float *>(sum.data);
+        for (int64_t r = lo; r < hi; r++) {
+            const float *xr = xs + r * row, *kr = sk + r * row;
+            float *o = out + r * row;
+            if (channels_last) {
+                for (int64_t i = 0; i < row; i++) o[i] = xr[i] + kr[i] + skip_bias[i];
+            } else {
+                const float bc = skip_bias[r % C];
+                for (int64_t i = 0; i < row; i++) o[i] = xr[i] + kr[i] + bc;
+            }
+        }
+    };
+    auto add_pass = [&] {
+        std::vector<std::thread> pool;
+        const int64_t chunk = (rows + threads - 1) / threads;
+        for (int t = 1; t < threads; t++) {
+            pool.emplace_back(add_rows, std::min(rows, t * chunk), std::min(rows, (t + 1) * chunk));
+        }
+        add_rows(0, std::min(rows, chunk));
+        for (std::thread &t : pool) t.join();
+    };
+    gn_config config = GN_CONFIG_INIT;
+    config.activation = GN_ACTIVATION_SILU;
+    if (fused) {
+        config.skip = &kv.dl;
+        config.skip_bias = &sbv.dl;
+        config.sum = &sv.dl;
+    }
+    auto run = [&] {
+        if (!fused) add_pass();
+        return gn_forward(fused ? &xv.dl : &sv.dl, &gv.dl, &bv.dl, s.groups, kEps, &yv.dl,
+                          nullptr, nullptr, &config);
+    };
+    if (gn_status st = run()) {
+        state.SkipWithError((std::string(gn_status_string(st)) + ": " + gn_last_error_message()).c_str());
+        return;
+    }
+    if (!all_finite(y.data, n, f32) || !all_finite(sum.data, n, f32)) {
+        state.SkipWithError("output is not finite");
+        return;
+    }
+    for (auto _ : state) {
+        benchmark::DoNotOptimize(run());
+        benchmark::ClobberMemory();
+    }
+    set_counters(state, n, 4);
+}
+
+// The residual forward's least traffic: x and skip read, sum and y written, in one loop.
+void BM_roofline4(benchmark::State &state, const SuiteShape &s, int threads) {
+    const int64_t n = numel(s);
+    AlignedBuffer a(n * 4), b(n * 4), sum(n * 4), d(n * 4);
+    std::memcpy(a.data, master_input(s), n * 4);
+    std::memcpy(b.data, master_input(s), n * 4);
+    auto run = [&] {
+        stream_add_sub(static_cast<float *>(a.data), static_cast<float *>(b.data),
+                       static_cast<float *>(sum.data), static_cast<float *>(d.data), n, threads);
+    };
+    run();  // first touch outside the timing
+    for (auto _ : state) {
+        run();
+        benchmark::ClobberMemory();
+    }
+    set_counters(state, n, 4);
+}
+
 // The copy roofline (one pass); with two_pass, a read of x before the copy: the traffic of a
 // kernel that reads all of x for its statistics before it normalizes (NHWC, where every group
 // spans its whole sample). NCHW groups that fit L2 are re-read from L2 and can beat it.
@@ -362,6 +458,17 @@ void register_all() {
                 add(std::string("bwd/f32_") + (cl ? "nhwc" : "nchw") + tail,
                     [s, cl, threads](benchmark::State &st) { BM_backward(st, s, cl, threads); });
             }
+            for (bool cl : {false, true}) {
+                for (bool fused : {true, false}) {
+                    add(std::string("gn/f32_") + (cl ? "nhwc" : "nchw") +
+                            (fused ? "_skip_silu" : "_add_then_silu") + tail,
+                        [s, cl, fused, threads](benchmark::State &st) {
+                            BM_residual(st, s, cl, fused, threads);
+                        });
+                }
+            }
+            add("roofline/f32_four_stream" + tail,
+                [s, threads](benchmark::State &st) { BM_roofline4(st, s, threads); });
             add("roofline/f32_three_stream" + tail,
                 [s, threads](benchmark::State &st) { BM_roofline3(st, s, threads); });
             add("roofline/f16_convert" + tail,

@@ -10,6 +10,13 @@
 //   y(s, c, n)    = epilogue((x - pivot) * a + b),  a = rstd * gamma, b = beta - (mean - pivot) * a
 //                   (epilogue: the fused activation chosen at run time, activation.h)
 //
+// The residual prologue (GeneratorParam residual, the table's `res` rows): the normalized
+// input is x + skip + skip_nc(c, n) + skip_bias(c) instead of x, and `sum` receives it (the
+// residual branch of a UNet/transformer block). skip has x's shape and layout (has_skip = 0:
+// none, the runtime then passes x and it is not added); skip_nc is a per-(n, c) term (a time
+// embedding; zeros when none) and skip_bias a per-channel bias. Each group's rows are its
+// channels then (x_rows is x).
+//
 // Everything is in the compute type: float32, or float64 for float64 x (generator_base.h).
 // The shift stays in the normalize step: x * a + (beta - mean * a) would cancel
 // catastrophically when |mean| >> std.
@@ -52,6 +59,23 @@ public:
     Output<Buffer<void, 2>> mean{"mean"};  // (g, n)
     Output<Buffer<void, 2>> rstd{"rstd"};  // (g, n)
 
+    // The residual prologue (header comment). skip and skip_nc have x's type (skip_type),
+    // skip_bias gamma's (skip_bias_type): a GeneratorParam each, since added inputs cannot
+    // take their types from the predeclared ones. Appended after the predeclared inputs
+    // and outputs: ..., activation, skip, skip_nc, skip_bias, has_skip, y, mean, rstd, sum.
+    GeneratorParam<bool> residual{"residual", false};
+    GeneratorParam<Type> skip_type{"skip_type", Float(32)};
+    GeneratorParam<Type> skip_bias_type{"skip_bias_type", Float(32)};
+
+    void configure() {
+        if (!residual) return;
+        skip = add_input<Buffer<>>("skip", skip_type, 3);
+        skip_nc = add_input<Buffer<>>("skip_nc", skip_type, 2);
+        skip_bias = add_input<Buffer<>>("skip_bias", skip_bias_type, 1);
+        has_skip = add_input<int32_t>("has_skip");
+        sum = add_output<Buffer<>>("sum", skip_type, 3);
+    }
+
     void generate() {
         const Tuning tune = resolved_tuning();
         const Type ct = compute_type();
@@ -63,14 +87,15 @@ public:
         st.row_len = x_rows.dim(0).extent();
         Expr rows_per_group = x_rows.dim(1).extent() / groups;
 
+        define_input(st);
         define_pivot(st, rows_per_group);
         // strict_float: the shift is the numerics; fast-math must not reassociate it away
         // ((acc + x) - pivot or x * a - pivot * a cancel at |mean| = 1e4).
         st.centered(st.s, st.c, st.n) =
-            strict_float(cast(ct, x(st.s, st.c, st.n)) - st.chan_pivot(st.c, st.n));
+            strict_float(st.input(st.s, st.c, st.n) - st.chan_pivot(st.c, st.n));
         Func row_centered("row_centered");
         row_centered(st.i, st.r, st.n) =
-            strict_float(cast(ct, x_rows(st.i, st.r, st.n)) - st.row_pivot(st.r, st.n));
+            strict_float(st.row_input(st.i, st.r, st.n) - st.row_pivot(st.r, st.n));
         st.define(row_centered, st.row_len, rows_per_group, block_geometry(tune));
         define_stats(st, rows_per_group);
         define_normalize(st);
@@ -78,6 +103,7 @@ public:
         y = st.y;
         mean = st.mean;
         rstd = st.rstd;
+        if (residual) *sum = st.sum;
         add_requirements(st, rows_per_group);
         constrain_layout();
         schedule(st, tune);
@@ -96,6 +122,33 @@ public:
     }
 
 private:
+    Input<Buffer<>> *skip = nullptr, *skip_nc = nullptr, *skip_bias = nullptr;
+    Input<int32_t> *has_skip = nullptr;
+    Output<Buffer<>> *sum = nullptr;
+
+    // What is normalized, in the compute type: x, or with the residual prologue
+    // (x + skip) + (skip_nc + skip_bias), whose per-(c, n) term is a Func (`shift`) the
+    // schedules compute once per channel. The statistics read it as rows (row_input).
+    void define_input(ForwardStages &st) {
+        Var s = st.s, c = st.c, n = st.n, i = st.i, r = st.r;
+        const Type ct = compute_type();
+        if (!residual) {
+            st.input(s, c, n) = cast(ct, x(s, c, n));
+            st.row_input(i, r, n) = cast(ct, x_rows(i, r, n));
+            return;
+        }
+        _halide_user_assert(family() != Family::Gpu && ct == Float(32))
+            << "the residual prologue is compiled for CPU float32/float16/bfloat16 variants";
+        _halide_user_assert(skip_type.value() == x.type() && skip_bias_type.value() == gamma.type())
+            << "skip_type must be x's type and skip_bias_type gamma's";
+        st.shift(c, n) = cast(ct, (*skip_nc)(c, n)) + cast(ct, (*skip_bias)(c));
+        Expr with_skip = cast(ct, x(s, c, n)) + cast(ct, (*skip)(s, c, n));
+        st.input(s, c, n) = strict_float(
+            select(*has_skip != 0, with_skip, cast(ct, x(s, c, n))) + st.shift(c, n));
+        st.row_input(i, r, n) = st.input(i, r, n);  // rows are channels (add_requirements)
+        st.sum(s, c, n) = cast_out(x.type(), st.input(s, c, n));
+    }
+
     // The shift of all sums: the mean of the group's first (up to) 64 values. Sums of
     // x - pivot lose ~|mean - pivot| / std times more to rounding than centred ones; a single
     // element as pivot (a few std off) cost 1e-5 on groups of 4M elements.
@@ -104,7 +157,7 @@ private:
         Expr pivot_count = min(st.row_len, 64);
         st.rp = RDom(0, pivot_count, "rp");
         st.pivot_sum(g, n) = zero_of(st.type);
-        st.pivot_sum(g, n) += cast(st.type, x_rows(st.rp, g * rows_per_group, n));
+        st.pivot_sum(g, n) += st.row_input(st.rp, g * rows_per_group, n);
         st.pivot(g, n) = st.pivot_sum(g, n) / cast(st.type, pivot_count);
         st.chan_pivot(c, n) = st.pivot(c / st.D, n);
         // NHWC rows are x's channels (the runtime passes x itself: a requirement), so a
@@ -172,6 +225,10 @@ private:
                             x_rows.dim(2).extent() == x.dim(2).extent() &&
                             (layout == Layout::NCHW || x_rows.dim(1).extent() == C),
                         "x_rows must view x's groups as rows (NHWC: a row per channel)");
+        if (residual) {
+            add_requirement(x_rows.dim(1).extent() == C,
+                            "with a residual input x_rows must be x (a row per channel)");
+        }
     }
 
     void constrain_layout() {
@@ -181,6 +238,25 @@ private:
             x_rows.dim(i).set_min(0);
             y.dim(i).set_min(0);
             y.dim(i).set_extent(x.dim(i).extent());
+        }
+        if (residual) {
+            // sum: x's extents, or spatial extent 0 when the caller wants no sum (the
+            // runtime's choice: nothing is written then).
+            for (int i = 0; i < 3; i++) {
+                skip->dim(i).set_min(0).set_extent(x.dim(i).extent());
+                sum->dim(i).set_min(0);
+            }
+            sum->dim(1).set_extent(x.dim(1).extent());
+            sum->dim(2).set_extent(x.dim(2).extent());
+            skip_nc->dim(0).set_min(0).set_extent(x.dim(1).extent()).set_stride(1);
+            skip_nc->dim(1).set_min(0).set_extent(x.dim(2).extent());
+            skip_bias->dim(0).set_min(0).set_extent(x.dim(1).extent()).set_stride(1);
+            if (layout == Layout::NHWC) {
+                skip->dim(0).set_stride(Expr());
+                skip->dim(1).set_stride(1);
+                sum->dim(0).set_stride(Expr());
+                sum->dim(1).set_stride(1);
+            }
         }
         gamma.dim(0).set_min(0).set_extent(x.dim(1).extent()).set_stride(1);
         beta.dim(0).set_min(0).set_extent(x.dim(1).extent()).set_stride(1);

@@ -16,6 +16,12 @@ struct ForwardStages : RobustMoments {
     // a group as one row when its channels are contiguous, else one row per channel).
     Halide::Expr D, row_len;
 
+    // (s, c, n) what is normalized, in the compute type: x, or x + skip + shift (the
+    // residual prologue); (i, r, n) the same as the statistics' rows (x_rows).
+    Halide::Func input{"input"}, row_input{"row_input"};
+    Halide::Func shift{"shift"};  // (c, n) residual: skip_nc + skip_bias
+    Halide::Func sum{"sum"};      // (s, c, n) residual: input stored as x's type (an output)
+
     Halide::RDom rp;                          // the pivot's values
     Halide::Func pivot_sum{"pivot_sum"};      // (g, n)  their sum
     Halide::Func pivot{"pivot"};              // (g, n)  mean of the group's first values: the shift of all sums

@@ -38,6 +38,17 @@ void add_floats(const float *__restrict a, const float *__restrict b, float *__r
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 __attribute__((target_clones("avx512f", "avx2", "default")))
 #endif
+void add_sub_floats(const float *__restrict a, const float *__restrict b, float *__restrict s,
+                    float *__restrict d, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        s[i] = a[i] + b[i];
+        d[i] = a[i] - b[i];
+    }
+}
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+__attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
 uint64_t xor_words(const uint64_t *__restrict x, size_t n) {
     uint64_t acc = 0;
     for (size_t i = 0; i < n; i++) acc ^= x[i];
@@ -112,6 +123,12 @@ uint64_t stream_read(const void *x, size_t bytes, int threads) {
 
 void stream_add(const float *a, const float *b, float *y, size_t n, int threads) {
     split_stream(n, 4, threads, [&](size_t lo, size_t hi) { add_floats(a + lo, b + lo, y + lo, hi - lo); });
+}
+
+void stream_add_sub(const float *a, const float *b, float *s, float *d, size_t n, int threads) {
+    split_stream(n, 4, threads, [&](size_t lo, size_t hi) {
+        add_sub_floats(a + lo, b + lo, s + lo, d + lo, hi - lo);
+    });
 }
 
 void stream_copy(const void *x, void *y, size_t bytes, int threads) {

@@ -16,6 +16,9 @@ bool stream_half_affine(const void *x, void *y, size_t bytes, int threads);
 // y[i] = a[i] + b[i] over n floats: the three streams of a backward pass (x and dy read,
 // dx written).
 void stream_add(const float *a, const float *b, float *y, size_t n, int threads);
+// s[i] = a[i] + b[i], d[i] = a[i] - b[i] over n floats: the four streams of the residual
+// forward (x and skip read, sum and y written).
+void stream_add_sub(const float *a, const float *b, float *s, float *d, size_t n, int threads);
 // A streaming read of `bytes` (an XOR of 8-byte words, returned so it is not elided): the
 // second pass over x of a two-pass kernel (statistics, then normalize).
 uint64_t stream_read(const void *x, size_t bytes, int threads);

@@ -54,8 +54,8 @@ struct ThreadPoolTest : ::testing::Test {
     void TearDown() override { ASSERT_EQ(gn_set_thread_pool(nullptr, nullptr, 0), GN_STATUS_SUCCESS); }
 };
 
-// gn_forward or gn_backward (v's op) on a problem that `v` (an any-shape CPU variant)
-// serves, checked.
+// gn_forward (with a residual term for residual variants) or gn_backward (v's op) on a
+// problem that `v` (an any-shape CPU variant) serves, checked.
 void run_case(const gd::Variant &v, std::mt19937_64 &rng) {
     const Shape shape{{2, 32, 9, 9}, 8};
     const Layout layout = test_layouts(v.layout)[0];
@@ -67,8 +67,12 @@ void run_case(const gd::Variant &v, std::mt19937_64 &rng) {
         return;
     }
     ForwardCase c(shape, test_dtype(v.dtype), test_dtype(v.param_dtype), layout, true, 1.5, rng);
+    // The residual variants: a zero skip_bias makes the problem theirs, the result plain.
+    const Param zero_bias(std::vector<double>(shape.dims[1], 0.0), test_dtype(v.param_dtype));
+    gn_config config = GN_CONFIG_INIT;
+    if (v.op == gd::GN_OP_FORWARD_RESIDUAL) config.skip_bias = zero_bias.dl();
     ASSERT_EQ(gn_forward(c.x.dl(), c.g(), c.b(), shape.G, 1e-5, c.y.dl(), nullptr, nullptr,
-                         nullptr),
+                         &config),
               GN_STATUS_SUCCESS)
         << gn_last_error_message();
     EXPECT_TRUE(matches_reference(c.y, c.reference(shape.G, 1e-5)));

@@ -22,6 +22,7 @@ struct RunOptions {
     bool channels_last = false;
     int activation = 0;  // gn_activation (--activation)
     std::string input, output, weight, bias, mean, rstd;
+    std::string skip, skip_bias, sum;  // the residual prologue (gn_config.skip, skip_bias, sum)
 };
 
 struct BackwardOptions {

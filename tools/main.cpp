@@ -69,6 +69,13 @@ int main(int argc, char **argv) {
                       "the array is (N, *, C) instead of (N, C, *)");
     run_cmd->add_option("--weight", run.weight, "gamma, shape (C,), x's dtype or float32 (not for float64 x)");
     run_cmd->add_option("--bias", run.bias, "beta, shape (C,), x's dtype or float32 (not for float64 x)");
+    run_cmd->add_option("--skip", run.skip,
+                        "residual added to x before the norm: x's shape (and --channels-last "
+                        "order), or (N, C); x's dtype");
+    run_cmd->add_option("--skip-bias", run.skip_bias,
+                        "per-channel bias added with the residual, shape (C,), as --weight");
+    run_cmd->add_option("--sum", run.sum,
+                        "writes x + skip + skip_bias (the residual branch), in --input's shape");
     run_cmd->add_option("--activation", run.activation,
                         "fused activation applied to y: none, silu, relu, gelu (erf), gelu_tanh")
         ->transform(CLI::CheckedTransformer(activation_names(), CLI::ignore_case))

@@ -1,4 +1,5 @@
-// `groupnorm run`: GroupNorm of one .npy file through the C API.
+// `groupnorm run`: GroupNorm of one .npy file through the C API (with --skip: of the file
+// plus a residual, the sum optionally written out).
 #include <map>
 #include <memory>
 #include <string>
@@ -46,13 +47,17 @@ int run_command(const RunOptions &opts) {
     // output's file, nor an input's (--output may be --input: y replaces x).
     StagedOutputs out;
     const NamedPath input{"--input", opts.input}, weight_path{"--weight", opts.weight},
-        bias_path{"--bias", opts.bias};
-    out.add({"--output", opts.output}, {weight_path, bias_path});
-    if (!opts.mean.empty()) out.add({"--mean", opts.mean}, {input, weight_path, bias_path});
-    if (!opts.rstd.empty()) out.add({"--rstd", opts.rstd}, {input, weight_path, bias_path});
+        bias_path{"--bias", opts.bias}, skip_path{"--skip", opts.skip},
+        skip_bias_path{"--skip-bias", opts.skip_bias};
+    out.add({"--output", opts.output}, {weight_path, bias_path, skip_path, skip_bias_path});
+    const std::vector<NamedPath> inputs{input, weight_path, bias_path, skip_path, skip_bias_path};
+    if (!opts.mean.empty()) out.add({"--mean", opts.mean}, inputs);
+    if (!opts.rstd.empty()) out.add({"--rstd", opts.rstd}, inputs);
+    if (!opts.sum.empty()) out.add({"--sum", opts.sum}, inputs);
 
     NpyArray x = read_npy(opts.input, "--input");
     const Param weight(opts.weight, "--weight"), bias(opts.bias, "--bias");
+    const Param skip_bias(opts.skip_bias, "--skip-bias");
 
     // With --channels-last the file holds (N, *, C); the library sees (N, C, *).
     std::vector<int64_t> nc_shape = x.shape;
@@ -63,6 +68,23 @@ int run_command(const RunOptions &opts) {
     std::vector<uint8_t> y_data(x.data.size());
     DLTensorView xv(x.data.data(), dtype_of(x), nc_shape, opts.channels_last);
     DLTensorView yv(y_data.data(), dtype_of(x), nc_shape, opts.channels_last);
+
+    // The residual: x's file shape (then in x's order), or (N, C) as given.
+    NpyArray skip;
+    std::unique_ptr<DLTensorView> skip_view, sum_view;
+    if (!opts.skip.empty()) {
+        skip = read_npy(opts.skip, "--skip");
+        const bool like_x = skip.shape == x.shape;
+        skip_view = std::make_unique<DLTensorView>(skip.data.data(), dtype_of(skip),
+                                                   like_x ? nc_shape : skip.shape,
+                                                   like_x && opts.channels_last);
+    }
+    std::vector<uint8_t> sum_data;
+    if (!opts.sum.empty()) {
+        sum_data.resize(x.data.size());
+        sum_view = std::make_unique<DLTensorView>(sum_data.data(), dtype_of(x), nc_shape,
+                                                  opts.channels_last);
+    }
 
     // Statistics (N, G), only when asked for: float32, or float64 for float64 x (the C API's
     // statistics dtype). They are sized for N * G only
@@ -94,6 +116,9 @@ int run_command(const RunOptions &opts) {
 
     gn_config config = GN_CONFIG_INIT;
     config.activation = opts.activation;
+    config.skip = skip_view ? &skip_view->dl : nullptr;
+    config.skip_bias = skip_bias.tensor();
+    config.sum = sum_view ? &sum_view->dl : nullptr;
     const gn_status st =
         gn_forward(&xv.dl, weight.tensor(), bias.tensor(), opts.groups, opts.eps, &yv.dl,
                    mv ? &mv->dl : nullptr, rv ? &rv->dl : nullptr, &config);
@@ -107,6 +132,7 @@ int run_command(const RunOptions &opts) {
     const std::string stat_descr = float_descr(stat_item);
     if (!opts.mean.empty()) out.write("--mean", stat_descr, {N, G}, mean.data(), stat_bytes);
     if (!opts.rstd.empty()) out.write("--rstd", stat_descr, {N, G}, rstd.data(), stat_bytes);
+    if (!opts.sum.empty()) out.write("--sum", x.descr, x.shape, sum_data.data(), sum_data.size());
     out.commit();
     return 0;
 }

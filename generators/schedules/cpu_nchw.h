@@ -28,6 +28,18 @@ inline void schedule_cpu_nchw(ForwardStages &st, const Tuning &tune, int vector)
     for (Func out : {st.mean, st.rstd}) {
         out.parallel(st.n).parallel(st.g).compute_with(st.y, st.g);
     }
+    if (st.sum.defined()) {
+        // The residual sum, a vector at a time beside y's: x and skip are loaded for both
+        // from L1 (the group's values come from DRAM once, for the statistics).
+        st.sum.split(st.c, st.g, d, st.D, TailStrategy::RoundUp)
+            .reorder(st.s, d, st.g, st.n)
+            .parallel(st.n)
+            .parallel(st.g)
+            .vectorize(st.s, out_vector, TailStrategy::GuardWithIf)
+            .compute_with(st.y, st.s);
+        // Per channel: skip_nc + skip_bias of the group's channels, before its statistics.
+        st.shift.compute_at(st.y, st.g).store_in(MemoryType::Stack);
+    }
     // The epilogue, a vector at a time inside y's vector loop (specialized by the generator).
     st.activated.compute_at(st.y, st.s)
         .vectorize(st.s, out_vector, TailStrategy::GuardWithIf)

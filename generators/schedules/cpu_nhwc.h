@@ -30,6 +30,17 @@ inline void schedule_cpu_nhwc(ForwardStages &st, const Tuning &tune, int vector)
     for (Func out : {st.mean, st.rstd}) {
         out.parallel(st.n).compute_with(st.y, st.n);
     }
+    if (st.sum.defined()) {
+        // The residual sum, a vector of channels at a time beside y's.
+        st.sum.reorder(st.c, st.s, st.n)
+            .split(st.s, so, si, tune.rows_per_task, TailStrategy::GuardWithIf)
+            .parallel(so)
+            .parallel(st.n)
+            .vectorize(st.c, out_vector, TailStrategy::GuardWithIf)
+            .compute_with(st.y, st.c);
+        // skip_nc + skip_bias of the sample's channels, before its statistics.
+        st.shift.compute_at(st.y, st.n).store_in(MemoryType::Stack);
+    }
     // The epilogue, a vector at a time inside y's vector loop (specialized by the generator).
     st.activated.compute_at(st.y, st.c)
         .vectorize(st.c, out_vector, TailStrategy::GuardWithIf)

@@ -56,6 +56,11 @@ gn_status read_config(const gn_config *config, gn_config *out) {
     if (config->struct_size >= offsetof(gn_config, beta) + sizeof(void *)) {
         out->beta = config->beta;
     }
+    if (config->struct_size >= offsetof(gn_config, sum) + sizeof(void *)) {
+        out->skip = config->skip;
+        out->skip_bias = config->skip_bias;
+        out->sum = config->sum;
+    }
     return GN_STATUS_SUCCESS;
 }
 
@@ -107,6 +112,11 @@ extern "C" gn_status gn_forward(const DLTensor *x, const DLTensor *gamma, const 
     }
     problem.activation = cfg.activation;
     if (gn_status st = check_activation_dtype(problem)) return st;
+    if (cfg.skip || cfg.skip_bias || cfg.sum) {
+        if (gn_status st = validate_residual(x, y, cfg.skip, cfg.skip_bias, cfg.sum, &problem)) {
+            return st;
+        }
+    }
     if (problem.empty()) return GN_STATUS_SUCCESS;
     gn_status lookup = GN_STATUS_SUCCESS;
     const Variant *variant = find_variant(problem, &lookup);
@@ -145,6 +155,11 @@ extern "C" gn_status gn_backward(const DLTensor *dy, const DLTensor *x, const DL
     clear_error();
     gn_config cfg;
     if (gn_status st = read_config(config, &cfg)) return st;
+    if (cfg.skip || cfg.skip_bias || cfg.sum) {
+        return fail(GN_STATUS_INVALID_ARGUMENT,
+                    "config->skip, skip_bias and sum are gn_forward's (a residual's gradient is "
+                    "dx: pass the forward's sum as x)");
+    }
     Problem problem;
     if (gn_status st = validate_backward(dy, x, mean, rstd, gamma, num_groups, dx, dgamma,
                                          dbeta, &problem)) {

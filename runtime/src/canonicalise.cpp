@@ -31,7 +31,11 @@ gn_dtype stat_dtype(gn_dtype x_dtype) {
     return x_dtype == GN_DTYPE_F64 ? GN_DTYPE_F64 : GN_DTYPE_F32;
 }
 
-const char *op_name(gn_op op) { return op == GN_OP_FORWARD ? "forward" : "backward"; }
+const char *op_name(gn_op op) {
+    return op == GN_OP_FORWARD            ? "forward"
+           : op == GN_OP_FORWARD_RESIDUAL ? "residual forward"
+                                          : "backward";
+}
 
 const char *layout_name(gn_layout l) { return l == GN_LAYOUT_NCHW ? "nchw" : "nhwc"; }
 
@@ -574,6 +578,99 @@ gn_status validate_backward(const DLTensor *dy, const DLTensor *x, const DLTenso
                           {view_region("dx", p->dx, elem), param_region("dgamma", p->dgamma, *p),
                            param_region("dbeta", p->dbeta, *p)},
                           "dx", "dy");
+}
+
+gn_status validate_residual(const DLTensor *x, const DLTensor *y, const DLTensor *skip,
+                            const DLTensor *skip_bias, const DLTensor *sum, Problem *p) {
+    p->op = GN_OP_FORWARD_RESIDUAL;
+    for (auto [t, name] : {std::pair{skip, "config->skip"}, {skip_bias, "config->skip_bias"},
+                           {static_cast<const DLTensor *>(sum), "config->sum"}}) {
+        if (gn_status st = check_tensor_pointers(t, name)) return st;
+    }
+    if (p->dtype == GN_DTYPE_F64) {
+        return fail(GN_STATUS_UNSUPPORTED,
+                    "config->skip, skip_bias, sum: the residual prologue is not compiled for "
+                    "float64 x (add the residual before the normalization)");
+    }
+    // skip: x's shape, or per (n, c): (N, C), or x's rank with spatial extents 1.
+    bool per_nc = false;
+    if (skip) {
+        if (gn_status st = check_device(skip, "config->skip", *p)) return st;
+        gn_dtype dtype;
+        if (!to_dtype(skip->dtype, &dtype) || dtype != p->dtype) {
+            return fail(GN_STATUS_INVALID_ARGUMENT, "config->skip must have x's dtype %s, got %s",
+                        dtype_name(p->dtype), describe_dtype(skip->dtype).c_str());
+        }
+        bool like_x = skip->ndim == x->ndim;
+        for (int i = 0; like_x && i < x->ndim; i++) like_x = skip->shape[i] == x->shape[i];
+        if (!like_x) {
+            per_nc = skip->ndim >= 2 && skip->shape[0] == p->N && skip->shape[1] == p->C &&
+                     (skip->ndim == 2 || skip->ndim == x->ndim);
+            for (int i = 2; per_nc && i < skip->ndim; i++) per_nc = skip->shape[i] == 1;
+        }
+        if (!like_x && !per_nc) {
+            return fail(GN_STATUS_INVALID_ARGUMENT,
+                        "config->skip must have x's shape %s, or (N, C) = (%lld, %lld) (or x's "
+                        "rank with spatial extents 1), got %s",
+                        describe_shape(x).c_str(), (long long)p->N, (long long)p->C,
+                        describe_shape(skip).c_str());
+        }
+    }
+    if (skip_bias) {
+        gn_dtype dtype;
+        if (gn_status st = check_param(skip_bias, "config->skip_bias", p->C, p->dtype, &dtype, *p)) {
+            return st;
+        }
+        if (dtype != p->param_dtype) {
+            if (p->gamma || p->beta) {
+                return fail(GN_STATUS_INVALID_ARGUMENT,
+                            "config->skip_bias must have gamma's and beta's dtype %s, got %s",
+                            dtype_name(p->param_dtype), dtype_name(dtype));
+            }
+            p->param_dtype = dtype;
+        }
+        p->skip_bias = static_cast<const char *>(skip_bias->data) + skip_bias->byte_offset;
+    }
+    if (sum) {
+        if (gn_status st = check_like_x(sum, "config->sum", x, *p)) return st;
+    }
+    if (p->empty()) return GN_STATUS_SUCCESS;  // nothing will be read or written
+
+    gn_layout layout;
+    if (skip && !per_nc) {
+        if (gn_status st = make_view(skip, "config->skip", p->layout, &p->skip, &layout)) return st;
+    }
+    if (per_nc) {
+        int64_t strides[kMaxRank], numel = 0;
+        if (gn_status st = read_geometry(skip, "config->skip", strides, &numel)) return st;
+        if (p->C > 1 && strides[1] != 1) {
+            return fail(GN_STATUS_UNSUPPORTED,
+                        "config->skip (per (n, c)) must be contiguous along C (stride 1), got "
+                        "stride %lld",
+                        (long long)strides[1]);
+        }
+        if (!fits_int32(strides[0])) {
+            return fail(GN_STATUS_UNSUPPORTED, "config->skip strides do not fit 32 bits");
+        }
+        p->skip_nc = static_cast<const char *>(skip->data) + skip->byte_offset;
+        p->skip_nc_stride[0] = 1;
+        p->skip_nc_stride[1] = p->N > 1 ? strides[0] : p->C;
+    }
+    if (sum) {
+        if (gn_status st = make_view(sum, "config->sum", p->layout, &p->sum, &layout)) return st;
+    }
+    // y and sum are written in one pass, each from x and skip: with a sum, no output may
+    // be an input (y = x would hand sum the normalized values).
+    const int elem = dtype_bytes(p->dtype);
+    const int64_t nc_extent[2] = {p->C, p->N};
+    return check_overlaps(
+        {view_region("x", p->x, elem), param_region("gamma", p->gamma, *p),
+         param_region("beta", p->beta, *p), view_region("config->skip", p->skip, elem),
+         region_of("config->skip", p->skip_nc, 2, nc_extent, p->skip_nc_stride, elem),
+         param_region("config->skip_bias", p->skip_bias, *p)},
+        {view_region("y", p->y, elem), stat_region("mean", p->mean, p->mean_stride, *p),
+         stat_region("rstd", p->rstd, p->rstd_stride, *p), view_region("config->sum", p->sum, elem)},
+        p->sum.data ? "" : "y", "x");
 }
 
 gn_status check_activation_dtype(const Problem &p) {

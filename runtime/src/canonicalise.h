@@ -9,7 +9,8 @@
 namespace groupnorm::detail {
 
 // The operations the registry holds variants of.
-enum gn_op { GN_OP_FORWARD, GN_OP_BACKWARD };
+// FORWARD_RESIDUAL: the forward with gn_config's residual prologue (skip, skip_bias, sum).
+enum gn_op { GN_OP_FORWARD, GN_OP_FORWARD_RESIDUAL, GN_OP_BACKWARD };
 const char *op_name(gn_op op);
 
 enum gn_dtype { GN_DTYPE_F32, GN_DTYPE_F16, GN_DTYPE_BF16, GN_DTYPE_F64 };
@@ -52,6 +53,13 @@ struct Problem {
     void *mean = nullptr, *rstd = nullptr;         // (N, G) of stat_dtype(dtype), or null
     int64_t mean_stride[2] = {0, 0}, rstd_stride[2] = {0, 0};  // (g, n) element strides
     int32_t activation = 0;  // gn_activation: fused into y (forward), differentiated (backward)
+    // FORWARD_RESIDUAL: skip of x's shape (data null: none), skip per (n, c) (null: none;
+    // (c, n) element strides, c's 1), skip_bias (C,) of param_dtype (null: none), the sum
+    // output (data null: not written).
+    View3 skip, sum;
+    const void *skip_nc = nullptr;
+    int64_t skip_nc_stride[2] = {0, 0};
+    const void *skip_bias = nullptr;
     bool empty() const { return N == 0 || S == 0; }
 };
 
@@ -64,6 +72,11 @@ gn_status validate_backward(const DLTensor *dy, const DLTensor *x, const DLTenso
                             const DLTensor *rstd, const DLTensor *gamma, int64_t num_groups,
                             const DLTensor *dx, const DLTensor *dgamma, const DLTensor *dbeta,
                             Problem *problem);
+
+// gn_forward's residual prologue (gn_config.skip, skip_bias, sum; any may be null), after
+// validate_forward: makes the problem a FORWARD_RESIDUAL one.
+gn_status validate_residual(const DLTensor *x, const DLTensor *y, const DLTensor *skip,
+                            const DLTensor *skip_bias, const DLTensor *sum, Problem *problem);
 
 // gn_backward's fused activation (gn_config.activation, already range-checked) and the
 // forward's beta it needs (gn_config.beta, may be null), after validate_backward.

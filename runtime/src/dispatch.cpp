@@ -41,10 +41,11 @@ const void *constant_params(gn_dtype type, int64_t C, bool one) {
 // The statistics' view of x (generators: x_rows): a group as one row when its channels are
 // contiguous (NC* with channel stride S), so blocks run across its channels and short
 // rows (7x7, 8x8) cost no per-channel overhead; otherwise x itself, a row per channel.
+// With a residual input the rows are x's channels (the variant adds skip by channel).
 View3 stats_rows(const Problem &p) {
     View3 rows = p.x;
     const int64_t group_size = p.C / p.G * p.S;
-    if (p.layout == GN_LAYOUT_NCHW && p.x.stride[0] == 1 && p.x.stride[1] == p.S &&
+    if (p.op != GN_OP_FORWARD_RESIDUAL && p.layout == GN_LAYOUT_NCHW && p.x.stride[0] == 1 && p.x.stride[1] == p.S &&
         group_size <= INT32_MAX) {
         rows.extent[0] = group_size;
         rows.extent[1] = p.G;
@@ -89,7 +90,20 @@ ForwardArgs::ForwardArgs(const Problem &p)
       mean(p.mean ? p.mean : scratch_stats(0, p.N * p.G), stat_dtype(p.dtype), 2, stat_extent,
            p.mean ? p.mean_stride : dense_stat_stride),
       rstd(p.rstd ? p.rstd : scratch_stats(1, p.N * p.G), stat_dtype(p.dtype), 2, stat_extent,
-           p.rstd ? p.rstd_stride : dense_stat_stride) {}
+           p.rstd ? p.rstd_stride : dense_stat_stride),
+      // The residual prologue's terms: absent ones are x (not added: has_skip = 0) and zeros
+      // (per (n, c): one row of C zeros, n stride 0).
+      nc_extent{p.C, p.N}, zero_nc_stride{1, 0},
+      sum_extent{p.sum.data ? p.S : 0, p.C, p.N},
+      skip(p.skip.data ? p.skip.data : p.x.data, p.dtype, 3, p.x.extent,
+           p.skip.data ? p.skip.stride : p.x.stride),
+      skip_nc(p.skip_nc ? p.skip_nc : constant_params(p.dtype, p.C, false), p.dtype, 2,
+              nc_extent, p.skip_nc ? p.skip_nc_stride : zero_nc_stride),
+      skip_bias(p.skip_bias ? p.skip_bias : constant_params(p.param_dtype, p.C, false),
+                p.param_dtype, 1, param_extent, kUnitStride),
+      // Not requested: spatial extent 0 at y's address, never written.
+      sum(p.sum.data ? p.sum.data : p.y.data, p.dtype, 3, sum_extent,
+          p.sum.data ? p.sum.stride : p.y.stride) {}
 
 gn_status run_forward(const Variant &v, const Problem &p, double eps, const gn_config *config) {
     // Halide's errors become this thread's message (from_halide_error), on every path.
@@ -111,7 +125,12 @@ gn_status run_forward(const Variant &v, const Problem &p, double eps, const gn_c
                                         &a.mean.buf, &a.rstd.buf);
                           });
     }
-    if (v.dtype == GN_DTYPE_F64) {
+    if (v.op == GN_OP_FORWARD_RESIDUAL) {
+        const auto fn = reinterpret_cast<ForwardResidualFn>(v.fn);
+        code = fn(&a.x.buf, &a.x_rows.buf, &a.gamma.buf, &a.beta.buf, (int32_t)p.G, (float)eps,
+                  p.activation, &a.skip.buf, &a.skip_nc.buf, &a.skip_bias.buf,
+                  p.skip.data != nullptr, &a.y.buf, &a.mean.buf, &a.rstd.buf, &a.sum.buf);
+    } else if (v.dtype == GN_DTYPE_F64) {
         const auto fn = reinterpret_cast<ForwardF64Fn>(v.fn);
         code = fn(&a.x.buf, &a.x_rows.buf, &a.gamma.buf, &a.beta.buf, (int32_t)p.G, eps,
                   p.activation, &a.y.buf, &a.mean.buf, &a.rstd.buf);

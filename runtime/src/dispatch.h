@@ -18,6 +18,15 @@ using ForwardF64Fn = int (*)(halide_buffer_t *x, halide_buffer_t *x_rows, halide
                              halide_buffer_t *beta, int32_t groups, double eps,
                              int32_t activation, halide_buffer_t *y, halide_buffer_t *mean,
                              halide_buffer_t *rstd);
+// The residual forward (CPU, float32 compute): the forward's arguments, then the prologue's
+// inputs (skip; skip_nc per (c, n); skip_bias; has_skip = 0: skip is x, not added), then
+// the outputs and sum (spatial extent 0: not written).
+using ForwardResidualFn = int (*)(halide_buffer_t *x, halide_buffer_t *x_rows,
+                                  halide_buffer_t *gamma, halide_buffer_t *beta, int32_t groups,
+                                  float eps, int32_t activation, halide_buffer_t *skip,
+                                  halide_buffer_t *skip_nc, halide_buffer_t *skip_bias,
+                                  int32_t has_skip, halide_buffer_t *y, halide_buffer_t *mean,
+                                  halide_buffer_t *rstd, halide_buffer_t *sum);
 // GPU variants (target feature user_context) take the user_context first.
 using ForwardGpuFn = int (*)(const void *user_context, halide_buffer_t *x,
                              halide_buffer_t *x_rows, halide_buffer_t *gamma,
@@ -50,12 +59,15 @@ struct HalideBuffer {
 
 // A forward pipeline's buffer arguments over a validated, non-empty problem: x, x_rows (the
 // statistics' row view of x), gamma and beta (neutral per-thread scratch when omitted), y,
-// mean and rstd (per-thread scratch when not requested). Also what the JIT correctness gate
+// mean and rstd (per-thread scratch when not requested); the residual prologue's. Also what the JIT correctness gate
 // passes to a candidate schedule.
 struct ForwardArgs {
     int64_t param_extent[1], stat_extent[2], dense_stat_stride[2];
     View3 rows;
     HalideBuffer x, x_rows, gamma, beta, y, mean, rstd;
+    // The residual forward's (unused by the others).
+    int64_t nc_extent[2], zero_nc_stride[2], sum_extent[3];
+    HalideBuffer skip, skip_nc, skip_bias, sum;
     explicit ForwardArgs(const Problem &p);
 };
 

@@ -376,8 +376,44 @@ def f32_activation(t):
     assert "activation" in t.fails("--groups", 4, "--input", t.save("x.npy", x), "--activation", "tanh")
 
 
+def f32_skip(t):
+    """--skip/--skip-bias/--sum: GroupNorm(x + skip + skip_bias), the sum written; both
+    layouts, a skip of x's shape and one per (N, C), with and without an activation."""
+    x, w, b = data((2, 8, 5, 3)), data(8), data(8)
+    skip, skip_nc, skip_bias = data((2, 8, 5, 3)), data((2, 8)), data(8)
+    for channels_last in (False, True):
+        for per_nc, act in ((False, "none"), (True, "silu")):
+            x64 = x.astype(np.float64)
+            if per_nc:
+                total = x64 + skip_nc[:, :, None, None] + skip_bias[None, :, None, None]
+                skip_file = skip_nc
+            else:
+                total = x64 + skip + skip_bias[None, :, None, None]
+                skip_file = skip
+            xx, tt = x, total
+            if channels_last:
+                xx, tt = np.moveaxis(x, 1, -1).copy(), np.moveaxis(total, 1, -1).copy()
+                if not per_nc:
+                    skip_file = np.moveaxis(skip, 1, -1).copy()
+            args = ["--groups", 4, "--input", t.save("x.npy", xx), "--output", t.path("y.npy"),
+                    "--weight", t.save("w.npy", w), "--bias", t.save("b.npy", b),
+                    "--skip", t.save("skip.npy", skip_file),
+                    "--skip-bias", t.save("sb.npy", skip_bias), "--sum", t.path("sum.npy"),
+                    "--activation", act]
+            if channels_last:
+                args.append("--channels-last")
+            t.ok(*args)
+            y, _, _ = reference(tt, 4, weight=w, bias=b, channels_last=channels_last)
+            act_fn = (lambda z: z) if act == "none" else ACTIVATIONS[act]
+            check_close("y", np.load(t.path("y.npy")), act_fn(y), np.float32)
+            check_close("sum", np.load(t.path("sum.npy")), tt, np.float32)
+    bad = t.fails("--groups", 4, "--input", t.save("x.npy", x),
+                  "--skip", t.save("skip.npy", data((2, 4))))
+    assert "config->skip" in bad, bad
+
+
 CASES = {f.__name__: f for f in [
-    f32_activation,
+    f32_activation, f32_skip,
     f32_affine, f32_no_affine, f32_rank2, f32_weight_only, f32_bias_only, f32_channels_last,
     f32_channels_last_5d, f32_mean_rstd, f16, f16_f32_params, f16_channels_last,
     f64_mean_rstd, f64_channels_last, bad_f64_f32_weight, bwd_f64, bwd_f64_no_weight_channels_last,

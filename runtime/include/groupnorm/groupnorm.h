@@ -79,9 +79,22 @@ typedef struct gn_config {
      * the pre-activation z is recomputed; NULL when the forward had none. Ignored (must be
      * NULL) by gn_forward, which takes beta as an argument. */
     const DLTensor *beta;
+    /* gn_forward's residual prologue (ONNX Runtime's SkipGroupNorm; a UNet block's time
+     * embedding): the tensor normalized is x + skip + skip_bias[c] instead of x, and `sum`
+     * receives it, all in one pass over memory. skip: x's dtype, and either x's shape (with
+     * the same layout kind) or per-(n, c): shape (N, C) or (N, C, 1, ..., 1) of x's rank,
+     * contiguous along C. skip_bias: (C,), the parameters' dtype (gamma's; x's dtype or
+     * float32). sum: x's shape, dtype and layout kind; written only when given. Each may be
+     * NULL. With a sum no output may overlap an input (y = x is allowed without one).
+     * CPU float32 / float16 / bfloat16 only (GN_STATUS_UNSUPPORTED otherwise). Ignored (must
+     * be NULL) by gn_backward: a residual's gradient is dx itself (pass the forward's sum as
+     * x), and skip_bias's is dx summed over n and the spatial positions. */
+    const DLTensor *skip;
+    const DLTensor *skip_bias;
+    DLTensor *sum;
 } gn_config;
 
-#define GN_CONFIG_INIT {(uint32_t)sizeof(gn_config), 0u, NULL, NULL, 0, 0u, NULL}
+#define GN_CONFIG_INIT {(uint32_t)sizeof(gn_config), 0u, NULL, NULL, 0, 0u, NULL, NULL, NULL, NULL}
 
 /* y = (x - mean) / sqrt(var + eps) * gamma[c] + beta[c], statistics per (n, group).
  * gamma, beta: shape (C,), dtype of x or float32 (float64 x: float64 only); either may be
