@@ -1,8 +1,10 @@
 // gn_bench: every shape of groupnorm::bench::suite() through gn_forward (f32 NCHW and
 // NHWC, f16 and bf16 NCHW) and gn_backward (f32 NCHW and NHWC), each next to a streaming
 // roofline of the same bytes and, when built with libtorch, PyTorch CPU's group_norm and
-// its backward; plus the dispatch overhead on the tiny shape. Names: <family>/<variant>/<shape>/threads:<n> (Google Benchmark appends
-// /process_time/real_time), so --benchmark_filter can pick; report.py reads the JSON.
+// its backward; f32 NCHW also through the default (untuned) schedule where dispatch picks a
+// tuned one (gn/f32_nchw_default); plus the dispatch overhead on the tiny shape. Names:
+// <family>/<variant>/<shape>/threads:<n> (Google Benchmark appends /process_time/real_time),
+// so --benchmark_filter can pick; report.py reads the JSON.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -23,6 +25,7 @@
 #include "bench_util.h"
 #include "silu_pass.h"
 #include "dispatch.h"
+#include "isa.h"
 #include "groupnorm/groupnorm.h"
 #include "support/buffer.h"
 #include "support/half.h"
@@ -355,6 +358,59 @@ void BM_half_convert(benchmark::State &state, const SuiteShape &s, int threads) 
     set_counters(state, n, 2);
 }
 
+// The f32 NCHW default-schedule variant (the variant table's "any" row, no tuning), and
+// whether dispatch would pick a tuned row over it for s (then gn/f32_nchw_default times it).
+const detail::Variant *default_f32_nchw(const SuiteShape *s = nullptr) {
+    using namespace groupnorm::detail;
+    size_t count = 0;
+    const detail::Variant *all = all_variants(&count);
+    for (size_t i = 0; i < count; i++) {
+        const detail::Variant &v = all[i];
+        if (v.op == GN_OP_FORWARD && v.device == GN_DEVICE_CPU && v.dtype == GN_DTYPE_F32 &&
+            v.layout == GN_LAYOUT_NCHW && v.param_dtype == GN_DTYPE_F32 && !*v.tuning &&
+            std::string(v.shape_class) == "any") {
+            if (!s) return &v;
+            Problem p;  // f32 NCHW forward on the CPU; the sizes are all the lookup reads
+            p.N = s->shape[0], p.C = s->shape[1], p.G = s->groups, p.S = numel(*s) / (p.N * p.C);
+            return find_variant(p) == &v ? nullptr : &v;
+        }
+    }
+    return nullptr;
+}
+
+// gn/f32_nchw's buffers, timed through the default variant (validation included, the
+// lookup not: gn_forward's path but for the variant).
+void BM_gn_default(benchmark::State &state, const SuiteShape &s, int threads) {
+    using namespace groupnorm::detail;
+    gn_set_num_threads(threads);
+    const int64_t n = numel(s), C = s.shape[1];
+    AlignedBuffer x(n * 4), y(n * 4);
+    std::memcpy(x.data, master_input(s), n * 4);
+    std::vector<float> g(C), b(C);
+    for (int64_t c = 0; c < C; c++) g[c] = 0.5f + float(c % 7) / 7, b[c] = float(c % 5) / 5 - 0.4f;
+    std::memset(y.data, 0xff, n * 4);
+    const DLDataType f32{kDLFloat, 32, 1};
+    DLTensorView xv(x.data, f32, s.shape, false), yv(y.data, f32, s.shape, false);
+    DLTensorView gv(g.data(), f32, {C}, false), bv(b.data(), f32, {C}, false);
+    const detail::Variant *v = default_f32_nchw();
+    auto run = [&] {
+        Problem p;
+        gn_status st = validate_forward(&xv.dl, &gv.dl, &bv.dl, s.groups, kEps, &yv.dl, nullptr,
+                                        nullptr, &p);
+        return st ? st : run_forward(*v, p, kEps);
+    };
+    if (!v || install_cpu_isa_cap() || run() || !all_finite(y.data, n, f32)) {
+        state.SkipWithError("no default f32 NCHW variant, call failed or output not finite");
+        return;
+    }
+    state.SetLabel(v->name);
+    for (auto _ : state) {
+        benchmark::DoNotOptimize(run());
+        benchmark::ClobberMemory();
+    }
+    set_counters(state, n, 4);
+}
+
 // gn_forward against the generated function it dispatches to, called with buffers built
 // here once: the difference is validation, canonicalisation, lookup and buffer setup.
 void BM_dispatch(benchmark::State &state, const SuiteShape &s, bool direct) {
@@ -444,6 +500,10 @@ void register_all() {
             for (const Variant &v : kVariants) {
                 add("gn/" + std::string(v.name) + tail,
                     [s, &v, threads](benchmark::State &st) { BM_gn(st, s, v, threads); });
+            }
+            if (default_f32_nchw(&s)) {  // dispatch picks a tuned row: time the default too
+                add("gn/f32_nchw_default" + tail,
+                    [s, threads](benchmark::State &st) { BM_gn_default(st, s, threads); });
             }
             for (int esize : {4, 2}) {
                 add("roofline/" + std::string(esize == 4 ? "f32" : "f16") + tail,
