@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
-"""Turns gn_bench's Google Benchmark JSON into bench/RESULTS.md (standard library only).
+"""Turns gn_bench's Google Benchmark JSON into bench/RESULTS.md and a chart, RESULTS.png.
 
-Usage: report.py RUN.json [RERUN.json ...] [--out RESULTS.md] [--command "how it was made"]
+Usage: report.py RUN.json [RERUN.json ...] [--out RESULTS.md] [--png RESULTS.png]
+                 [--command "how it was made"]
 
 Uses the median aggregate of each benchmark (--benchmark_repetitions); with a single
 repetition, the median of the iterations rows. GB/s counts x read once + y written once,
-in 1e9 bytes per second.
+in 1e9 bytes per second. With matplotlib (optional: without it, the table only), also a
+chart of the forward's GB/s per shape (--png, default beside --out), linked from the table.
 """
 import argparse
 import json
@@ -105,12 +107,118 @@ def mark(ok):
     return "" if ok is None else (" ✅" if ok else " ❌")
 
 
+# The chart's series: (label, family, variant for NCHW, variant for NHWC, style).
+CHART_SERIES = (
+    ("ours (dispatch: tuned where the shape's class is)", "gn", "f32_nchw", "f32_nhwc", "bar"),
+    ("ours, default schedule", "gn", "f32_nchw_default", None, "bar"),
+    ("PyTorch (channels_last for NHWC)", "torch", "f32_nchw", "f32_nhwc", "bar"),
+    ("copy roofline", "roofline", "f32", "f32", "line"),
+    ("two-pass roofline (read x, then copy)", "roofline", None, "f32_two_pass", "line"),
+)
+
+
+def write_png(rows, ctx, shapes, path, l3):
+    """The forward's GB/s (x read + y written) per shape, f32 NCHW and NHWC side by side,
+    one row of panels per thread count (1 and 2). False when matplotlib is missing."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("report.py: no matplotlib, so no chart (pip install matplotlib)", file=sys.stderr)
+        return False
+    threads = [t for t in (1, 2) if any(k[:2] == ("gn", "f32_nchw") and k[3] == t for k in rows)]
+    if not threads:
+        return False
+
+    def mbytes(s, t):  # x + y in MB (GB/s * ms), as the tables count it
+        return max((rows.get(k, {}).get("gbs", 0) * rows.get(k, {}).get("ms", 0)
+                    for k in (("gn", "f32_nchw", s, t), ("roofline", "f32", s, t))), default=0)
+
+    order = sorted(shapes, key=lambda s: mbytes(s, threads[0]))  # smallest first
+    fig, axes = plt.subplots(len(threads), 2, figsize=(16, 5.2 * len(threads) + 1.2),
+                             squeeze=False, sharey=True)
+    colors = {"gn": ("tab:blue", "tab:cyan"), "torch": ("tab:orange",)}
+    low, legend = float("inf"), {}
+    for row, t in enumerate(threads):
+        for col, layout in enumerate(("NCHW", "NHWC")):
+            ax = axes[row][col]
+            series = []
+            for label, fam, var_nchw, var_nhwc, style in CHART_SERIES:
+                var = var_nhwc if layout == "NHWC" else var_nchw
+                if var and any(k[:2] == (fam, var) and k[3] == t for k in rows):
+                    series.append((label, fam, var, style))
+            gbs = {}  # series -> {shape index: GB/s}
+            for label, fam, var, style in series:
+                gbs[label] = {i: mbytes(s, t) / rows[fam, var, s, t]["ms"]  # MB / ms = GB/s
+                              for i, s in enumerate(order)
+                              if rows.get((fam, var, s, t), {}).get("ms") and mbytes(s, t)}
+                low = min([low] + list(gbs[label].values()))
+            # Bars side by side within each shape's slot, as many as that shape has (the
+            # default schedule only where the shape's class is tuned).
+            bars = [x[0] for x in series if x[3] == "bar"]
+            slot = {i: [b for b in bars if i in gbs[b]] for i in range(len(order))}
+            used = defaultdict(int)
+            for label, fam, var, style in series:
+                xs, ys = list(gbs[label]), list(gbs[label].values())
+                if style == "bar":
+                    widths = [0.8 / len(slot[i]) for i in xs]
+                    color = colors[fam][used[fam]]
+                    used[fam] += 1
+                    ax.bar([i - 0.4 + w * (slot[i].index(label) + 0.5) for i, w in zip(xs, widths)],
+                           ys, widths, label=label, color=color, zorder=2)
+                else:  # a roofline: a dash across the shape's group of bars
+                    dashed = var != "f32"
+                    ax.hlines(ys, [x - 0.45 for x in xs], [x + 0.45 for x in xs],
+                              colors="0.45" if dashed else "k", linestyles="--" if dashed else "-",
+                              lw=2, label=label, zorder=3)
+            # Shapes whose x + y exceed L3: DRAM-bound, where the roofline is the bar to reach.
+            big = [i for i, s in enumerate(order) if l3 and mbytes(s, t) * 1e6 > l3]
+            if big and big[0] > 0:
+                ax.axvline(big[0] - 0.5, color="0.6", ls=":", lw=1.2)
+                ax.text(big[0] - 0.4, 0.98, f"x + y > L3 ({l3 >> 20} MiB) →",
+                        transform=ax.get_xaxis_transform(), va="top", fontsize=8, color="0.35")
+            ax.set_yscale("log")
+            ax.grid(axis="y", which="both", alpha=0.3, zorder=0)
+            ax.set_xticks(range(len(order)))
+            ax.set_xticklabels([f"{s} ({mbytes(s, t):.3g} MB)" for s in order], rotation=40,
+                               ha="right", fontsize=8)
+            ax.set_xlim(-0.6, len(order) - 0.4)
+            for handle, label in zip(*ax.get_legend_handles_labels()):
+                legend.setdefault(label, handle)
+            ax.set_title(f"f32 {layout}, {t} thread{'s' if t > 1 else ''}", fontsize=11)
+            if col == 0:
+                ax.set_ylabel("GB/s (x read + y written), log scale")
+    if low < float("inf"):
+        axes[0][0].set_ylim(bottom=low / 1.6)  # shared: the lowest bar stays visible
+    # One legend for all panels, bars first, in CHART_SERIES's order.
+    labels = [x[0] for x in CHART_SERIES if x[0] in legend]
+    fig.legend([legend[x] for x in labels], labels, loc="lower center", ncol=len(labels),
+               fontsize=9, frameon=False)
+    torch = ctx.get("torch_version")
+    fig.suptitle(f"GroupNorm forward, achieved GB/s per shape: {ctx.get('cpu_model', '?')}, "
+                 f"{ctx.get('num_cpus', '?')} CPUs; "
+                 + (f"PyTorch {torch}" if torch else "no PyTorch")
+                 + f"; git {ctx.get('git', '?')}, {ctx.get('date', '?')[:10]}", fontsize=12)
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    print(f"wrote {path}", file=sys.stderr)
+    return True
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("json", nargs="+", help="gn_bench JSON output(s); later files override")
     ap.add_argument("--out", default="-")
+    ap.add_argument("--png", default=None,
+                    help="the chart (needs matplotlib); default: --out's name with .png, "
+                         "none when --out is stdout; '' for none")
     ap.add_argument("--command", default="(not recorded)")
     args = ap.parse_args()
+    if args.png is None:
+        args.png = "" if args.out == "-" else os.path.splitext(args.out)[0] + ".png"
 
     rows, ctx = load(args.json)
     get = lambda fam, var, shape, t: rows.get((fam, var, shape, t), {})
@@ -139,6 +247,10 @@ def main():
       "convert, one FMA, convert, write (AVX-512 F16C), the float16 counterpart of the copy "
       "(f16 bound: its GB/s as % of the f32 copy's, what f16 % f32 can reach); "
       "speedup = torch time / our time.\n")
+    chart = bool(args.png) and write_png(rows, ctx, shapes, args.png, l3)
+    if chart:
+        where = os.path.dirname(os.path.abspath(args.out)) if args.out != "-" else os.getcwd()
+        w(f"![Forward GB/s per shape, f32 NCHW and NHWC: ours, PyTorch and the rooflines]({os.path.relpath(os.path.abspath(args.png), where)})\n")
 
     # Per-shape table, one per thread count.
     summary = defaultdict(list)  # (metric, threads) -> [(value, shape)]
@@ -295,6 +407,10 @@ def main():
     w("- threads:N: `gn_set_num_threads(N)` after a restart of the Halide thread pool (a grown "
       "pool does not shrink by itself); torch: `at::set_num_threads(N)`; roofline: OpenMP, at "
       "most one thread per 256 KiB copied.")
+    if chart:
+        w("- Chart: GB/s per shape, smallest first, as the table counts them; \"default "
+          "schedule\": gn/f32_nchw_default, the f32 NCHW variant without tuning overrides, called "
+          "directly on the shapes where dispatch picks a tuned one (generators/tuning/).")
     w("- Repetitions are randomly interleaved across the suite: this VM's DRAM bandwidth drifts "
       "by about 20% over seconds, and ratios of medians taken minutes apart would carry it.")
 

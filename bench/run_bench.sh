@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs the whole gn_bench suite (builds nothing) and regenerates bench/RESULTS.md.
+# Runs the whole gn_bench suite (builds nothing) and regenerates bench/RESULTS.md and its
+# chart, bench/RESULTS.png (with matplotlib: the .venv's Python when there is one).
 # Usage, from anywhere: bench/run_bench.sh [path/to/gn_bench] [more gn_bench flags...]
 # (default build/bench/gn_bench, relative to the repository root). About 7 minutes on 2 cores;
 # run it on an otherwise idle machine: RESULTS.md records the load average at the start.
@@ -21,6 +22,8 @@ flags=(--benchmark_repetitions=9 --benchmark_min_time=0.1
 "$bin" "${flags[@]}"
 niceness="$(nice)"  # recorded: on a shared machine, `nice -n -20 bench/run_bench.sh` helps
 [ "$niceness" = 0 ] && prefix="" || prefix="nice -n $niceness "
-python3 "$root/bench/report.py" "$json" --out "$root/bench/RESULTS.md" \
+python="$root/.venv/bin/python"
+[ -x "$python" ] || python=python3
+"$python" "$root/bench/report.py" "$json" --out "$root/bench/RESULTS.md" \
     --command "$prefix${bin#"$root"/} ${flags[*]//"$root"\//}"
 echo "wrote $root/bench/RESULTS.md (raw: $json)"
