@@ -281,9 +281,9 @@ struct BackwardData {
         mean.resize(N * s.groups), rstd.resize(N * s.groups), gamma.resize(C);
         dgamma.resize(C), dbeta.resize(C);
         for (int64_t c = 0; c < C; c++) gamma[c] = 0.5f + float(c % 7) / 7;
-        std::vector<float> y(n);
+        AlignedBuffer y(n * 4);
         const DLDataType f32{kDLFloat, 32, 1};
-        DLTensorView xv(x.data, f32, s.shape, channels_last), yv(y.data(), f32, s.shape, channels_last);
+        DLTensorView xv(x.data, f32, s.shape, channels_last), yv(y.data, f32, s.shape, channels_last);
         DLTensorView mv(mean.data(), f32, {N, s.groups}, false), rv(rstd.data(), f32, {N, s.groups}, false);
         gn_forward(&xv.dl, nullptr, nullptr, s.groups, kEps, &yv.dl, &mv.dl, &rv.dl, nullptr);
     }

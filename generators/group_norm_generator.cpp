@@ -228,6 +228,8 @@ private:
         if (residual) {
             add_requirement(x_rows.dim(1).extent() == C,
                             "with a residual input x_rows must be x (a row per channel)");
+            add_requirement(sum->dim(0).extent() == 0 || sum->dim(0).extent() == S,
+                            "sum must have x's spatial extent, or 0 (no sum)");
         }
     }
 

@@ -1,7 +1,9 @@
 // libFuzzer target over gn_forward (issue "Reliability"). The input chooses a problem:
 // shape, groups, dtypes, memory orders with padding, in place or not, which of gamma,
 // beta, mean and rstd are given, eps, the data (a base and scale and one byte per
-// element), and sometimes one hostile change (a NULL shape, an absurd rank, an output
+// element), sometimes the residual prologue (gn_config.skip of x's shape or per (n, c),
+// skip_bias, sum; the reference then normalizes the float32 sum the kernels form, and sum
+// must be exactly that sum in x's dtype), and sometimes one hostile change (a NULL shape, an absurd rank, an output
 // overlapping another tensor, strides that make y overlap itself). Checks:
 //   - every buffer sits between canaries; canaries and the gaps of strided outputs never
 //     change; a call that fails changes no byte at all;
@@ -51,6 +53,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     const double scales[] = {1, 0.01, 7, 100};
     const double scale = scales[in.pick(dt == DType::F32 ? 4 : 3)];
     const int hostile = in.pick(8) == 0 ? 1 + in.pick(6) : 0;
+    // The residual prologue: skip 0 none, 1 x's shape, 2 per (n, c); skip_bias; sum.
+    const bool residual = in.pick(3) == 0;
+    const int skip_kind = residual ? in.pick(3) : 0;
+    const bool has_skip_bias = residual && in.pick(2), want_sum = residual && in.pick(2);
 
     Strided x, y;
     x.shape = y.shape = shape;
@@ -72,6 +78,26 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         store(pt, bbuf.data() + c * pb, (in.byte() - 128) / 64.0);
     }
     if (in_place) y = x;
+
+    // The residual's tensors: skip in its own memory order, sum in y's kind of order.
+    Strided skip, sum;
+    skip.shape = sum.shape = shape;
+    skip.layout(in, channels_last);
+    sum.layout(in, channels_last);
+    Guarded kbuf(std::max<int64_t>(skip.span, 1) * eb), ncbuf(N * C * eb), sbbuf(C * pb),
+        sumbuf(std::max<int64_t>(sum.span, 1) * eb);
+    if (residual) {
+        for (int64_t n = 0; n < N; n++) {
+            for (int64_t c = 0; c < C; c++) {
+                store(dt, ncbuf.data() + (n * C + c) * eb, (in.byte() - 128) / 16.0);
+                for (int64_t s = 0; s < S && skip_kind == 1; s++) {
+                    store(dt, kbuf.data() + skip.offset(n, c, s) * eb,
+                          -0.5 * base + scale * (in.byte() - 128) / 128.0);
+                }
+            }
+        }
+        for (int64_t c = 0; c < C; c++) store(pt, sbbuf.data() + c * pb, (in.byte() - 128) / 32.0);
+    }
 
     std::vector<int64_t> gshape{C}, mshape{N, G}, bshape{C}, rshape{N, G};
     DLTensor xd = make_dl(xbuf.data(), dt, x.shape, &x.strides);
@@ -115,27 +141,46 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                                  : hostile == 5                 ? y_self_overlaps
                                                                 : hostile != 0;
 
-    const std::vector<uint8_t> x_before = xbuf.bytes, y_before = ybuf.bytes, g_before = gbuf.bytes,
-                               b_before = bbuf.bytes, m_before = mbuf.bytes, r_before = rbuf.bytes;
-    const gn_status st = gn_forward(&xd, gp, bp, G, eps, &yd, mp, rp, nullptr);
+    std::vector<int64_t> ncshape{N, C}, sbshape{C};
+    DLTensor kd = make_dl(kbuf.data(), dt, skip.shape, &skip.strides);
+    DLTensor ncd = make_dl(ncbuf.data(), dt, ncshape, nullptr);
+    DLTensor sbd = make_dl(sbbuf.data(), pt, sbshape, nullptr);
+    DLTensor sumd = make_dl(sumbuf.data(), dt, sum.shape, &sum.strides);
+    gn_config config = GN_CONFIG_INIT;
+    config.skip = skip_kind == 1 ? &kd : skip_kind == 2 ? &ncd : nullptr;
+    // skip_bias must have the parameters' dtype: gamma's or beta's when given.
+    config.skip_bias = has_skip_bias ? &sbd : nullptr;
+    config.sum = want_sum ? &sumd : nullptr;
+    // With a sum, y may not be x: the call must be refused.
+    const bool must_fail = want_sum && in_place && nonempty;
 
-    for (Guarded *g : {&xbuf, &ybuf, &gbuf, &bbuf, &mbuf, &rbuf}) {
+    const std::vector<uint8_t> x_before = xbuf.bytes, y_before = ybuf.bytes, g_before = gbuf.bytes,
+                               b_before = bbuf.bytes, m_before = mbuf.bytes, r_before = rbuf.bytes,
+                               k_before = kbuf.bytes, nc_before = ncbuf.bytes,
+                               sb_before = sbbuf.bytes, sum_before = sumbuf.bytes;
+    const gn_status st = gn_forward(&xd, gp, bp, G, eps, &yd, mp, rp, &config);
+
+    for (Guarded *g : {&xbuf, &ybuf, &gbuf, &bbuf, &mbuf, &rbuf, &kbuf, &ncbuf, &sbbuf, &sumbuf}) {
         if (!g->canaries_intact()) die("a canary changed");
     }
     if (gbuf.bytes != g_before || bbuf.bytes != b_before) die("gamma or beta changed");
+    if (kbuf.bytes != k_before || ncbuf.bytes != nc_before || sbbuf.bytes != sb_before) {
+        die("skip, skip(n,c) or skip_bias changed");
+    }
     if (st != GN_STATUS_SUCCESS) {
         if (st != GN_STATUS_INVALID_ARGUMENT && st != GN_STATUS_UNSUPPORTED) die("unexpected status");
         if (gn_last_error_message()[0] == '\0') die("a failure without a message");
         if (xbuf.bytes != x_before || ybuf.bytes != y_before || mbuf.bytes != m_before ||
-            rbuf.bytes != r_before) {
+            rbuf.bytes != r_before || sumbuf.bytes != sum_before) {
             die("a failed call wrote something");
         }
         return 0;
     }
     if (hostile_applies && hostile >= 3 && nonempty) die("a hostile call succeeded");
+    if (must_fail) die("a residual call with y = x and a sum succeeded");
     if (!nonempty) {
         if (xbuf.bytes != x_before || ybuf.bytes != y_before || mbuf.bytes != m_before ||
-            rbuf.bytes != r_before) {
+            rbuf.bytes != r_before || sumbuf.bytes != sum_before) {
             die("an empty call wrote something");
         }
         return 0;
@@ -150,9 +195,29 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     for (int64_t n = 0; n < N; n++) {
         for (int64_t g = 0; g < G; g++) {
             double sum = 0, sq = 0;
+            // What the kernels normalize: x, or the float32 sum (x + skip) + (skip(n,c) +
+            // skip_bias) (each operand exact in float64, so its float rounding is float32's).
             auto xv = [&](int64_t c, int64_t s) {
-                return load(dt, xs.data() + kCanary + x.offset(n, c, s) * eb);
+                const double xval = load(dt, xs.data() + kCanary + x.offset(n, c, s) * eb);
+                if (!residual) return xval;
+                const double k = skip_kind == 1 ? load(dt, kbuf.data() + skip.offset(n, c, s) * eb) : 0.0;
+                const double nc = skip_kind == 2 ? load(dt, ncbuf.data() + (n * C + c) * eb) : 0.0;
+                const double sb = has_skip_bias ? load(pt, sbbuf.data() + c * pb) : 0.0;
+                return (double)((float)((double)(float)(xval + k) + (double)(float)(nc + sb)));
             };
+            if (want_sum) {
+                for (int64_t c = g * D; c < (g + 1) * D; c++) {
+                    for (int64_t s = 0; s < S; s++) {
+                        const double got = load(dt, sumbuf.data() + sum.offset(n, c, s) * eb);
+                        if (!(got == round_to(dt, xv(c, s)))) {
+                            std::fprintf(stderr, "sum[%lld, %lld, %lld] = %.9g, want %.9g\n",
+                                         (long long)n, (long long)c, (long long)s, got,
+                                         round_to(dt, xv(c, s)));
+                            die("sum is not the float32 sum in x's dtype");
+                        }
+                    }
+                }
+            }
             for (int64_t c = g * D; c < (g + 1) * D; c++)
                 for (int64_t s = 0; s < S; s++) sum += xv(c, s);
             const double mean = sum / M;
@@ -203,5 +268,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         }
     }
     if (!mp && mbuf.bytes != m_before) die("mean written although not given");
+    if (!want_sum && sumbuf.bytes != sum_before) die("sum written although not given");
+    if (want_sum) {  // sum's gaps keep their poison
+        std::vector<bool> in_view(sum.span, false);
+        for (int64_t n = 0; n < N; n++)
+            for (int64_t c = 0; c < C; c++)
+                for (int64_t s = 0; s < S; s++) in_view[sum.offset(n, c, s)] = true;
+        for (int64_t i = 0; i < sum.span; i++) {
+            for (int k = 0; k < eb && !in_view[i]; k++) {
+                if (sumbuf.data()[i * eb + k] != kPoisonByte) die("a gap of sum was written");
+            }
+        }
+    }
     return 0;
 }
