@@ -28,7 +28,7 @@ for dir in "$@"; do
   echo "| variant | bytes |"
   echo "|---|---:|"
   total=0
-  for v in $(sed -n 's/^GN_VARIANT(\([a-z0-9_]*\), [A-Z]*, CPU,.*/\1/p' "$dir/generators/gn_variants.inc"); do
+  for v in $(sed -n 's/^GN_VARIANT(\([a-z0-9_]*\), [A-Z_]*, CPU,.*/\1/p' "$dir/generators/gn_variants.inc"); do
     # multi-target: one object per level + the wrapper; one target: $v.o
     b=$(bytes $(ls "$dir"/generators/"$v"-*.o "$dir/generators/${v}_wrapper.o" \
                    "$dir/generators/$v.o" 2>/dev/null))
@@ -37,7 +37,7 @@ for dir in "$@"; do
   done
   echo "| all CPU variants | $total |"
   echo "| Halide runtime (\`gn_runtime_cpu\`) | $(bytes "$dir/generators/gn_runtime_cpu.o") |"
-  gpu=$(sed -n 's/^GN_VARIANT(\([a-z0-9_]*\), [A-Z]*, \(CUDA\|OPENCL\),.*/\1/p' "$dir/generators/gn_variants.inc")
+  gpu=$(sed -n 's/^GN_VARIANT(\([a-z0-9_]*\), [A-Z_]*, \(CUDA\|OPENCL\),.*/\1/p' "$dir/generators/gn_variants.inc")
   if [[ -n $gpu ]]; then  # x86 trees built with GPU variants (CUDA/OpenCL, host side + kernels)
     gb=0
     for v in $gpu; do gb=$((gb + $(bytes "$dir/generators/$v.o"))); done

@@ -80,18 +80,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (in_place) y = x;
 
     // The residual's tensors: skip in its own memory order, sum in y's kind of order.
-    Strided skip, sum;
-    skip.shape = sum.shape = shape;
-    skip.layout(in, channels_last);
-    sum.layout(in, channels_last);
-    Guarded kbuf(std::max<int64_t>(skip.span, 1) * eb), ncbuf(N * C * eb), sbbuf(C * pb),
-        sumbuf(std::max<int64_t>(sum.span, 1) * eb);
+    Strided skip_t, sum_t;
+    skip_t.shape = sum_t.shape = shape;
+    skip_t.layout(in, channels_last);
+    sum_t.layout(in, channels_last);
+    Guarded kbuf(std::max<int64_t>(skip_t.span, 1) * eb), ncbuf(N * C * eb), sbbuf(C * pb),
+        sumbuf(std::max<int64_t>(sum_t.span, 1) * eb);
     if (residual) {
         for (int64_t n = 0; n < N; n++) {
             for (int64_t c = 0; c < C; c++) {
                 store(dt, ncbuf.data() + (n * C + c) * eb, (in.byte() - 128) / 16.0);
                 for (int64_t s = 0; s < S && skip_kind == 1; s++) {
-                    store(dt, kbuf.data() + skip.offset(n, c, s) * eb,
+                    store(dt, kbuf.data() + skip_t.offset(n, c, s) * eb,
                           -0.5 * base + scale * (in.byte() - 128) / 128.0);
                 }
             }
@@ -142,10 +142,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                                                                 : hostile != 0;
 
     std::vector<int64_t> ncshape{N, C}, sbshape{C};
-    DLTensor kd = make_dl(kbuf.data(), dt, skip.shape, &skip.strides);
+    DLTensor kd = make_dl(kbuf.data(), dt, skip_t.shape, &skip_t.strides);
     DLTensor ncd = make_dl(ncbuf.data(), dt, ncshape, nullptr);
     DLTensor sbd = make_dl(sbbuf.data(), pt, sbshape, nullptr);
-    DLTensor sumd = make_dl(sumbuf.data(), dt, sum.shape, &sum.strides);
+    DLTensor sumd = make_dl(sumbuf.data(), dt, sum_t.shape, &sum_t.strides);
     gn_config config = GN_CONFIG_INIT;
     config.skip = skip_kind == 1 ? &kd : skip_kind == 2 ? &ncd : nullptr;
     // skip_bias must have the parameters' dtype: gamma's or beta's when given.
@@ -197,18 +197,23 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             double sum = 0, sq = 0;
             // What the kernels normalize: x, or the float32 sum (x + skip) + (skip(n,c) +
             // skip_bias) (each operand exact in float64, so its float rounding is float32's).
+            // An (N, C) skip of a rank-2 x has x's shape: it is x's full skip then.
+            const bool nc_is_full = skip_kind == 2 && shape.size() == 2;
             auto xv = [&](int64_t c, int64_t s) {
                 const double xval = load(dt, xs.data() + kCanary + x.offset(n, c, s) * eb);
                 if (!residual) return xval;
-                const double k = skip_kind == 1 ? load(dt, kbuf.data() + skip.offset(n, c, s) * eb) : 0.0;
-                const double nc = skip_kind == 2 ? load(dt, ncbuf.data() + (n * C + c) * eb) : 0.0;
+                const double ncval = skip_kind == 2 ? load(dt, ncbuf.data() + (n * C + c) * eb) : 0.0;
+                const double k = skip_kind == 1 ? load(dt, kbuf.data() + skip_t.offset(n, c, s) * eb)
+                                 : nc_is_full  ? ncval
+                                               : 0.0;
+                const double nc = nc_is_full ? 0.0 : ncval;
                 const double sb = has_skip_bias ? load(pt, sbbuf.data() + c * pb) : 0.0;
                 return (double)((float)((double)(float)(xval + k) + (double)(float)(nc + sb)));
             };
             if (want_sum) {
                 for (int64_t c = g * D; c < (g + 1) * D; c++) {
                     for (int64_t s = 0; s < S; s++) {
-                        const double got = load(dt, sumbuf.data() + sum.offset(n, c, s) * eb);
+                        const double got = load(dt, sumbuf.data() + sum_t.offset(n, c, s) * eb);
                         if (!(got == round_to(dt, xv(c, s)))) {
                             std::fprintf(stderr, "sum[%lld, %lld, %lld] = %.9g, want %.9g\n",
                                          (long long)n, (long long)c, (long long)s, got,
@@ -270,11 +275,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (!mp && mbuf.bytes != m_before) die("mean written although not given");
     if (!want_sum && sumbuf.bytes != sum_before) die("sum written although not given");
     if (want_sum) {  // sum's gaps keep their poison
-        std::vector<bool> in_view(sum.span, false);
+        std::vector<bool> in_view(sum_t.span, false);
         for (int64_t n = 0; n < N; n++)
             for (int64_t c = 0; c < C; c++)
-                for (int64_t s = 0; s < S; s++) in_view[sum.offset(n, c, s)] = true;
-        for (int64_t i = 0; i < sum.span; i++) {
+                for (int64_t s = 0; s < S; s++) in_view[sum_t.offset(n, c, s)] = true;
+        for (int64_t i = 0; i < sum_t.span; i++) {
             for (int k = 0; k < eb && !in_view[i]; k++) {
                 if (sumbuf.data()[i * eb + k] != kPoisonByte) die("a gap of sum was written");
             }
