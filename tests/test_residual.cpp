@@ -126,7 +126,7 @@ struct ResidualCase {
                                             stats ? base.rstd.dl() : nullptr, p);
         if (st != GN_STATUS_SUCCESS) return st;
         const DLTensor *skip_arg = terms.full ? skip.dl() : terms.per_nc ? skip_nc.dl() : nullptr;
-        return gd::validate_residual(base.x.dl(), base.y.dl(), skip_arg,
+        return gd::validate_residual(base.x.dl(), skip_arg,
                                      skip_bias ? skip_bias->dl() : nullptr,
                                      want_sum ? sum.dl() : nullptr, p);
     }

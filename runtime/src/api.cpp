@@ -113,7 +113,7 @@ extern "C" gn_status gn_forward(const DLTensor *x, const DLTensor *gamma, const 
     problem.activation = cfg.activation;
     if (gn_status st = check_activation_dtype(problem)) return st;
     if (cfg.skip || cfg.skip_bias || cfg.sum) {
-        if (gn_status st = validate_residual(x, y, cfg.skip, cfg.skip_bias, cfg.sum, &problem)) {
+        if (gn_status st = validate_residual(x, cfg.skip, cfg.skip_bias, cfg.sum, &problem)) {
             return st;
         }
     }

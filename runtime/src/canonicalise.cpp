@@ -580,8 +580,8 @@ gn_status validate_backward(const DLTensor *dy, const DLTensor *x, const DLTenso
                           "dx", "dy");
 }
 
-gn_status validate_residual(const DLTensor *x, const DLTensor *y, const DLTensor *skip,
-                            const DLTensor *skip_bias, const DLTensor *sum, Problem *p) {
+gn_status validate_residual(const DLTensor *x, const DLTensor *skip, const DLTensor *skip_bias,
+                            const DLTensor *sum, Problem *p) {
     p->op = GN_OP_FORWARD_RESIDUAL;
     for (auto [t, name] : {std::pair{skip, "config->skip"}, {skip_bias, "config->skip_bias"},
                            {static_cast<const DLTensor *>(sum), "config->sum"}}) {

@@ -75,8 +75,8 @@ gn_status validate_backward(const DLTensor *dy, const DLTensor *x, const DLTenso
 
 // gn_forward's residual prologue (gn_config.skip, skip_bias, sum; any may be null), after
 // validate_forward: makes the problem a FORWARD_RESIDUAL one.
-gn_status validate_residual(const DLTensor *x, const DLTensor *y, const DLTensor *skip,
-                            const DLTensor *skip_bias, const DLTensor *sum, Problem *problem);
+gn_status validate_residual(const DLTensor *x, const DLTensor *skip, const DLTensor *skip_bias,
+                            const DLTensor *sum, Problem *problem);
 
 // gn_backward's fused activation (gn_config.activation, already range-checked) and the
 // forward's beta it needs (gn_config.beta, may be null), after validate_backward.

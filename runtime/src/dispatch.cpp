@@ -90,10 +90,10 @@ ForwardArgs::ForwardArgs(const Problem &p)
       mean(p.mean ? p.mean : scratch_stats(0, p.N * p.G), stat_dtype(p.dtype), 2, stat_extent,
            p.mean ? p.mean_stride : dense_stat_stride),
       rstd(p.rstd ? p.rstd : scratch_stats(1, p.N * p.G), stat_dtype(p.dtype), 2, stat_extent,
-           p.rstd ? p.rstd_stride : dense_stat_stride),
-      // The residual prologue's terms: absent ones are x (not added: has_skip = 0) and zeros
-      // (per (n, c): one row of C zeros, n stride 0).
-      nc_extent{p.C, p.N}, zero_nc_stride{1, 0},
+           p.rstd ? p.rstd_stride : dense_stat_stride) {}
+
+ResidualArgs::ResidualArgs(const Problem &p)
+    : param_extent{p.C}, nc_extent{p.C, p.N}, zero_nc_stride{1, 0},
       sum_extent{p.sum.data ? p.S : 0, p.C, p.N},
       skip(p.skip.data ? p.skip.data : p.x.data, p.dtype, 3, p.x.extent,
            p.skip.data ? p.skip.stride : p.x.stride),
@@ -101,7 +101,6 @@ ForwardArgs::ForwardArgs(const Problem &p)
               nc_extent, p.skip_nc ? p.skip_nc_stride : zero_nc_stride),
       skip_bias(p.skip_bias ? p.skip_bias : constant_params(p.param_dtype, p.C, false),
                 p.param_dtype, 1, param_extent, kUnitStride),
-      // Not requested: spatial extent 0 at y's address, never written.
       sum(p.sum.data ? p.sum.data : p.y.data, p.dtype, 3, sum_extent,
           p.sum.data ? p.sum.stride : p.y.stride) {}
 
@@ -126,10 +125,11 @@ gn_status run_forward(const Variant &v, const Problem &p, double eps, const gn_c
                           });
     }
     if (v.op == GN_OP_FORWARD_RESIDUAL) {
+        ResidualArgs r(p);
         const auto fn = reinterpret_cast<ForwardResidualFn>(v.fn);
         code = fn(&a.x.buf, &a.x_rows.buf, &a.gamma.buf, &a.beta.buf, (int32_t)p.G, (float)eps,
-                  p.activation, &a.skip.buf, &a.skip_nc.buf, &a.skip_bias.buf,
-                  p.skip.data != nullptr, &a.y.buf, &a.mean.buf, &a.rstd.buf, &a.sum.buf);
+                  p.activation, &r.skip.buf, &r.skip_nc.buf, &r.skip_bias.buf,
+                  p.skip.data != nullptr, &a.y.buf, &a.mean.buf, &a.rstd.buf, &r.sum.buf);
     } else if (v.dtype == GN_DTYPE_F64) {
         const auto fn = reinterpret_cast<ForwardF64Fn>(v.fn);
         code = fn(&a.x.buf, &a.x_rows.buf, &a.gamma.buf, &a.beta.buf, (int32_t)p.G, eps,

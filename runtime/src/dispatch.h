@@ -59,16 +59,22 @@ struct HalideBuffer {
 
 // A forward pipeline's buffer arguments over a validated, non-empty problem: x, x_rows (the
 // statistics' row view of x), gamma and beta (neutral per-thread scratch when omitted), y,
-// mean and rstd (per-thread scratch when not requested); the residual prologue's. Also what the JIT correctness gate
+// mean and rstd (per-thread scratch when not requested). Also what the JIT correctness gate
 // passes to a candidate schedule.
 struct ForwardArgs {
     int64_t param_extent[1], stat_extent[2], dense_stat_stride[2];
     View3 rows;
     HalideBuffer x, x_rows, gamma, beta, y, mean, rstd;
-    // The residual forward's (unused by the others).
-    int64_t nc_extent[2], zero_nc_stride[2], sum_extent[3];
-    HalideBuffer skip, skip_nc, skip_bias, sum;
     explicit ForwardArgs(const Problem &p);
+};
+
+// The residual forward's extra buffers (built only for it: plain calls pay nothing): skip
+// (x when absent: not added), skip_nc (a row of C zeros, n stride 0, when absent),
+// skip_bias (zeros when absent), sum (spatial extent 0 at y's address when not requested).
+struct ResidualArgs {
+    int64_t param_extent[1], nc_extent[2], zero_nc_stride[2], sum_extent[3];
+    HalideBuffer skip, skip_nc, skip_bias, sum;
+    explicit ResidualArgs(const Problem &p);
 };
 
 // A backward pipeline's buffer arguments over a validated, non-empty problem: gamma neutral
