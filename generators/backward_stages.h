@@ -16,6 +16,7 @@ struct BackwardStages {
     Halide::RDom rs;  // a channel's blocks (the cascade of its sums)
     Halide::RDom rj;  // a block's chunks
     Halide::RDom rp;  // the last block's chunks
+    Halide::RDom rv;  // the row's last, masked chunk (0 or 1 of them)
     Halide::RDom rn;  // the samples (dgamma, dbeta)
 
     Halide::Func centered{"centered"};    // (s, c, n) x - mean, float32
@@ -24,7 +25,6 @@ struct BackwardStages {
     Halide::Func last_block{"last_block"};  // (l, c, n) CPU: the last block (< B chunks)
     Halide::Func lane_sums{"lane_sums"};    // (l, c, n) CPU: lane l's blocks, Kahan {sums, compensations}
     Halide::Func lane_total{"lane_total"};  // (l, c, n) CPU: lane l's compensated sums
-    std::vector<Halide::Func> lane_tree;    // (l, c, n) lane sums added in halves: L/2, ..., 1 lanes
     Halide::Func chan_sums{"chan_sums"};  // (c, n) {sum dy, sum dy (x - mean), sum x - mean} over s
     Halide::Func chan_sums_out{"chan_sums_out"};  // (c, n) {db, dsc} re-centred, for dgamma/dbeta
     Halide::Func grp_coef{"grp_coef"};    // (g, n) {c2, c3, delta}: dx = a dy + c2 (x - mean) + c3

@@ -87,7 +87,10 @@ public:
         //          LLVM folds them into the running sum); position (chunk K + k) L + l;
         //   block: B chunks per lane, a plain chain (block_sums; last_block, the partial one);
         //   lane:  the blocks added with Kahan's compensation (lane_sums);
-        //   the L lanes added in a tree (halves of the vector), then the last S % (K L).
+        //   the L lanes added in a tree (halves of the vector).
+        //   The last S % (K L) positions: nchw (L > 1, S >= L) one more chunk of the last
+        //   block, the row's last L positions with the lanes already counted masked out;
+        //   else added one at a time after the tree.
         // GPUs (K = L = 1): block b sums B positions b + j * blocks, interleaved so that the
         // threads of a warp read adjacent values; the blocks are then added by a thread tree.
         auto terms = [&](Expr pos) {
@@ -127,28 +130,39 @@ public:
             st.rp = RDom(0, chunks - full_blocks * B, "rp");  // the last, partial block
             st.last_block(st.l, c, n) = Tuple(zero, zero, zero);
             accumulate(st.last_block, {st.l, c, n}, chunk_terms(full_blocks * B + st.rp));
+            // The row's last S % L < L values (nchw, S >= L): one more chunk, the row's last L
+            // positions, with the lanes already counted masked out. A loop of one iteration
+            // or none; the promise keeps bounds inference from asking for x(S - L) when
+            // S < L, where the loop is empty and the scalar loop below adds the row.
+            Expr tail = S - chunks * K * L;
+            Expr vector_tail = L > 1 && S >= L && tail > 0;
+            st.rv = RDom(0, select(vector_tail, 1, 0), "rv");
+            Expr tail_pos = unsafe_promise_clamped(S - L + st.l + st.rv, 0, S - 1);
+            accumulate(st.last_block, {st.l, c, n}, masked(terms(tail_pos), st.l >= L - tail));
             // The partial block starts the Kahan sums (one block: no compensation step).
             st.rs = RDom(0, full_blocks, "rs");
             st.lane_sums(st.l, c, n) = Tuple(st.last_block(st.l, c, n)[0], st.last_block(st.l, c, n)[1],
                                              st.last_block(st.l, c, n)[2], zero, zero, zero);
             kahan_accumulate(st.lane_sums, {st.l, c, n},
                              tuple_values(st.block_sums(st.l, st.rs, c, n)));
-            // The lanes added in a tree (halves of the vector at a time): an in-order
-            // reduction of L lanes is a chain of L dependent adds per sum.
             st.lane_total(st.l, c, n) = Tuple(kahan_values(st.lane_sums(st.l, c, n)));
-            Func level = st.lane_total;
-            for (int width = L / 2; width >= 1; width /= 2) {
-                Func half("lane_tree_" + std::to_string(width));
-                std::vector<Expr> pairs;
-                for (int k = 0; k < 3; k++) {
-                    pairs.push_back(level(st.l, c, n)[k] + level(st.l + width, c, n)[k]);
+            // The lanes added in a tree, halves of the vector at a time (an in-order reduction
+            // of L lanes is a chain of L dependent adds per sum), written out lane by lane:
+            // the schedule computes lane_total as one vector, which LLVM reduces with
+            // shuffles.
+            std::vector<Expr> lane_totals;
+            for (int k = 0; k < 3; k++) {
+                std::vector<Expr> level;
+                for (int i = 0; i < L; i++) level.push_back(st.lane_total(i, c, n)[k]);
+                for (size_t half = level.size() / 2; half >= 1; half /= 2) {
+                    for (size_t i = 0; i < half; i++) level[i] = level[i] + level[i + half];
+                    level.resize(half);
                 }
-                half(st.l, c, n) = Tuple(pairs);
-                st.lane_tree.push_back(half);
-                level = half;
+                lane_totals.push_back(level[0]);
             }
-            accumulate(st.chan_sums, {c, n}, tuple_values(level(0, c, n)));
-            RDom rt(0, S - chunks * K * L, "rt");
+            accumulate(st.chan_sums, {c, n}, lane_totals);
+            RDom rt(0, tail, "rt");
+            rt.where(!vector_tail);  // (an extent select(...) loses rt < tail in bounds)
             accumulate(st.chan_sums, {c, n}, terms(chunks * K * L + rt));
         }
 

@@ -53,11 +53,13 @@ inline void schedule_backward_cpu_nchw(BackwardStages &st, const Tuning &tune, i
         .vectorize(st.l);
     st.block_sums.update().reorder(st.l, st.rj.x).vectorize(st.l);
     st.last_block.compute_at(st.chan_sums, st.c).store_in(MemoryType::Register).vectorize(st.l);
-    st.last_block.update().reorder(st.l, st.rp.x).vectorize(st.l);
-    for (Func half : st.lane_tree) {
-        half.compute_at(st.chan_sums, st.c).store_in(MemoryType::Register).vectorize(st.l);
-    }
-    st.chan_sums.update(0).unscheduled();  // the tree's last lane
+    st.last_block.update(0).reorder(st.l, st.rp.x).vectorize(st.l);
+    st.last_block.update(1).reorder(st.l, st.rv.x).vectorize(st.l);
+    // The compensated lane totals as one vector (inlined, LLVM moved their lanes one at a
+    // time through general registers: ~100 instructions a channel, most of a small map's
+    // backward).
+    st.lane_total.compute_at(st.chan_sums, st.c).store_in(MemoryType::Register).vectorize(st.l);
+    st.chan_sums.update(0).unscheduled();  // the lanes' tree: a few shuffles and adds
     st.chan_sums.update(1).unscheduled();  // the tail: < L positions per channel
     schedule_backward_params(st, param_sums, vector);
 }
@@ -87,7 +89,8 @@ inline void schedule_backward_cpu_nhwc(BackwardStages &st, const Tuning &tune, i
     st.lane_sums.compute_at(st.dx, st.n).vectorize(st.c, vec, TailStrategy::GuardWithIf);
     st.lane_sums.update().reorder(st.c, st.rs.x).vectorize(st.c, vec, TailStrategy::GuardWithIf);
     st.last_block.compute_at(st.dx, st.n).vectorize(st.c, vec, TailStrategy::GuardWithIf);
-    st.last_block.update().reorder(st.c, st.rp.x).vectorize(st.c, vec, TailStrategy::GuardWithIf);
+    st.last_block.update(0).reorder(st.c, st.rp.x).vectorize(st.c, vec, TailStrategy::GuardWithIf);
+    st.last_block.update(1).unscheduled();  // the masked chunk: nchw only (never runs)
     st.block_sums.compute_at(st.dx, st.n).reorder_storage(st.c, st.l, b)
         .reorder(st.c, st.l, b).parallel(b)
         .vectorize(st.c, vec, TailStrategy::GuardWithIf);
