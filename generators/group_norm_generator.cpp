@@ -84,8 +84,10 @@ public:
         ForwardStages st;
         st.type = ct;
         st.D = x.dim(1).extent() / groups;
-        st.row_len = x_rows.dim(0).extent();
-        Expr rows_per_group = x_rows.dim(1).extent() / groups;
+        // With the residual prologue x_rows is x (a row per channel: add_requirements), said
+        // in x's terms so that bounds of the statistics' rows and y's channels coincide.
+        st.row_len = residual ? x.dim(0).extent() : x_rows.dim(0).extent();
+        Expr rows_per_group = residual ? st.D : x_rows.dim(1).extent() / groups;
 
         define_input(st);
         define_pivot(st, rows_per_group);
