@@ -231,6 +231,16 @@ def avoid_relu_kink(x, num_groups, weight, bias, eps):
     return x
 
 
+def random_params(c, dtype, affine):
+    """weight ~ U(0.5, 1.5) and bias ~ N(0, 1) of c channels in dtype, requiring grad, or
+    (None, None) without affine."""
+    if not affine:
+        return None, None
+    w = torch.empty(c, dtype=torch.float64).uniform_(0.5, 1.5).to(dtype).requires_grad_()
+    b = torch.randn(c, dtype=torch.float64).to(dtype).requires_grad_()
+    return w, b
+
+
 def random_input(shape, dtype, channels_last=False, mean=0.5):
     x = (torch.randn(shape, dtype=torch.float64) + mean).to(dtype)
     if channels_last:

@@ -16,7 +16,7 @@ from torch import nn
 import groupnorm
 import groupnorm.torch as gt
 from conftest import (ACTIVATION_FNS, assert_within, avoid_relu_kink, bound_for, random_input,
-                      reference_activation_backward, reference_activation_forward)
+                      random_params, reference_activation_backward, reference_activation_forward)
 
 ACTIVATIONS = ["silu", "relu", "gelu", "gelu_tanh"]
 CODES = groupnorm.ACTIVATIONS
@@ -24,14 +24,6 @@ CODES = groupnorm.ACTIVATIONS
 SHAPES = [((2, 6, 5, 7), 3), ((2, 32, 3, 5), 32), ((1, 64, 9, 11), 32), ((2, 12, 13), 4),
           ((2, 16, 2, 3, 5), 4)]
 DTYPES = [torch.float32, torch.float16, torch.bfloat16, torch.float64]
-
-
-def _params(c, dtype, affine):
-    if not affine:
-        return None, None
-    w = torch.empty(c, dtype=torch.float64).uniform_(0.5, 1.5).to(dtype).requires_grad_()
-    b = torch.randn(c, dtype=torch.float64).to(dtype).requires_grad_()
-    return w, b
 
 
 def _input(shape, groups, dtype, channels_last, w, b, activation, eps=1e-5):
@@ -63,7 +55,7 @@ def _check(y, x, groups, w, b, eps, activation, dy, grads):
 def test_forward_backward_parity(shape, groups, activation, dtype, channels_last, affine):
     if channels_last and len(shape) not in (4, 5):
         pytest.skip("channels_last needs 4-D or 5-D")
-    w, b = _params(shape[1], dtype, affine)
+    w, b = random_params(shape[1], dtype, affine)
     x = _input(shape, groups, dtype, channels_last, w, b, activation)
     eps = 1e-5
     y = gt.group_norm(x, groups, w, b, eps, activation=activation)
@@ -79,7 +71,7 @@ def test_forward_backward_parity(shape, groups, activation, dtype, channels_last
 @pytest.mark.parametrize("activation", ACTIVATIONS)
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
 def test_float32_params_with_half_input(activation, dtype):
-    w, b = _params(8, torch.float32, True)
+    w, b = random_params(8, torch.float32, True)
     x = _input((2, 8, 6, 6), 4, dtype, False, w, b, activation)
     y = gt.group_norm(x, 4, w, b, activation=activation)
     dy = torch.randn_like(y)
@@ -92,7 +84,7 @@ def test_float32_params_with_half_input(activation, dtype):
 def test_only_weight_or_only_bias(activation):
     """The backward recomputes z from the forward's bias: with a bias and no weight too."""
     for affine in ("weight", "bias"):
-        w, b = _params(6, torch.float32, True)
+        w, b = random_params(6, torch.float32, True)
         w, b = (w, None) if affine == "weight" else (None, b)
         x = _input((2, 6, 4, 5), 3, torch.float32, False, w, b, activation)
         y = gt.group_norm(x, 3, w, b, activation=activation)
@@ -113,7 +105,7 @@ def test_only_weight_or_only_bias(activation):
 def test_registered_ops_equal_eager_path(activation, dtype, channels_last):
     """groupnorm::forward / forward_infer / backward with the activation code (what
     torch.compile traces) and the eager path run the same kernels: the same bits."""
-    w, b = _params(8, dtype, True)
+    w, b = random_params(8, dtype, True)
     x = _input((2, 8, 5, 3), 4, dtype, channels_last, w, b, activation)
     code = CODES[activation]
     dy = torch.randn(x.shape, dtype=dtype).contiguous(memory_format=torch.channels_last)
@@ -146,7 +138,7 @@ def test_float64_is_the_unfused_composition():
     """float64 with an activation: our float64 normalization, then PyTorch's activation
     (the same bits as composing them by hand), with the normalization's statistics."""
     x = random_input((2, 6, 5, 4), torch.float64, True)
-    w, b = _params(6, torch.float64, True)
+    w, b = random_params(6, torch.float64, True)
     for activation in ACTIVATIONS:
         plain = gt.group_norm(x, 3, w.detach(), b.detach())
         fused = gt.group_norm(x, 3, w.detach(), b.detach(), activation=activation)
@@ -160,7 +152,7 @@ def test_groupnorm_group_norm_and_out_with_torch_tensors():
     """groupnorm.group_norm(torch tensor, activation=...) takes the torch path (autograd),
     and out= writes act(GroupNorm(x)) in place (float64: by the unfused fallback)."""
     for dtype in (torch.float32, torch.float64):
-        w, b = _params(8, dtype, True)
+        w, b = random_params(8, dtype, True)
         x = random_input((2, 8, 3, 3), dtype, channels_last=True).requires_grad_()
         y = groupnorm.group_norm(x, 4, w, b, activation="gelu")
         assert torch.equal(y, gt.group_norm(x, 4, w, b, activation="gelu"))

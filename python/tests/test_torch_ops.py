@@ -7,7 +7,7 @@ import torch
 
 import groupnorm
 import groupnorm.torch as gt
-from conftest import (assert_forward_contract, assert_within, random_input,
+from conftest import (assert_forward_contract, assert_within, random_input, random_params,
                       reference_backward)
 
 # (shape, groups): odd sizes, G = 1, G = C, S = 1, N = 1, 3-D, 5-D, 7x7 maps.
@@ -25,14 +25,6 @@ SHAPES = [
 DTYPES = [torch.float32, torch.float16, torch.bfloat16, torch.float64]
 
 
-def _params(c, dtype, affine):
-    if not affine:
-        return None, None
-    w = torch.empty(c, dtype=torch.float64).uniform_(0.5, 1.5).to(dtype).requires_grad_()
-    b = torch.randn(c, dtype=torch.float64).to(dtype).requires_grad_()
-    return w, b
-
-
 @pytest.mark.parametrize("shape,groups", SHAPES)
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "channels_last"])
@@ -41,7 +33,7 @@ def test_forward_backward_parity(shape, groups, dtype, channels_last):
         pytest.skip("channels_last needs 4-D or 5-D")
     affine = shape[0] != 4  # one shape without weight and bias
     x = random_input(shape, dtype, channels_last).requires_grad_()
-    w, b = _params(shape[1], dtype, affine)
+    w, b = random_params(shape[1], dtype, affine)
     eps = 1e-5
 
     y = gt.group_norm(x, groups, w, b, eps)
@@ -65,7 +57,7 @@ def test_forward_backward_parity(shape, groups, dtype, channels_last):
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
 def test_float32_params_with_half_input(dtype):
     x = random_input((2, 8, 6, 6), dtype).requires_grad_()
-    w, b = _params(8, torch.float32, True)
+    w, b = random_params(8, torch.float32, True)
     y = gt.group_norm(x, 4, w, b)
     assert_forward_contract(y, x, 4, w, b, 1e-5)
     dy = torch.randn_like(y)
@@ -79,7 +71,7 @@ def test_float32_params_with_half_input(dtype):
 
 def test_dy_in_other_memory_format_and_expanded():
     x = random_input((2, 8, 5, 5), torch.float32, channels_last=True).requires_grad_()
-    w, b = _params(8, torch.float32, True)
+    w, b = random_params(8, torch.float32, True)
     y = gt.group_norm(x, 2, w, b)
     # sum() hands back an expanded (zero-stride) dy: served by a copy in x's layout.
     dx, dw, db = torch.autograd.grad(y.sum() + (y * 0).sum(), (x, w, b))
@@ -164,7 +156,7 @@ def test_registered_autograd_equals_eager_function(channels_last):
     """group_norm's eager autograd.Function and the op's register_autograd formula (what
     torch.compile traces) run the same kernels: the same bits."""
     x = random_input((2, 8, 5, 3), torch.float32, channels_last).requires_grad_()
-    w, b = _params(8, torch.float32, True)
+    w, b = random_params(8, torch.float32, True)
     dy = torch.randn(x.shape).contiguous(memory_format=torch.channels_last)  # other layout
     y_eager = gt.group_norm(x, 4, w, b)
     y_op = torch.ops.groupnorm.forward(x, 4, w, b, 1e-5)[0]
@@ -178,7 +170,7 @@ def test_kernels_on_torch_threads_give_the_same_bits():
     """groupnorm.torch runs the kernels' loops on PyTorch's OpenMP threads: results are
     bit-identical for 1 and 2 threads and with the library's own pool."""
     x = random_input((4, 64, 17, 19), torch.float32).requires_grad_()
-    w, b = _params(64, torch.float32, True)
+    w, b = random_params(64, torch.float32, True)
     dy = torch.randn(x.shape)
     threads = torch.get_num_threads()
     results = []
@@ -229,7 +221,7 @@ def test_negative_views_are_resolved():
     """A negative view (x._neg_view()) reads as -x: the kernels must see the values, not
     the raw memory (a DLPack capsule or data_ptr drops the bit)."""
     base = random_input((2, 8, 3, 3), torch.float32)
-    w, b = _params(8, torch.float32, True)
+    w, b = random_params(8, torch.float32, True)
     for requires_grad in (False, True):
         x = base._neg_view().requires_grad_(requires_grad)
         y = gt.group_norm(x, 4, w if requires_grad else w.detach(), b.detach()._neg_view())
@@ -253,7 +245,7 @@ def test_large_outputs_come_from_the_buffer_cache(channels_last):
     from groupnorm import _ext
 
     x = random_input((2, 16, 64, 64), torch.float32, channels_last).requires_grad_()
-    w, b = _params(16, torch.float32, True)
+    w, b = random_params(16, torch.float32, True)
     try:
         gt.set_buffer_cache(1 << 30)
         y1 = gt.group_norm(x, 4, w, b)
