@@ -146,19 +146,13 @@ public:
             kahan_accumulate(st.lane_sums, {st.l, c, n},
                              tuple_values(st.block_sums(st.l, st.rs, c, n)));
             st.lane_total(st.l, c, n) = Tuple(kahan_values(st.lane_sums(st.l, c, n)));
-            // The lanes added in a tree, halves of the vector at a time (an in-order reduction
-            // of L lanes is a chain of L dependent adds per sum), written out lane by lane:
-            // the schedule computes lane_total as one vector, which LLVM reduces with
-            // shuffles.
+            // The lanes added in a tree of halves (halves_sum; an in-order reduction of L
+            // lanes is a chain of L dependent adds per sum).
             std::vector<Expr> lane_totals;
             for (int k = 0; k < 3; k++) {
-                std::vector<Expr> level;
-                for (int i = 0; i < L; i++) level.push_back(st.lane_total(i, c, n)[k]);
-                for (size_t half = level.size() / 2; half >= 1; half /= 2) {
-                    for (size_t i = 0; i < half; i++) level[i] = level[i] + level[i + half];
-                    level.resize(half);
-                }
-                lane_totals.push_back(level[0]);
+                std::vector<Expr> lane_values;
+                for (int i = 0; i < L; i++) lane_values.push_back(st.lane_total(i, c, n)[k]);
+                lane_totals.push_back(halves_sum(lane_values));
             }
             accumulate(st.chan_sums, {c, n}, lane_totals);
             RDom rt(0, tail, "rt");

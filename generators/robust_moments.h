@@ -72,6 +72,19 @@ inline Halide::Expr pairwise_sum(std::vector<Halide::Expr> terms) {
     return terms[0];
 }
 
+// The values added in a tree of halves: (v[i] + v[i + h]) for h = size / 2, size / 4, ...,
+// 1 (size a power of two). Over the lanes of a vector kept in registers LLVM emits it as
+// shuffles and vector adds (the backward's channel sums: a tree of Funcs of 8, 4, 2, 1
+// lanes sent lanes one at a time through general registers instead). The forward's blocks
+// keep a vectorized reduction (atomic().vectorize(rl)): as fast there, measured.
+inline Halide::Expr halves_sum(std::vector<Halide::Expr> values) {
+    for (size_t half = values.size() / 2; half >= 1; half /= 2) {
+        for (size_t i = 0; i < half; i++) values[i] = values[i] + values[i + half];
+        values.resize(half);
+    }
+    return values[0];
+}
+
 inline void RobustMoments::define_lane_total(int lanes, Halide::Func blk, Halide::Func lane) {
     if (lanes == 1) {
         blk(b, r, n) = lane(0, b, r, n);
