@@ -130,15 +130,20 @@ public:
             st.rp = RDom(0, chunks - full_blocks * B, "rp");  // the last, partial block
             st.last_block(st.l, c, n) = Tuple(zero, zero, zero);
             accumulate(st.last_block, {st.l, c, n}, chunk_terms(full_blocks * B + st.rp));
-            // The row's last S % L < L values (nchw, S >= L): one more chunk, the row's last L
-            // positions, with the lanes already counted masked out. A loop of one iteration
-            // or none; the promise keeps bounds inference from asking for x(S - L) when
-            // S < L, where the loop is empty and the scalar loop below adds the row.
+            // The row's last S % L < L values (nchw: L > 1; when S >= L): one more chunk, the
+            // row's last L positions, with the lanes already counted masked out. A loop of
+            // one iteration or none; the promise keeps bounds inference from asking for
+            // x(S - L) when S < L, where the loop is empty and the scalar loop below adds
+            // the row.
             Expr tail = S - chunks * K * L;
-            Expr vector_tail = L > 1 && S >= L && tail > 0;
-            st.rv = RDom(0, select(vector_tail, 1, 0), "rv");
-            Expr tail_pos = unsafe_promise_clamped(S - L + st.l + st.rv, 0, S - 1);
-            accumulate(st.last_block, {st.l, c, n}, masked(terms(tail_pos), st.l >= L - tail));
+            Expr vector_tail;
+            if (L > 1) {
+                vector_tail = S >= L && tail > 0;
+                st.rv = RDom(0, select(vector_tail, 1, 0), "rv");
+                Expr tail_pos = unsafe_promise_clamped(S - L + st.l + st.rv, 0, S - 1);
+                accumulate(st.last_block, {st.l, c, n},
+                           masked(terms(tail_pos), st.l >= L - tail));
+            }
             // The partial block starts the Kahan sums (one block: no compensation step).
             st.rs = RDom(0, full_blocks, "rs");
             st.lane_sums(st.l, c, n) = Tuple(st.last_block(st.l, c, n)[0], st.last_block(st.l, c, n)[1],
@@ -156,7 +161,8 @@ public:
             }
             accumulate(st.chan_sums, {c, n}, lane_totals);
             RDom rt(0, tail, "rt");
-            rt.where(!vector_tail);  // (an extent select(...) loses rt < tail in bounds)
+            // (A where clause: an extent select(...) made bounds inference lose rt < tail.)
+            if (vector_tail.defined()) rt.where(!vector_tail);
             accumulate(st.chan_sums, {c, n}, terms(chunks * K * L + rt));
         }
 

@@ -89,8 +89,7 @@ inline void schedule_backward_cpu_nhwc(BackwardStages &st, const Tuning &tune, i
     st.lane_sums.compute_at(st.dx, st.n).vectorize(st.c, vec, TailStrategy::GuardWithIf);
     st.lane_sums.update().reorder(st.c, st.rs.x).vectorize(st.c, vec, TailStrategy::GuardWithIf);
     st.last_block.compute_at(st.dx, st.n).vectorize(st.c, vec, TailStrategy::GuardWithIf);
-    st.last_block.update(0).reorder(st.c, st.rp.x).vectorize(st.c, vec, TailStrategy::GuardWithIf);
-    st.last_block.update(1).unscheduled();  // the masked chunk: nchw only (never runs)
+    st.last_block.update().reorder(st.c, st.rp.x).vectorize(st.c, vec, TailStrategy::GuardWithIf);
     st.block_sums.compute_at(st.dx, st.n).reorder_storage(st.c, st.l, b)
         .reorder(st.c, st.l, b).parallel(b)
         .vectorize(st.c, vec, TailStrategy::GuardWithIf);
