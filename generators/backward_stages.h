@@ -20,7 +20,13 @@ struct BackwardStages {
     Halide::RDom rn;  // the samples (dgamma, dbeta)
 
     Halide::Func centered{"centered"};    // (s, c, n) x - mean, float32
-    Halide::Func dy_f{"dy_f"};            // (s, c, n) dy in float32
+    // (s, c, n) dy act'(z) in float32 with a fused activation, specialized per activation
+    // where the schedule computes it (nchw CPU: once per group, a scratch the sums and dx
+    // read; nhwc CPU: a vector of channels where each consumer reads it).
+    Halide::Func dy_act{"dy_act"};
+    // Set by the CPU schedules: the Funcs the generator specializes per activation (dy_act
+    // itself, or its wrappers at its consumers).
+    std::vector<Halide::Func> act_sites;
     Halide::Func block_sums{"block_sums"};  // (l, b, c, n) CPU, (b, c, n) GPU: a block's sums
     Halide::Func last_block{"last_block"};  // (l, c, n) CPU: the last block (< B chunks)
     Halide::Func lane_sums{"lane_sums"};    // (l, c, n) CPU: lane l's blocks, Kahan {sums, compensations}
@@ -29,6 +35,7 @@ struct BackwardStages {
     Halide::Func chan_sums_out{"chan_sums_out"};  // (c, n) {db, dsc} re-centred, for dgamma/dbeta
     Halide::Func grp_coef{"grp_coef"};    // (g, n) {c2, c3, delta}: dx = a dy + c2 (x - mean) + c3
     Halide::Func chan_mean{"chan_mean"};  // (c, n) the mean of c's group: a vector of channels loads it
+    Halide::Func chan_scale{"chan_scale"};  // (c, n) rstd * gamma of c: z = (x - mean) * it + beta
     Halide::Func chan_coef{"chan_coef"};  // (c, n) {rstd * gamma, c2, c3} of c's group
     Halide::Func dx, dgamma, dbeta;       // the pipeline's outputs
 };

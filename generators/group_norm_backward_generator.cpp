@@ -65,20 +65,25 @@ public:
         // strict_float: x - mean is the numerics (fast-math must not turn dy * (x - mean)
         // into dy * x - dy * mean).
         st.chan_mean(c, n) = mean(c / D, n);
+        st.chan_scale(c, n) = rstd(c / D, n) * cast(ct, gamma(c));
         st.centered(s, c, n) = strict_float(cast(ct, x(s, c, n)) - st.chan_mean(c, n));
         // The activation's prologue: dy through act'(z), z the forward's pre-activation value
-        // (from the given mean and rstd). A select over the activations, folded away in the
-        // specialization for none (below). float64: none compiled (fused_activations()).
+        // (from the given mean and rstd): dy_act, a select over the activations that the CPU
+        // schedules specialize where they compute it. Its consumers call it directly (not
+        // through an inline Func) so that their plain branch (the specialization of dx for
+        // none, below) does not realize it. float64: none compiled (fused_activations()).
         if (fused_activations()) {
-            const bool fast_reciprocal = family() == Family::X86;
-            Expr z = st.centered(s, c, n) * (rstd(c / D, n) * cast<float>(gamma(c))) +
-                     cast<float>(beta(c));
+            const Reciprocal how = reciprocal_method();
+            Expr z = st.centered(s, c, n) * st.chan_scale(c, n) + cast<float>(beta(c));
             Expr act_grad = select_activation(
-                activation, [&](int a) { return activate_grad(a, z, fast_reciprocal); });
-            st.dy_f(s, c, n) = cast<float>(dy(s, c, n)) * act_grad;
-        } else {
-            st.dy_f(s, c, n) = cast(ct, dy(s, c, n));
+                activation, [&](int a) { return activate_grad(a, z, how); });
+            st.dy_act(s, c, n) = cast<float>(dy(s, c, n)) * act_grad;
         }
+        auto dy_f = [&](Expr pos, Expr ch, Expr sample) {
+            Expr plain = cast(ct, dy(pos, ch, sample));
+            if (!fused_activations()) return plain;
+            return select(activation == kActNone, plain, st.dy_act(pos, ch, sample));
+        };
 
         // Channel sums: {dy, dy (x - mean), x - mean} over s, as a cascade whose every
         // chain of adds is short, so rounding errors cannot pile up when the terms share a
@@ -94,7 +99,7 @@ public:
         // GPUs (K = L = 1): block b sums B positions b + j * blocks, interleaved so that the
         // threads of a warp read adjacent values; the blocks are then added by a thread tree.
         auto terms = [&](Expr pos) {
-            Expr dyv = st.dy_f(pos, c, n), xcv = st.centered(pos, c, n);
+            Expr dyv = dy_f(pos, c, n), xcv = st.centered(pos, c, n);
             return std::vector<Expr>{dyv, dyv * xcv, xcv};
         };
         const int L = lanes(tune), K = steps(tune);  // L a power of two
@@ -196,9 +201,9 @@ public:
         Expr c2 = -(r * r * r) * inv_m * (grp_sums(g, n)[1] - delta * grp_sums(g, n)[0]);
         Expr c3 = -r * inv_m * grp_sums(g, n)[0];
         st.grp_coef(g, n) = Tuple(c2, c3 - c2 * delta, delta);
-        st.chan_coef(c, n) = Tuple(rstd(c / D, n) * cast(ct, gamma(c)),
-                                   st.grp_coef(c / D, n)[0], st.grp_coef(c / D, n)[1]);
-        st.dx(s, c, n) = cast_out(x.type(), st.chan_coef(c, n)[0] * st.dy_f(s, c, n) +
+        st.chan_coef(c, n) = Tuple(st.chan_scale(c, n), st.grp_coef(c / D, n)[0],
+                                   st.grp_coef(c / D, n)[1]);
+        st.dx(s, c, n) = cast_out(x.type(), st.chan_coef(c, n)[0] * dy_f(s, c, n) +
                                             st.chan_coef(c, n)[1] * st.centered(s, c, n) +
                                             st.chan_coef(c, n)[2]);
         // The channel sums dgamma and dbeta need, re-centred: {db, dsc - delta * db}.
@@ -240,6 +245,8 @@ public:
         if (fused_activations()) {
             specialize_plain(st.dx);
             if (family() == Family::Gpu) specialize_plain(st.chan_sums.in());
+            // The CPU sites of dy_act (read only where an activation is: no case for none).
+            for (Func f : st.act_sites) specialize_activations(f, activation, /*with_none=*/false);
         }
     }
 

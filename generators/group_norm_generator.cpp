@@ -196,14 +196,15 @@ private:
     // the activation rides in the normalize pass at the cost of a branch per vector; y is
     // specialized for no activation, so plain GroupNorm pays nothing.
     Expr epilogue(Expr normalized) {
-        const bool fast_reciprocal = family() == Family::X86;
+        const Reciprocal how = reciprocal_method();
         return select_activation(activation,
-                                 [&](int a) { return activate(a, normalized, fast_reciprocal); });
+                                 [&](int a) { return activate(a, normalized, how); });
     }
 
     void define_normalize(ForwardStages &st) {
         Var s = st.s, c = st.c, n = st.n;
-        Expr normalized = st.centered(s, c, n) * st.chan_affine(c, n)[0] + st.chan_affine(c, n)[1];
+        st.normalized(s, c, n) = st.centered(s, c, n) * st.chan_affine(c, n)[0] + st.chan_affine(c, n)[1];
+        Expr normalized = st.normalized(s, c, n);
         if (!fused_activations()) {
             // No epilogue: `activated` stays unused (its schedule is then ignored).
             st.activated(s, c, n) = normalized;

@@ -35,6 +35,9 @@ struct ForwardStages : RobustMoments {
     // specialization holds one vector's arithmetic, not a copy of the whole pipeline
     // (GPUs specialize their normalize kernel, y, instead; this Func is unused there).
     Halide::Func activated{"activated"};
+    // (s, c, n) centered * a + b, inlined: its own Func so the activation's strict_float
+    // parts (activation.h) do not make its multiply-add strict (no FMA) where they inline it.
+    Halide::Func normalized{"normalized"};
     Halide::Func y, mean, rstd;  // the pipeline's outputs
 };
 
