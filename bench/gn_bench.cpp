@@ -294,8 +294,10 @@ void set_backward_counters(benchmark::State &state, int64_t n) {
     state.SetBytesProcessed(state.iterations() * n * 4 * 3);  // x, dy read + dx written
 }
 
-// gn_backward, all three gradients, float32.
-void BM_backward(benchmark::State &state, const SuiteShape &s, bool channels_last, int threads) {
+// gn_backward, all three gradients, float32; with a fused activation, the backward of
+// GroupNorm + activation (beta = 0, as the forward that made the statistics).
+void BM_backward(benchmark::State &state, const SuiteShape &s, bool channels_last, int threads,
+                 int activation = GN_ACTIVATION_NONE) {
     gn_set_num_threads(threads);
     BackwardData d(s, channels_last);
     const int64_t n = numel(s), N = s.shape[0], C = s.shape[1];
@@ -305,9 +307,11 @@ void BM_backward(benchmark::State &state, const SuiteShape &s, bool channels_las
     DLTensorView mv(d.mean.data(), f32, {N, s.groups}, false), rv(d.rstd.data(), f32, {N, s.groups}, false);
     DLTensorView gv(d.gamma.data(), f32, {C}, false), dgv(d.dgamma.data(), f32, {C}, false);
     DLTensorView dbv(d.dbeta.data(), f32, {C}, false);
+    gn_config config = GN_CONFIG_INIT;
+    config.activation = activation;
     auto run = [&] {
         return gn_backward(&dyv.dl, &xv.dl, &mv.dl, &rv.dl, &gv.dl, s.groups, &dxv.dl, &dgv.dl,
-                           &dbv.dl, nullptr);
+                           &dbv.dl, &config);
     };
     std::memset(d.dx.data, 0xff, n * 4);
     if (gn_status st = run()) {
@@ -517,6 +521,10 @@ void register_all() {
             for (bool cl : {false, true}) {
                 add(std::string("bwd/f32_") + (cl ? "nhwc" : "nchw") + tail,
                     [s, cl, threads](benchmark::State &st) { BM_backward(st, s, cl, threads); });
+                add(std::string("bwd/f32_") + (cl ? "nhwc" : "nchw") + "_silu" + tail,
+                    [s, cl, threads](benchmark::State &st) {
+                        BM_backward(st, s, cl, threads, GN_ACTIVATION_SILU);
+                    });
             }
             for (bool cl : {false, true}) {
                 for (bool fused : {true, false}) {
