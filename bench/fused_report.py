@@ -15,6 +15,10 @@ GroupNorm + SiLU) and the bound the issue names: the fused op moves x and skip i
 sum out (roofline/f32_four_stream) where plain GroupNorm moves x in and y out
 (roofline/f32, the copy): their ratio, measured in the same run, is the least fused / plain
 can be on memory-bound shapes.
+
+Then the backward of GroupNorm + SiLU (bwd/f32_<layout>_silu: dy through SiLU's derivative,
+then GroupNorm's backward) against the plain backward (bwd/f32_<layout>) and PyTorch's
+GroupNorm backward alone (torch_bwd/f32_<layout>, for scale: its SiLU backward is not in it).
 """
 import argparse
 import json
@@ -114,6 +118,25 @@ def main():
                       f"{f'{sp:.2f}x' if sp else '-'} |")
             print(f"| **geomean** | | | **{geomean(ratios):.2f}x** | **{geomean(bounds):.2f}x** | | "
                   f"**{geomean(speedups):.2f}x** |")
+
+    for threads in (1, 2):
+        for layout in ("nchw", "nhwc"):
+            print(f"\nBackward of GroupNorm + SiLU (dx, dgamma, dbeta), {layout.upper()}, {threads} "
+                  f"thread{'s' if threads > 1 else ''} (ms, median):\n")
+            print("| shape | plain backward | with SiLU | SiLU / plain | torch gn backward (no SiLU) |")
+            print("|---|---:|---:|---:|---:|")
+            ratios = []
+            for s in shapes:
+                tail = f"/{s}/threads:{threads}"
+                plain = rows.get(f"bwd/f32_{layout}{tail}")
+                fused = rows.get(f"bwd/f32_{layout}_silu{tail}")
+                torch = rows.get(f"torch_bwd/f32_{layout}{tail}")
+                if not plain or not fused:
+                    continue
+                ratios.append(fused / plain)
+                fmt = lambda v: f"{v:.4g}" if v else "-"
+                print(f"| {s} | {fmt(plain)} | {fmt(fused)} | {fused / plain:.2f}x | {fmt(torch)} |")
+            print(f"| **geomean** | | | **{geomean(ratios):.2f}x** | |")
 
 
 if __name__ == "__main__":
