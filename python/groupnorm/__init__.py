@@ -54,13 +54,14 @@ def _activation_code(activation):
 
 
 def _call_forward(x, weight, bias, num_groups, eps, y, mean=None, rstd=None, stream=0,
-                  activation=0):
+                  activation=0, skip=None, skip_bias=None, sum=None):
     try:
-        _ext.forward(x, weight, bias, num_groups, eps, y, mean, rstd, stream, activation)
+        _ext.forward(x, weight, bias, num_groups, eps, y, mean, rstd, stream, activation,
+                     skip, skip_bias, sum)
     except TypeError as e:  # nanobind: an argument is not an array / an int / a float
         raise InvalidArgumentError(
-            "group_norm: x, weight, bias and out must be arrays (numpy or DLPack), "
-            "num_groups an int, eps a float (%s)" % str(e).split("\n")[0]
+            "group_norm: x, weight, bias, skip, skip_bias and out must be arrays (numpy or "
+            "DLPack), num_groups an int, eps a float (%s)" % str(e).split("\n")[0]
         ) from None
 
 
@@ -80,7 +81,8 @@ def _gt():
     return _torch_integration
 
 
-def group_norm(x, num_groups, weight=None, bias=None, eps=1e-5, *, activation=None, out=None):
+def group_norm(x, num_groups, weight=None, bias=None, eps=1e-5, *, activation=None,
+               skip=None, skip_bias=None, return_sum=False, out=None):
     """Group normalization of x, shape (N, C, *), over num_groups groups of C / num_groups
     channels: ``(x - mean) / sqrt(var + eps) * weight[c] + bias[c]``.
 
@@ -96,6 +98,17 @@ def group_norm(x, num_groups, weight=None, bias=None, eps=1e-5, *, activation=No
     kind to write (may be x itself); otherwise a new one of x's kind and layout is
     returned.
 
+    skip, skip_bias, return_sum: the residual prologue (ONNX Runtime's SkipGroupNorm, a
+    UNet block's residual or time embedding): the tensor normalized is x + skip +
+    skip_bias[c]. skip: x's dtype, and x's shape and layout kind, or per (n, c): (N, C) or
+    (N, C, 1, ..., 1), contiguous along C. skip_bias: (C,), the parameters' dtype. With
+    return_sum=True the result is (y, sum), sum = x + skip + skip_bias in x's dtype (the
+    residual branch); with a sum, out must not be x. numpy arrays and other DLPack producers
+    run the fused CPU kernels (float32, float16, bfloat16; formed in float32 as (x + skip) +
+    (skip_nc + skip_bias)); CUDA arrays and float64 raise UnsupportedError. torch tensors:
+    PyTorch forms the sum in x's dtype (autograd reaches x, skip and skip_bias) and our op
+    normalizes it.
+
     PyTorch tensors go through the ``groupnorm.torch`` ops (autograd and torch.compile
     work, with an activation too), except with ``out=``, which writes in place without
     autograd.
@@ -106,16 +119,25 @@ def group_norm(x, num_groups, weight=None, bias=None, eps=1e-5, *, activation=No
     library's message.
     """
     act = 0 if activation is None else _activation_code(activation)
+    if type(return_sum) is not bool:
+        raise InvalidArgumentError("group_norm: return_sum must be a bool, not %r" % (return_sum,))
+    if _is_torch(x):
+        if skip is not None or skip_bias is not None or return_sum:
+            return _gt()._skip_group_norm(x, num_groups, weight, bias, eps, out, activation,
+                                          skip, skip_bias, return_sum)
+        return _gt()._group_norm_any(x, num_groups, weight, bias, eps, out, activation)
     if type(x) is _np.ndarray:
         y = _np.empty_like(x, order="K") if out is None else out
-        _call_forward(x, weight, bias, num_groups, eps, y, activation=act)
-        return y
-    if _is_torch(x):
-        return _gt()._group_norm_any(x, num_groups, weight, bias, eps, out, activation)
-    return _group_norm_dlpack(x, num_groups, weight, bias, eps, out, act)
+        s = _np.empty_like(x, order="K") if return_sum else None
+        _call_forward(x, weight, bias, num_groups, eps, y, activation=act, skip=skip,
+                      skip_bias=skip_bias, sum=s)
+        return (y, s) if return_sum else y
+    return _group_norm_dlpack(x, num_groups, weight, bias, eps, out, act, skip, skip_bias,
+                              return_sum)
 
 
-def _group_norm_dlpack(x, num_groups, weight, bias, eps, out, act):
+def _group_norm_dlpack(x, num_groups, weight, bias, eps, out, act, skip=None, skip_bias=None,
+                       return_sum=False):
     """Another DLPack producer (JAX, CuPy, ...): CPU arrays are read through numpy views
     (no copy) and the result handed back with the producer's from_dlpack; CUDA arrays are
     written in place of an empty_like of the producer's namespace, on the legacy default
@@ -126,18 +148,25 @@ def _group_norm_dlpack(x, num_groups, weight, bias, eps, out, act):
         )
     xp = _namespace(x)
     device_type = x.__dlpack_device__()[0]
+    back = lambda a: xp.from_dlpack(a) if xp is not None else a
     if device_type == _KDL_CPU and out is None:
         as_np = lambda a: None if a is None else _np.from_dlpack(a)
         x_np = _np.from_dlpack(x)
         y = _np.empty_like(x_np, order="K")
-        _call_forward(x_np, as_np(weight), as_np(bias), num_groups, eps, y, activation=act)
-        return xp.from_dlpack(y) if xp is not None else y
+        s = _np.empty_like(x_np, order="K") if return_sum else None
+        _call_forward(x_np, as_np(weight), as_np(bias), num_groups, eps, y, activation=act,
+                      skip=as_np(skip), skip_bias=as_np(skip_bias), sum=s)
+        return (back(y), back(s)) if return_sum else back(y)
+    if (out is None or return_sum) and xp is None:
+        raise InvalidArgumentError(
+            "group_norm: a %s on a GPU needs out= (and no return_sum): its array namespace "
+            "is unknown, so no result can be allocated" % type(x).__name__)
     if out is None:
-        if xp is None:
-            raise InvalidArgumentError("group_norm: pass out= for a %s on a GPU" % type(x).__name__)
         out = xp.empty_like(x)
-    _call_forward(x, weight, bias, num_groups, eps, out, activation=act)
-    return out
+    s = xp.empty_like(x) if return_sum else None
+    _call_forward(x, weight, bias, num_groups, eps, out, activation=act, skip=skip,
+                  skip_bias=skip_bias, sum=s)
+    return (out, s) if return_sum else out
 
 
 def _namespace(x):

@@ -1,4 +1,4 @@
-from typing import Any, Dict, Optional, TypeVar
+from typing import Any, Dict, Optional, Tuple, TypeVar, Union
 
 from ._errors import (
     DeviceUnavailableError as DeviceUnavailableError,
@@ -23,13 +23,18 @@ def group_norm(
     eps: float = 1e-5,
     *,
     activation: Optional[str] = None,
+    skip: Optional[Any] = None,
+    skip_bias: Optional[Any] = None,
+    return_sum: bool = False,
     out: Optional[ArrayT] = None,
-) -> ArrayT:
+) -> Union[ArrayT, Tuple[ArrayT, ArrayT]]:
     """Group normalization of x, shape (N, C, *): (x - mean) / sqrt(var + eps) * weight + bias
     per sample and group of C / num_groups channels; activation (a name of ACTIVATIONS, or
     None) is applied to it in the same pass (float64 torch tensors: unfused, through
-    PyTorch's activation; other float64 arrays: UnsupportedError). torch tensors take the
-    groupnorm.torch ops (autograd, torch.compile). See the package docstring."""
+    PyTorch's activation; other float64 arrays: UnsupportedError). skip / skip_bias: the
+    tensor normalized is x + skip + skip_bias[c]; return_sum=True returns (y, that sum).
+    torch tensors take the groupnorm.torch ops (autograd, torch.compile). See the package
+    docstring."""
 
 def set_num_threads(n: int) -> None:
     """Threads for the library's own CPU pool (0: one per core, or HL_NUM_THREADS); with

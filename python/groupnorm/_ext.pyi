@@ -10,9 +10,11 @@ Array = Any  # numpy.ndarray, torch.Tensor, or any object with __dlpack__
 
 def forward(x: Array, weight: Optional[Array], bias: Optional[Array], num_groups: int,
             eps: float, y: Array, mean: Optional[Array], rstd: Optional[Array],
-            cuda_stream: int = 0, activation: int = 0) -> None:
+            cuda_stream: int = 0, activation: int = 0, skip: Optional[Array] = None,
+            skip_bias: Optional[Array] = None, sum: Optional[Array] = None) -> None:
     """gn_forward; mean and rstd: (N, num_groups), float32 (float64 for float64 x), or
-    None; activation: a gn_activation code (groupnorm.ACTIVATIONS)."""
+    None; activation: a gn_activation code (groupnorm.ACTIVATIONS); skip, skip_bias, sum:
+    the residual prologue (gn_config.skip, skip_bias, sum), or None."""
 
 def backward(dy: Array, x: Array, mean: Array, rstd: Array, weight: Optional[Array],
              num_groups: int, dx: Optional[Array], dweight: Optional[Array],

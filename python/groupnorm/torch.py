@@ -503,6 +503,43 @@ def group_norm(
 torch.fx.wrap("group_norm")
 
 
+def _skip_group_norm(x, num_groups, weight, bias, eps, out, activation, skip, skip_bias,
+                     return_sum):
+    """groupnorm.group_norm with skip / skip_bias / return_sum for a torch.Tensor x: PyTorch
+    forms x + skip + skip_bias in x's dtype (autograd reaches all three), our op normalizes
+    it. The shapes and dtypes the fused kernels take, checked here (PyTorch's broadcasting
+    would accept others silently)."""
+    if x.dim() < 2:
+        raise InvalidArgumentError("group_norm: x must have at least 2 dimensions (N, C, *)")
+    N, C = x.shape[0], x.shape[1]
+    total = x
+    if skip is not None:
+        if not isinstance(skip, Tensor) or skip.dtype != x.dtype or skip.device != x.device:
+            raise InvalidArgumentError(
+                "group_norm: skip must be a tensor of x's dtype and device")
+        per_nc = (N, C) + (1,) * (x.dim() - 2)
+        if tuple(skip.shape) == tuple(x.shape):
+            total = x + skip
+        elif tuple(skip.shape) in ((N, C), per_nc):
+            total = x + skip.reshape(per_nc)
+        else:
+            raise InvalidArgumentError(
+                "group_norm: skip must have x's shape %s, or (N, C) = (%d, %d), or %s; got %s"
+                % (tuple(x.shape), N, C, per_nc, tuple(skip.shape)))
+    if skip_bias is not None:
+        if (not isinstance(skip_bias, Tensor) or tuple(skip_bias.shape) != (C,)
+                or skip_bias.device != x.device):
+            raise InvalidArgumentError(
+                "group_norm: skip_bias must be a tensor of shape (C,) = (%d,) on x's device" % C)
+        total = total + skip_bias.to(x.dtype).reshape((1, C) + (1,) * (x.dim() - 2))
+    if total is x and return_sum:
+        total = x.clone()
+    if out is not None and return_sum and out is x:
+        raise InvalidArgumentError("group_norm: with return_sum, out must not be x")
+    y = _group_norm_any(total, num_groups, weight, bias, eps, out, activation)
+    return (y, total) if return_sum else y
+
+
 def _group_norm_any(x, num_groups, weight, bias, eps, out, activation=None):
     """groupnorm.group_norm for a torch.Tensor x."""
     act = _code(activation)

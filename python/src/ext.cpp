@@ -73,14 +73,20 @@ gn_config make_config(uintptr_t cuda_stream) {
     return config;
 }
 
+// skip, skip_bias, sum: the residual prologue (gn_config.skip, skip_bias, sum), or None.
 void forward(const Array &x, std::optional<Array> weight, std::optional<Array> bias,
              int64_t num_groups, double eps, const OutArray &y, std::optional<OutArray> mean,
-             std::optional<OutArray> rstd, uintptr_t cuda_stream, int activation) {
-    DLTensor xt = view(x), yt = view(y), wt, bt, mt, rt;
+             std::optional<OutArray> rstd, uintptr_t cuda_stream, int activation,
+             std::optional<Array> skip, std::optional<Array> skip_bias,
+             std::optional<OutArray> sum) {
+    DLTensor xt = view(x), yt = view(y), wt, bt, mt, rt, st, sbt, sumt;
     const DLTensor *w = view_or_null(weight, wt), *b = view_or_null(bias, bt);
     DLTensor *m = view_or_null(mean, mt), *r = view_or_null(rstd, rt);
     gn_config config = make_config(cuda_stream);
     config.activation = activation;
+    config.skip = view_or_null(skip, st);
+    config.skip_bias = view_or_null(skip_bias, sbt);
+    config.sum = view_or_null(sum, sumt);
     gn_status status;
     {
         nb::gil_scoped_release release;
@@ -558,6 +564,8 @@ NB_MODULE(_ext, m) {
     m.def("forward", &forward, nb::arg("x"), nb::arg("weight").none(), nb::arg("bias").none(),
           nb::arg("num_groups"), nb::arg("eps"), nb::arg("y"), nb::arg("mean").none(),
           nb::arg("rstd").none(), nb::arg("cuda_stream") = 0, nb::arg("activation") = 0,
+          nb::arg("skip").none() = nb::none(), nb::arg("skip_bias").none() = nb::none(),
+          nb::arg("sum").none() = nb::none(),
           "gn_forward over DLPack views; raises groupnorm.Error subclasses.");
     m.def("backward", &backward, nb::arg("dy"), nb::arg("x"), nb::arg("mean"),
           nb::arg("rstd"), nb::arg("weight").none(), nb::arg("num_groups"),

@@ -1,0 +1,161 @@
+"""groupnorm.group_norm's residual prologue (skip, skip_bias, return_sum): numpy arrays and
+DLPack producers on the fused CPU kernels against a float64 reference of the float32 sum,
+torch tensors through PyTorch's sum and our op (values and gradients), and bad input."""
+
+import numpy as np
+import pytest
+import torch
+
+import groupnorm
+from conftest import assert_forward_contract, reference_activation_forward
+from test_numpy import activation_np, reference_np
+
+
+def formed_sum(x, skip, skip_bias):
+    """x + skip + skip_bias as the kernels form it (the contract: float32, (x + skip) +
+    (skip_nc + skip_bias)), in x's dtype, and the float32 value normalized."""
+    n, c = x.shape[:2]
+    per_nc = (n, c) + (1,) * (x.ndim - 2)
+    s = x.astype(np.float32)
+    nc = np.zeros(per_nc, np.float32)
+    if skip is not None:
+        if skip.shape == x.shape:
+            s = s + skip.astype(np.float32)
+        else:
+            nc = nc + skip.astype(np.float32).reshape(per_nc)
+    if skip_bias is not None:
+        nc = nc + skip_bias.astype(np.float32).reshape((1, c) + (1,) * (x.ndim - 2))
+    s = (s + nc).astype(np.float32)
+    return s.astype(x.dtype), s
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("skip_kind", ["full", "nc", "nc11", None])
+@pytest.mark.parametrize("with_bias", [False, True])
+@pytest.mark.parametrize("activation", [None, "silu"])
+def test_numpy_skip(channels_last, skip_kind, with_bias, activation):
+    rng = np.random.default_rng()
+    n, c, h, w, groups = 2, 12, 5, 7, 4
+    x = (rng.standard_normal((n, c, h, w)) + 3.0).astype(np.float32)
+    if channels_last:
+        x = np.moveaxis(np.ascontiguousarray(np.moveaxis(x, 1, -1)), -1, 1)
+    skip = {"full": lambda: (rng.standard_normal(x.shape) - 1.0).astype(np.float32),
+            "nc": lambda: rng.standard_normal((n, c)).astype(np.float32),
+            "nc11": lambda: rng.standard_normal((n, c, 1, 1)).astype(np.float32),
+            None: lambda: None}[skip_kind]()
+    if skip is not None and skip.shape == x.shape and channels_last:
+        skip = np.moveaxis(np.ascontiguousarray(np.moveaxis(skip, 1, -1)), -1, 1)
+    skip_bias = rng.standard_normal(c).astype(np.float32) if with_bias else None
+    gamma = rng.uniform(0.5, 1.5, c).astype(np.float32)
+    beta = rng.standard_normal(c).astype(np.float32)
+
+    y, total = groupnorm.group_norm(x, groups, gamma, beta, activation=activation, skip=skip,
+                                    skip_bias=skip_bias, return_sum=True)
+    want_sum, normalized = formed_sum(x, skip, skip_bias)
+    assert total.shape == x.shape and total.dtype == x.dtype
+    assert total.strides == x.strides  # x's layout kind
+    np.testing.assert_array_equal(total, want_sum)
+    ref = reference_np(normalized, groups, gamma, beta)
+    if activation:
+        ref = activation_np(activation, ref)
+    assert np.all(np.abs(y - ref) <= 1e-5 * (np.abs(ref) + 1))
+
+    y_only = groupnorm.group_norm(x, groups, gamma, beta, activation=activation, skip=skip,
+                                  skip_bias=skip_bias)
+    # (Without skip and sum that is the plain kernel: other rounding, the same contract.)
+    assert type(y_only) is np.ndarray
+    assert np.all(np.abs(y_only - ref) <= 1e-5 * (np.abs(ref) + 1))
+
+
+def test_dlpack_producer_skip():
+    # A torch CPU tensor's DLPack export through the numpy path (not the torch ops): the
+    # result comes back as numpy (the producer namespace numpy reads it with).
+    rng = np.random.default_rng()
+    x = (rng.standard_normal((2, 8, 6)) + 2.0).astype(np.float32)
+    skip = rng.standard_normal((2, 8, 6)).astype(np.float32)
+
+    class Producer:  # a bare DLPack producer, neither numpy nor torch
+        def __init__(self, a):
+            self.a = a
+
+        def __dlpack__(self, **kw):
+            return self.a.__dlpack__(**kw)
+
+        def __dlpack_device__(self):
+            return self.a.__dlpack_device__()
+
+    y, total = groupnorm.group_norm(Producer(x), 4, skip=Producer(skip), return_sum=True)
+    want_sum, normalized = formed_sum(x, skip, None)
+    np.testing.assert_array_equal(np.asarray(total), want_sum)
+    ref = reference_np(normalized, 4)
+    assert np.all(np.abs(np.asarray(y) - ref) <= 1e-5 * (np.abs(ref) + 1))
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("skip_kind", ["full", "nc"])
+def test_torch_skip_values_and_gradients(channels_last, skip_kind):
+    n, c, groups = 2, 8, 4
+    x = (torch.randn(n, c, 4, 5, dtype=torch.float64) + 1.0).float()
+    skip = torch.randn(x.shape if skip_kind == "full" else (n, c), dtype=torch.float64).float()
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+        if skip_kind == "full":
+            skip = skip.contiguous(memory_format=torch.channels_last)
+    skip_bias = torch.randn(c).requires_grad_()
+    weight = torch.empty(c).uniform_(0.5, 1.5).requires_grad_()
+    bias = torch.randn(c).requires_grad_()
+    x.requires_grad_()
+    skip.requires_grad_()
+
+    y, total = groupnorm.group_norm(x, groups, weight, bias, activation="silu", skip=skip,
+                                    skip_bias=skip_bias, return_sum=True)
+    per_nc = (n, c, 1, 1)
+    want_total = x + (skip if skip_kind == "full" else skip.reshape(per_nc)) + \
+        skip_bias.reshape(1, c, 1, 1)
+    torch.testing.assert_close(total, want_total, rtol=0, atol=0)
+    if channels_last:
+        assert y.is_contiguous(memory_format=torch.channels_last)
+    ref = reference_activation_forward(want_total.detach(), groups, weight, bias, 1e-5, "silu")
+    assert torch.all((y.detach().double() - ref).abs() <= 1e-5 * (ref.abs() + 1))
+
+    # Gradients through both outputs equal stock PyTorch's composition.
+    dy, dsum = torch.randn_like(y), torch.randn_like(total)
+    got = torch.autograd.grad((y * dy).sum() + (total * dsum).sum(),
+                              (x, skip, skip_bias, weight, bias))
+    want_total = x + (skip if skip_kind == "full" else skip.reshape(per_nc)) + \
+        skip_bias.reshape(1, c, 1, 1)
+    want_y = torch.nn.functional.silu(
+        torch.nn.functional.group_norm(want_total, groups, weight, bias, 1e-5))
+    want = torch.autograd.grad((want_y * dy).sum() + (want_total * dsum).sum(),
+                               (x, skip, skip_bias, weight, bias))
+    for name, g, w in zip(("x", "skip", "skip_bias", "weight", "bias"), got, want):
+        torch.testing.assert_close(g, w, rtol=1e-4, atol=1e-4, msg=lambda m: f"d{name}: {m}")
+
+
+def test_torch_skip_matches_plain_call_on_the_sum():
+    x = torch.randn(2, 6, 3, 3)
+    skip = torch.randn(2, 6, 3, 3)
+    y = groupnorm.group_norm(x, 3, skip=skip)
+    assert_forward_contract(y, x + skip, 3, None, None, 1e-5)
+
+
+@pytest.mark.parametrize("kind", ["numpy", "torch"])
+def test_skip_bad_input(kind):
+    x = np.ones((2, 4, 3), np.float32)
+    bad_skip = np.ones((4, 3), np.float32)  # neither x's shape nor (N, C)
+    bad_bias = np.ones(3, np.float32)  # not (C,)
+    if kind == "torch":
+        x, bad_skip, bad_bias = (torch.from_numpy(a) for a in (x, bad_skip, bad_bias))
+    with pytest.raises(groupnorm.InvalidArgumentError, match="skip"):
+        groupnorm.group_norm(x, 2, skip=bad_skip)
+    with pytest.raises(groupnorm.InvalidArgumentError, match="skip_bias"):
+        groupnorm.group_norm(x, 2, skip_bias=bad_bias)
+    with pytest.raises(groupnorm.InvalidArgumentError, match="return_sum"):
+        groupnorm.group_norm(x, 2, return_sum=1)
+    if kind == "numpy":
+        with pytest.raises(groupnorm.InvalidArgumentError, match="skip"):
+            groupnorm.group_norm(x, 2, skip=np.ones((2, 4, 3), np.float16))  # dtype
+        with pytest.raises(groupnorm.UnsupportedError):
+            groupnorm.group_norm(x.astype(np.float64), 2, skip=np.ones((2, 4, 3)))
+        with pytest.raises(groupnorm.InvalidArgumentError):
+            groupnorm.group_norm(x, 2, skip=x.copy(), return_sum=True, out=x)  # out is x
