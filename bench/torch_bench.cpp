@@ -71,9 +71,11 @@ void BM_torch_silu(benchmark::State &state, const SuiteShape &s, bool channels_l
 }
 
 // at::native_group_norm_backward (what autograd calls), all three gradients, with the
-// forward's mean and rstd; its outputs are allocated per call as in training.
+// forward's mean and rstd; its outputs are allocated per call as in training. silu: the
+// backward of silu(group_norm(x)) as autograd runs it: at::silu_backward at the saved
+// group_norm output, then the GroupNorm backward of that gradient.
 void BM_torch_backward(benchmark::State &state, const SuiteShape &s, bool channels_last,
-                       int threads) {
+                       int threads, bool silu = false) {
     const size_t rank = s.shape.size();
     if (channels_last && rank != 4 && rank != 5) {
         state.SkipWithError("torch has channels-last formats for 4-D and 5-D only");
@@ -89,9 +91,10 @@ void BM_torch_backward(benchmark::State &state, const SuiteShape &s, bool channe
     at::Tensor gamma = at::rand({s.shape[1]}) + 0.5, beta = at::rand({s.shape[1]});
     const int64_t N = s.shape[0], C = s.shape[1], HxW = numel(s) / (N * C);
     auto fwd = at::native_group_norm(x, gamma, beta, N, C, HxW, s.groups, 1e-5);
-    const at::Tensor &mean = std::get<1>(fwd), &rstd = std::get<2>(fwd);
+    const at::Tensor &z = std::get<0>(fwd), &mean = std::get<1>(fwd), &rstd = std::get<2>(fwd);
     auto run = [&] {
-        return at::native_group_norm_backward(dy, x, mean, rstd, gamma, N, C, HxW, s.groups,
+        const at::Tensor dz = silu ? at::silu_backward(dy, z) : dy;
+        return at::native_group_norm_backward(dz, x, mean, rstd, gamma, N, C, HxW, s.groups,
                                               {true, true, true});
     };
     if (!at::isfinite(std::get<0>(run())).all().item<bool>()) {
@@ -124,6 +127,11 @@ void register_torch(const SuiteShape &s, int threads) {
             ->Unit(benchmark::kMillisecond);
         benchmark::RegisterBenchmark(("torch_bwd/f32_" + std::string(cl ? "nhwc" : "nchw") + tail).c_str(),
                                      [=](benchmark::State &st) { BM_torch_backward(st, s, cl, threads); })
+            ->UseRealTime()
+            ->MeasureProcessCPUTime()
+            ->Unit(benchmark::kMillisecond);
+        benchmark::RegisterBenchmark(("torch_silu_bwd/f32_" + std::string(cl ? "nhwc" : "nchw") + tail).c_str(),
+                                     [=](benchmark::State &st) { BM_torch_backward(st, s, cl, threads, true); })
             ->UseRealTime()
             ->MeasureProcessCPUTime()
             ->Unit(benchmark::kMillisecond);
