@@ -16,9 +16,6 @@ namespace groupnorm_gen {
 enum Activation { kActNone = 0, kActSilu = 1, kActRelu = 2, kActGelu = 3, kActGeluTanh = 4 };
 constexpr int kNumActivations = 5;
 
-// How the sigmoid forms its reciprocal (the tuning field `reciprocal`).
-enum class Reciprocal { Divide, Estimate };
-
 namespace activation_detail {
 
 inline Halide::Expr gelu_tanh_arg(const Halide::Expr &z) {
@@ -41,40 +38,31 @@ inline Halide::Expr exp2_clamped(const Halide::Expr &t) {
                     0.6931469440460205f, 1.0000001192092896f}) {
         p = p * f + c;
     }
-    return p * reinterpret<float>(reinterpret<int32_t>(shifted) << 23);
-}
-
-// 1 / d: an IEEE division, or the x86 reciprocal estimate and one Newton step (12 bits ->
-// 23). The estimate flushes results below 2^-126 to 0 and gives 0 for d = inf; Halide 21
-// has it only 8 lanes wide (two estimates and two shuffles per AVX-512 vector), and on
-// Zen 4 the division was faster at AVX-512 and as fast at AVX2 (tuning.h, `reciprocal`).
-inline Halide::Expr reciprocal(const Halide::Expr &d, Reciprocal how) {
-    if (how == Reciprocal::Divide) return 1.0f / d;
-    Halide::Expr r0 = Halide::fast_inverse(d);
-    return r0 * (2.0f - d * r0);
+    return p * reinterpret<float>(reinterpret<uint32_t>(shifted) << 23);
 }
 
 // sigmoid(v) = 1 / (1 + exp(-v)) = 1 / (1 + 2^t), t = -v log2(e) clamped to [-127, 128]
-// (relative error ~2e-7, no cancellation on either side of 0). At the clamps: v > 88 gives
-// 2^t = 0 and sigmoid 1; below about -88 the result is 0 (the true value is under 4e-39):
-// 2^t = inf then (division), or the estimate flushes (t stops at 127, where 2^t is finite
-// and its Newton step cannot meet inf * 0). So v = -inf gives 0 and SiLU(-inf) = -inf * 0 =
-// NaN, as in IEEE float64; NaN in, NaN out through the product.
-inline Halide::Expr sigmoid(const Halide::Expr &v, Reciprocal how) {
-    const float top = how == Reciprocal::Divide ? 128.0f : 127.0f;
-    Halide::Expr t = Halide::clamp(v * -1.4426950408889634f, -127.0f, top);
-    return reciprocal(1.0f + exp2_clamped(t), how);
+// (relative error ~2e-7, no cancellation on either side of 0), by an IEEE division: the
+// x86 reciprocal estimate and a Newton step, used before, was slower on Zen 4 (Halide 21
+// forms AVX-512's from two 8-lane halves and two shuffles; the division was 1.2x faster
+// there, as fast at AVX2). At the clamps: v > 88 gives 2^t = 0 and sigmoid 1; below about
+// -88.4, 2^t = inf and sigmoid 0 (the true value is under 4e-39). Halide's fast-math flags
+// let LLVM assume no infinities in these non-strict operations; the Fused tests check
+// finite z = -100 and z = -inf, so a compiler that exploited it would be caught. SiLU(-inf)
+// = -inf * 0 = NaN, as in IEEE float64; NaN in, NaN out through the product.
+inline Halide::Expr sigmoid(const Halide::Expr &v) {
+    Halide::Expr t = Halide::clamp(v * -1.4426950408889634f, -127.0f, 128.0f);
+    return 1.0f / (1.0f + exp2_clamped(t));
 }
 
 // Both sigmoid(v) and 1 - sigmoid(v) = sigmoid(-v), each without cancellation (the
 // derivatives need the second where sigmoid is close to 1): with e = 2^t, t = -|v| log2(e)
 // in [-127, 0], r = 1 / (1 + e) in (1/2, 1]; sigmoid = r for v >= 0, e r for v < 0. At
 // v = -inf, sigmoid = 0 exactly and 1 - sigmoid = 1.
-inline std::pair<Halide::Expr, Halide::Expr> sigmoid_pair(const Halide::Expr &v,
-                                                           Reciprocal how) {
+inline std::pair<Halide::Expr, Halide::Expr> sigmoid_pair(const Halide::Expr &v) {
     using namespace Halide;
     Expr e = exp2_clamped(max(abs(v) * -1.4426950408889634f, -127.0f));
-    Expr r = reciprocal(1.0f + e, how);
+    Expr r = 1.0f / (1.0f + e);
     Expr er = e * r, negative = v < 0.0f;
     return {select(negative, er, r), select(negative, r, er)};
 }
@@ -94,14 +82,14 @@ inline Halide::Expr erf_scaled(const Halide::Expr &z) {
 //   GELU (tanh) z (1 + tanh(u)) / 2 = z sigmoid(2 u),  u = sqrt(2 / pi) (z + 0.044715 z^3)
 // The comparison of ReLU is strict_float: under fast-math LLVM may assume no NaNs and turn
 // the select into a max that drops them.
-inline Halide::Expr activate(int act, const Halide::Expr &z, Reciprocal how) {
+inline Halide::Expr activate(int act, const Halide::Expr &z) {
     using namespace Halide;
     using namespace activation_detail;
     switch (act) {
-    case kActSilu: return z * sigmoid(z, how);
+    case kActSilu: return z * sigmoid(z);
     case kActRelu: return strict_float(select(z < 0.0f, 0.0f, z));
     case kActGelu: return 0.5f * z * (1.0f + erf_scaled(z));
-    case kActGeluTanh: return z * sigmoid(gelu_tanh_arg(z), how);
+    case kActGeluTanh: return z * sigmoid(gelu_tanh_arg(z));
     default: return z;
     }
 }
@@ -112,12 +100,12 @@ inline Halide::Expr activate(int act, const Halide::Expr &z, Reciprocal how) {
 //               threshold_backward)
 //   GELU (erf)  Phi(z) + z phi(z) = (1 + erf(z / sqrt 2)) / 2 + z exp(-z^2 / 2) / sqrt(2 pi)
 //   GELU (tanh) s + z s (1 - s) 2 sqrt(2 / pi) (1 + 3 0.044715 z^2),  s = sigmoid(2 u)
-inline Halide::Expr activate_grad(int act, const Halide::Expr &z, Reciprocal how) {
+inline Halide::Expr activate_grad(int act, const Halide::Expr &z) {
     using namespace Halide;
     using namespace activation_detail;
     switch (act) {
     case kActSilu: {
-        auto [s, one_minus_s] = sigmoid_pair(z, how);
+        auto [s, one_minus_s] = sigmoid_pair(z);
         return s + z * s * one_minus_s;
     }
     case kActRelu: return strict_float(select(z <= 0.0f, 0.0f, 1.0f));
@@ -125,7 +113,7 @@ inline Halide::Expr activate_grad(int act, const Halide::Expr &z, Reciprocal how
         return 0.5f * (1.0f + erf_scaled(z)) +
                z * exp(-0.5f * z * z) * 0.3989422804014327f;
     case kActGeluTanh: {
-        auto [s, one_minus_s] = sigmoid_pair(gelu_tanh_arg(z), how);
+        auto [s, one_minus_s] = sigmoid_pair(gelu_tanh_arg(z));
         Expr du = 2.0f * 0.7978845608028654f * (1.0f + 3.0f * 0.044715f * z * z);
         return s + z * s * one_minus_s * du;
     }

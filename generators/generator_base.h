@@ -5,7 +5,6 @@
 #include <string>
 
 #include "Halide.h"
-#include "activation.h"
 #include "tuning.h"
 
 namespace groupnorm_gen {
@@ -72,12 +71,6 @@ protected:
     // float32 arithmetic (bit tricks on float32 exponents): float64 variants have none, and
     // the runtime refuses an activation for float64 x before calling one.
     bool fused_activations() const { return compute_type() == Halide::Float(32); }
-
-    // How the fused sigmoid divides: the estimate exists on x86 only (activation.h).
-    Reciprocal reciprocal_method() const {
-        const bool x86 = family() == Family::X86;
-        return x86 && resolved_tuning().reciprocal == 2 ? Reciprocal::Estimate : Reciprocal::Divide;
-    }
 
     // Natural vector width of the compute type on the target (CPU families): the unit of the
     // tuning's vector counts.

@@ -73,10 +73,9 @@ public:
         // through an inline Func) so that their plain branch (the specialization of dx for
         // none, below) does not realize it. float64: none compiled (fused_activations()).
         if (fused_activations()) {
-            const Reciprocal how = reciprocal_method();
-            Expr z = st.centered(s, c, n) * st.chan_scale(c, n) + cast<float>(beta(c));
+                Expr z = st.centered(s, c, n) * st.chan_scale(c, n) + cast<float>(beta(c));
             Expr act_grad = select_activation(
-                activation, [&](int a) { return activate_grad(a, z, how); });
+                activation, [&](int a) { return activate_grad(a, z); });
             st.dy_act(s, c, n) = cast<float>(dy(s, c, n)) * act_grad;
         }
         auto dy_f = [&](Expr pos, Expr ch, Expr sample) {

@@ -196,9 +196,8 @@ private:
     // the activation rides in the normalize pass at the cost of a branch per vector; y is
     // specialized for no activation, so plain GroupNorm pays nothing.
     Expr epilogue(Expr normalized) {
-        const Reciprocal how = reciprocal_method();
         return select_activation(activation,
-                                 [&](int a) { return activate(a, normalized, how); });
+                                 [&](int a) { return activate(a, normalized); });
     }
 
     void define_normalize(ForwardStages &st) {

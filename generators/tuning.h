@@ -46,9 +46,7 @@ enum class GpuShape { Split, Group };
     X(gpu_block, 1, 1 << 20, "GPU: values of a row per block moment")                          \
     X(gpu_tile_channels, 1, 1024, "GPU nhwc split: channel threads per block")                  \
     X(gpu_row_threads, 1, 64, "GPU nhwc split: row threads per block")                          \
-    X(gpu_y_per_thread, 1, 64, "GPU: y values per thread of normalize")                      \
-    X(reciprocal, 1, 2,                                                                         \
-      "x86: the fused sigmoid's 1 / (1 + e): 1 division, 2 reciprocal estimate + Newton step")
+    X(gpu_y_per_thread, 1, 64, "GPU: y values per thread of normalize")
 
 struct Tuning {
 #define GN_TUNING_MEMBER(name, lo, hi, doc) int name = 0;
@@ -78,10 +76,6 @@ inline Tuning default_tuning(Family family, Layout layout, GpuShape shape) {
     Tuning t;
     t.blocks_per_partial = 32;  // a float32 chain of <= 32 block moments per partial
     t.rows_per_step = 1;
-    // The sigmoid's division: on Zen 4 1.28x faster than the estimate at AVX-512 (whose
-    // estimate Halide 21 splits in two 8-lane halves) and as fast at AVX2; elsewhere the
-    // only choice.
-    t.reciprocal = 1;
     switch (family) {
     case Family::X86:
     case Family::Arm:

@@ -264,7 +264,8 @@ TEST(FusedBackward, Validation) {
 // NaN in x makes its group NaN under every activation; an infinite beta makes its channel's
 // z infinite, and each activation gives what its formula gives in IEEE arithmetic (PyTorch's
 // answers: SiLU(+inf) = GELU(+inf) = +inf, SiLU(-inf) = GELU(-inf) = NaN, ReLU(-inf) = 0);
-// every other group stays within the contract.
+// every other group stays within the contract, group 3 with finite z near -100 and +100,
+// past the sigmoid's clamps (where its 2^t is infinite or 0).
 TEST(Fused, NonFiniteBehaviourOfEachActivation) {
     std::mt19937_64 rng(fresh_seed());
     const double inf = std::numeric_limits<double>::infinity();
@@ -280,6 +281,8 @@ TEST(Fused, NonFiniteBehaviourOfEachActivation) {
                 std::vector<double> b(8, 0.25);
                 b[0] = inf;   // group 0
                 b[3] = -inf;  // group 1
+                b[6] = -100;  // group 3: finite, far out
+                b[7] = 100;
                 Param beta(b, DType::F32);
                 y.poison();
                 gn_config config = GN_CONFIG_INIT;
