@@ -121,6 +121,9 @@ def group_norm(x, num_groups, weight=None, bias=None, eps=1e-5, *, activation=No
     act = 0 if activation is None else _activation_code(activation)
     if type(return_sum) is not bool:
         raise InvalidArgumentError("group_norm: return_sum must be a bool, not %r" % (return_sum,))
+    if return_sum and out is not None and out is x:
+        raise InvalidArgumentError("group_norm: with return_sum, out must not be x (the sum "
+                                   "is formed from x)")
     if _is_torch(x):
         if skip is not None or skip_bias is not None or return_sum:
             return _gt()._skip_group_norm(x, num_groups, weight, bias, eps, out, activation,
@@ -157,6 +160,11 @@ def _group_norm_dlpack(x, num_groups, weight, bias, eps, out, act, skip=None, sk
         _call_forward(x_np, as_np(weight), as_np(bias), num_groups, eps, y, activation=act,
                       skip=as_np(skip), skip_bias=as_np(skip_bias), sum=s)
         return (back(y), back(s)) if return_sum else back(y)
+    if device_type == _KDL_CPU and return_sum:  # out given: the sum as x's numpy view's
+        s = _np.empty_like(_np.from_dlpack(x), order="K")
+        _call_forward(x, weight, bias, num_groups, eps, out, activation=act, skip=skip,
+                      skip_bias=skip_bias, sum=s)
+        return out, back(s)
     if (out is None or return_sum) and xp is None:
         raise InvalidArgumentError(
             "group_norm: a %s on a GPU needs out= (and no return_sum): its array namespace "

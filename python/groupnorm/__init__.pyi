@@ -1,4 +1,4 @@
-from typing import Any, Dict, Optional, Tuple, TypeVar, Union
+from typing import Any, Dict, Literal, Optional, Tuple, TypeVar, overload
 
 from ._errors import (
     DeviceUnavailableError as DeviceUnavailableError,
@@ -15,6 +15,7 @@ ACTIVATIONS: Dict[Optional[str], int]
 # numpy.ndarray, torch.Tensor, or any DLPack producer (JAX, CuPy): the result is x's kind.
 ArrayT = TypeVar("ArrayT")
 
+@overload
 def group_norm(
     x: ArrayT,
     num_groups: int,
@@ -25,9 +26,23 @@ def group_norm(
     activation: Optional[str] = None,
     skip: Optional[Any] = None,
     skip_bias: Optional[Any] = None,
-    return_sum: bool = False,
+    return_sum: Literal[False] = False,
     out: Optional[ArrayT] = None,
-) -> Union[ArrayT, Tuple[ArrayT, ArrayT]]:
+) -> ArrayT: ...
+@overload
+def group_norm(
+    x: ArrayT,
+    num_groups: int,
+    weight: Optional[Any] = None,
+    bias: Optional[Any] = None,
+    eps: float = 1e-5,
+    *,
+    activation: Optional[str] = None,
+    skip: Optional[Any] = None,
+    skip_bias: Optional[Any] = None,
+    return_sum: Literal[True],
+    out: Optional[ArrayT] = None,
+) -> Tuple[ArrayT, ArrayT]:
     """Group normalization of x, shape (N, C, *): (x - mean) / sqrt(var + eps) * weight + bias
     per sample and group of C / num_groups channels; activation (a name of ACTIVATIONS, or
     None) is applied to it in the same pass (float64 torch tensors: unfused, through

@@ -528,14 +528,14 @@ def _skip_group_norm(x, num_groups, weight, bias, eps, out, activation, skip, sk
                 % (tuple(x.shape), N, C, per_nc, tuple(skip.shape)))
     if skip_bias is not None:
         if (not isinstance(skip_bias, Tensor) or tuple(skip_bias.shape) != (C,)
-                or skip_bias.device != x.device):
+                or skip_bias.device != x.device
+                or skip_bias.dtype not in (x.dtype, torch.float32)):
             raise InvalidArgumentError(
-                "group_norm: skip_bias must be a tensor of shape (C,) = (%d,) on x's device" % C)
+                "group_norm: skip_bias must be a tensor of shape (C,) = (%d,), x's dtype or "
+                "float32, on x's device" % C)
         total = total + skip_bias.to(x.dtype).reshape((1, C) + (1,) * (x.dim() - 2))
     if total is x and return_sum:
         total = x.clone()
-    if out is not None and return_sum and out is x:
-        raise InvalidArgumentError("group_norm: with return_sum, out must not be x")
     y = _group_norm_any(total, num_groups, weight, bias, eps, out, activation)
     return (y, total) if return_sum else y
 

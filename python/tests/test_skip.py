@@ -33,8 +33,8 @@ def formed_sum(x, skip, skip_bias):
 @pytest.mark.parametrize("skip_kind", ["full", "nc", "nc11", None])
 @pytest.mark.parametrize("with_bias", [False, True])
 @pytest.mark.parametrize("activation", [None, "silu"])
-def test_numpy_skip(channels_last, skip_kind, with_bias, activation):
-    rng = np.random.default_rng()
+def test_numpy_skip(channels_last, skip_kind, with_bias, activation, _seed):
+    rng = np.random.default_rng(_seed)
     n, c, h, w, groups = 2, 12, 5, 7, 4
     x = (rng.standard_normal((n, c, h, w)) + 3.0).astype(np.float32)
     if channels_last:
@@ -67,10 +67,10 @@ def test_numpy_skip(channels_last, skip_kind, with_bias, activation):
     assert np.all(np.abs(y_only - ref) <= 1e-5 * (np.abs(ref) + 1))
 
 
-def test_dlpack_producer_skip():
-    # A torch CPU tensor's DLPack export through the numpy path (not the torch ops): the
-    # result comes back as numpy (the producer namespace numpy reads it with).
-    rng = np.random.default_rng()
+def test_dlpack_producer_skip(_seed):
+    # A bare DLPack producer (neither numpy nor torch, no array namespace) on the CPU: read
+    # through numpy views, results handed back as numpy arrays; with out= too.
+    rng = np.random.default_rng(_seed)
     x = (rng.standard_normal((2, 8, 6)) + 2.0).astype(np.float32)
     skip = rng.standard_normal((2, 8, 6)).astype(np.float32)
 
@@ -89,6 +89,12 @@ def test_dlpack_producer_skip():
     np.testing.assert_array_equal(np.asarray(total), want_sum)
     ref = reference_np(normalized, 4)
     assert np.all(np.abs(np.asarray(y) - ref) <= 1e-5 * (np.abs(ref) + 1))
+    out = np.full_like(x, np.nan)
+    y2, total2 = groupnorm.group_norm(Producer(x), 4, skip=Producer(skip), return_sum=True,
+                                      out=out)
+    assert y2 is out
+    np.testing.assert_array_equal(out, np.asarray(y))
+    np.testing.assert_array_equal(np.asarray(total2), want_sum)
 
 
 @pytest.mark.parametrize("channels_last", [False, True])
@@ -157,5 +163,8 @@ def test_skip_bad_input(kind):
             groupnorm.group_norm(x, 2, skip=np.ones((2, 4, 3), np.float16))  # dtype
         with pytest.raises(groupnorm.UnsupportedError):
             groupnorm.group_norm(x.astype(np.float64), 2, skip=np.ones((2, 4, 3)))
-        with pytest.raises(groupnorm.InvalidArgumentError):
-            groupnorm.group_norm(x, 2, skip=x.copy(), return_sum=True, out=x)  # out is x
+    with pytest.raises(groupnorm.InvalidArgumentError, match="out must not be x"):
+        groupnorm.group_norm(x, 2, skip=x, return_sum=True, out=x)
+    if kind == "torch":
+        with pytest.raises(groupnorm.InvalidArgumentError, match="skip_bias"):
+            groupnorm.group_norm(x, 2, skip_bias=torch.ones(4, dtype=torch.int32))
