@@ -106,8 +106,9 @@ def group_norm(x, num_groups, weight=None, bias=None, eps=1e-5, *, activation=No
     residual branch); with a sum, out must not be x. numpy arrays and other DLPack producers
     run the fused CPU kernels (float32, float16, bfloat16; formed in float32 as (x + skip) +
     (skip_nc + skip_bias)); CUDA arrays and float64 raise UnsupportedError. torch tensors:
-    PyTorch forms the sum in x's dtype (autograd reaches x, skip and skip_bias) and our op
-    normalizes it.
+    when no gradient is wanted, CPU tensors in the kernels' dtypes and layouts run the same
+    fused kernel; otherwise PyTorch forms the sum in x's dtype (autograd reaches x, skip and
+    skip_bias) and our op normalizes it.
 
     PyTorch tensors go through the ``groupnorm.torch`` ops (autograd and torch.compile
     work, with an activation too), except with ``out=``, which writes in place without

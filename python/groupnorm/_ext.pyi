@@ -43,6 +43,13 @@ def torch_group_norm(x: Any, weight: Optional[Any], bias: Optional[Any], num_gro
     """(y, None, None), stats=1: (y, (2, N, G) statistics, None), stats=2: (y, mean, rstd);
     y has x's strides (x dense)."""
 
+def torch_skip_group_norm(x: Any, weight: Optional[Any], bias: Optional[Any],
+                          num_groups: int, eps: float, activation: int, skip: Optional[Any],
+                          skip_bias: Optional[Any],
+                          return_sum: bool) -> Optional[Tuple[Any, Optional[Any]]]:
+    """Skip + GroupNorm [+ activation] of torch CPU tensors into new tensors of x's strides:
+    (y, sum or None); None when not served here (x not dense, not a plain tensor)."""
+
 def torch_group_norm_backward(dy: Any, x: Any, mean: Any, rstd: Optional[Any],
                               weight: Optional[Any], num_groups: int, need_x: bool,
                               need_weight: bool, need_bias: bool,

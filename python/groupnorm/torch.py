@@ -505,39 +505,69 @@ torch.fx.wrap("group_norm")
 
 def _skip_group_norm(x, num_groups, weight, bias, eps, out, activation, skip, skip_bias,
                      return_sum):
-    """groupnorm.group_norm with skip / skip_bias / return_sum for a torch.Tensor x: PyTorch
-    forms x + skip + skip_bias in x's dtype (autograd reaches all three), our op normalizes
-    it. The shapes and dtypes the fused kernels take, checked here (PyTorch's broadcasting
+    """groupnorm.group_norm with skip / skip_bias / return_sum for a torch.Tensor x: the
+    fused residual kernel when no gradient is wanted (_skip_fusable), else PyTorch forms
+    x + skip + skip_bias in x's dtype (autograd reaches all three) and our op normalizes it.
+    The shapes and dtypes the fused kernels take, checked here first (PyTorch's broadcasting
     would accept others silently)."""
     if x.dim() < 2:
         raise InvalidArgumentError("group_norm: x must have at least 2 dimensions (N, C, *)")
     N, C = x.shape[0], x.shape[1]
-    total = x
+    per_nc = (N, C) + (1,) * (x.dim() - 2)
     if skip is not None:
         if not isinstance(skip, Tensor) or skip.dtype != x.dtype or skip.device != x.device:
             raise InvalidArgumentError(
                 "group_norm: skip must be a tensor of x's dtype and device")
-        per_nc = (N, C) + (1,) * (x.dim() - 2)
-        if tuple(skip.shape) == tuple(x.shape):
-            total = x + skip
-        elif tuple(skip.shape) in ((N, C), per_nc):
-            total = x + skip.reshape(per_nc)
-        else:
+        if tuple(skip.shape) not in (tuple(x.shape), (N, C), per_nc):
             raise InvalidArgumentError(
                 "group_norm: skip must have x's shape %s, or (N, C) = (%d, %d), or %s; got %s"
                 % (tuple(x.shape), N, C, per_nc, tuple(skip.shape)))
+    if skip_bias is not None and (
+            not isinstance(skip_bias, Tensor) or tuple(skip_bias.shape) != (C,)
+            or skip_bias.device != x.device or skip_bias.dtype not in (x.dtype, torch.float32)):
+        raise InvalidArgumentError(
+            "group_norm: skip_bias must be a tensor of shape (C,) = (%d,), x's dtype or "
+            "float32, on x's device" % C)
+    if out is None and _skip_fusable(x, weight, bias, skip, skip_bias):
+        served = _ext.torch_skip_group_norm(x, weight, bias, num_groups, eps, _code(activation),
+                                            skip, skip_bias, return_sum)
+        if served is not None:
+            return served if return_sum else served[0]
+    total = x
+    if skip is not None:
+        total = x + (skip if tuple(skip.shape) == tuple(x.shape) else skip.reshape(per_nc))
     if skip_bias is not None:
-        if (not isinstance(skip_bias, Tensor) or tuple(skip_bias.shape) != (C,)
-                or skip_bias.device != x.device
-                or skip_bias.dtype not in (x.dtype, torch.float32)):
-            raise InvalidArgumentError(
-                "group_norm: skip_bias must be a tensor of shape (C,) = (%d,), x's dtype or "
-                "float32, on x's device" % C)
         total = total + skip_bias.to(x.dtype).reshape((1, C) + (1,) * (x.dim() - 2))
     if total is x and return_sum:
         total = x.clone()
     y = _group_norm_any(total, num_groups, weight, bias, eps, out, activation)
     return (y, total) if return_sum else y
+
+
+def _skip_fusable(x, weight, bias, skip, skip_bias) -> bool:
+    """Whether the fused residual kernel (gn_config.skip, through DLPack) can serve a torch
+    call of _skip_group_norm: no gradient wanted, eager plain CPU tensors of a kernel dtype,
+    the parameters dense and of one dtype (x's or float32), skip of x's exact layout or a
+    contiguous per-(n, c) one. Otherwise the composition (same values within the contract;
+    the fused sum is formed in float32, the composition's in x's dtype)."""
+    tensors = [t for t in (x, weight, bias, skip, skip_bias) if t is not None]
+    if _is_compiling() or any(type(t) not in _PLAIN or t.device.type != "cpu" for t in tensors):
+        return False
+    if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
+        return False
+    if (x.dtype not in (torch.float32, torch.float16, torch.bfloat16) or _has_tangent(*tensors)
+            or _dispatch_modes() or _function_modes() or _transforms() is not None):
+        return False
+    channels_last = {4: torch.channels_last, 5: torch.channels_last_3d}.get(x.dim())
+    if not (x.is_contiguous() or (channels_last and x.is_contiguous(memory_format=channels_last))):
+        return False
+    params = [t for t in (weight, bias, skip_bias) if t is not None]
+    if any(t.dtype not in (x.dtype, torch.float32) or t.dtype != params[0].dtype
+           or not t.is_contiguous() for t in params):
+        return False
+    if skip is not None and skip.shape == x.shape:
+        return skip.stride() == x.stride()
+    return skip is None or skip.is_contiguous()
 
 
 def _group_norm_any(x, num_groups, weight, bias, eps, out, activation=None):

@@ -138,6 +138,47 @@ def test_torch_skip_values_and_gradients(channels_last, skip_kind):
         torch.testing.assert_close(g, w, rtol=1e-4, atol=1e-4, msg=lambda m: f"d{name}: {m}")
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_torch_skip_inference_runs_the_fused_kernel(dtype, channels_last, _seed):
+    # Without autograd the fused kernel serves torch tensors: its sum is formed in float32
+    # and rounded once (the composition rounds x + skip first), so it equals formed_sum's
+    # bits; y is held to the contract on that sum.
+    rng = np.random.default_rng(_seed)
+    n, c, groups = 2, 8, 4
+    as_t = lambda a: torch.from_numpy(a).to(dtype)
+    x, skip = as_t(rng.standard_normal((n, c, 5, 6)) + 2.0), as_t(rng.standard_normal((n, c, 5, 6)))
+    if channels_last:
+        x, skip = (t.contiguous(memory_format=torch.channels_last) for t in (x, skip))
+    skip_bias = as_t(rng.standard_normal(c))
+    weight, bias = as_t(rng.uniform(0.5, 1.5, c)), as_t(rng.standard_normal(c))
+    with torch.no_grad():
+        y, total = groupnorm.group_norm(x, groups, weight, bias, activation="silu", skip=skip,
+                                        skip_bias=skip_bias, return_sum=True)
+    assert y.is_contiguous(memory_format=torch.channels_last if channels_last
+                           else torch.contiguous_format)
+    f32 = lambda t: t.float().numpy()
+    want_sum, normalized = formed_sum(f32(x), f32(skip), f32(skip_bias))
+    assert torch.equal(total.float(), torch.from_numpy(normalized).to(dtype).float())
+    ref = reference_activation_forward(torch.from_numpy(normalized).double(), groups,
+                                       weight.double(), bias.double(), 1e-5, "silu")
+    if dtype == torch.float32:
+        assert torch.all((y.double() - ref).abs() <= 1e-5 * (ref.abs() + 1))
+    else:  # the contract for half types: within 1 ulp of the rounded float64 result
+        from conftest import within
+        assert bool(within(y, ref, 1e-5 * (ref.abs() + 1)).all())
+
+
+def test_torch_skip_inference_falls_back_for_other_layouts():
+    # skip contiguous while x is channels-last: not the kernel's layout, so the composition.
+    x = torch.randn(2, 8, 4, 4).contiguous(memory_format=torch.channels_last)
+    skip = torch.randn(2, 8, 4, 4)
+    with torch.no_grad():
+        y, total = groupnorm.group_norm(x, 4, skip=skip, return_sum=True)
+    assert torch.equal(total, x + skip)
+    assert_forward_contract(y, x + skip, 4, None, None, 1e-5)
+
+
 def test_torch_skip_matches_plain_call_on_the_sum():
     x = torch.randn(2, 6, 3, 3)
     skip = torch.randn(2, 6, 3, 3)
