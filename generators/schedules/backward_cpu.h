@@ -13,6 +13,7 @@
 #include <algorithm>
 
 #include "../backward_stages.h"
+#include "cpu_common.h"
 
 namespace groupnorm_gen {
 
@@ -46,12 +47,8 @@ inline void schedule_backward_cpu_nchw(BackwardStages &st, const Tuning &tune, i
     st.chan_coef.compute_at(st.dx, d);
     // A fused activation's dy act'(z) once per group, into a scratch that the sums and dx
     // read (computed in both, inline, it was 6-11x plain backward's time: act' twice).
-    // D * S float32 values per thread. A named split, as the forward's residual scratch.
     if (st.dy_act.defined()) {
-        Var so{"so"}, si{"si"};
-        st.dy_act.compute_at(st.dx, st.g).store_in(MemoryType::Stack)
-            .split(st.s, so, si, out_vector, TailStrategy::GuardWithIf)
-            .vectorize(si);
+        schedule_group_scratch(st.dy_act, st.dx, st.g, st.s, out_vector);
         st.act_sites = {st.dy_act};
     }
     // A channel's sums: per block a vector of accumulators in registers (independent add

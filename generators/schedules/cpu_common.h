@@ -23,4 +23,17 @@ inline void cascade_group_sums(ForwardStages &st, const Halide::LoopLevel &at,
     }
 }
 
+// A (s, c, n) Func computed once per group of `consumer` (its loop over g) into a stack
+// scratch of the group's D * S values per thread, a vector of s at a time. A named split:
+// vectorize(s, ..., GuardWithIf) on such a Func lost the outer index in Halide 21 (every
+// vector stored over the row's first).
+inline void schedule_group_scratch(Halide::Func f, Halide::Func consumer, Halide::Var g,
+                                   Halide::Var s, int vector) {
+    using namespace Halide;
+    Var so{"so"}, si{"si"};
+    f.compute_at(consumer, g).store_in(MemoryType::Stack)
+        .split(s, so, si, vector, TailStrategy::GuardWithIf)
+        .vectorize(si);
+}
+
 }  // namespace groupnorm_gen

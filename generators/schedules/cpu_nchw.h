@@ -40,13 +40,8 @@ inline void schedule_cpu_nchw(ForwardStages &st, const Tuning &tune, int vector)
         st.shift.compute_at(st.y, st.g).store_in(MemoryType::Stack);
         // x + skip + shift once per group into a scratch that the statistics, y and sum
         // read (it was recomputed from x and skip in each of the three passes: 8-14% of a
-        // Skip + GroupNorm + SiLU). Its size: the group's D * S float32 values, per thread.
-        // A named split: vectorize(s, ..., GuardWithIf) on this Func lost the outer index
-        // in Halide 21 (every vector stored over the row's first).
-        Var so{"so"}, si{"si"};
-        st.input.compute_at(st.y, st.g).store_in(MemoryType::Stack)
-            .split(st.s, so, si, out_vector, TailStrategy::GuardWithIf)
-            .vectorize(si);
+        // Skip + GroupNorm + SiLU).
+        schedule_group_scratch(st.input, st.y, st.g, st.s, out_vector);
     }
     // The epilogue, a vector at a time inside y's vector loop (specialized by the generator).
     st.activated.compute_at(st.y, st.s)

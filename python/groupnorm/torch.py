@@ -46,6 +46,12 @@ _ext._set_torch_types(Tensor, nn.Parameter, torch.float32, torch.float16, torch.
 _dispatch_modes = torch._C._len_torch_dispatch_stack
 _function_modes = torch._C._is_torch_function_mode_enabled
 _transforms = torch._C._functorch.peek_interpreter_stack
+
+
+def _interposed() -> bool:
+    """A torch dispatch or function mode, or a functorch transform, is active: the calls
+    must go through the registered ops, not straight to the kernels."""
+    return bool(_dispatch_modes()) or _function_modes() or _transforms() is not None
 _profiling = torch._C._autograd._profiler_enabled
 _is_compiling = torch.compiler.is_compiling
 
@@ -474,8 +480,7 @@ def group_norm(
     # transform (vmap, grad: they need the op's fallbacks), on a device with kernels (meta
     # tensors: the fake kernels). Otherwise the registered ops, which handle all of these.
     if (type(x) in _PLAIN and type(weight) in _PLAIN and type(bias) in _PLAIN
-            and (x.is_cpu or x.is_cuda) and not _dispatch_modes() and not _function_modes()
-            and _transforms() is None):
+            and (x.is_cpu or x.is_cuda) and not _interposed()):
         _check_like_torch(x, weight, bias)
         weight, bias = _dense(weight), _dense(bias)
         if train:
@@ -556,7 +561,7 @@ def _skip_fusable(x, weight, bias, skip, skip_bias) -> bool:
     if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
         return False
     if (x.dtype not in (torch.float32, torch.float16, torch.bfloat16) or _has_tangent(*tensors)
-            or _dispatch_modes() or _function_modes() or _transforms() is not None):
+            or _interposed()):
         return False
     channels_last = {4: torch.channels_last, 5: torch.channels_last_3d}.get(x.dim())
     if not (x.is_contiguous() or (channels_last and x.is_contiguous(memory_format=channels_last))):

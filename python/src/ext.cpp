@@ -403,10 +403,16 @@ bool worth_releasing_gil(const DLTensor &x) {
     return n >= (int64_t{1} << 14);
 }
 
+// skip, skip_bias, sum: the residual prologue (gn_config), or null.
 gn_status call_forward(const DLTensor &x, const DLTensor *w, const DLTensor *b, int64_t num_groups,
-                       double eps, DLTensor &y, DLTensor *m, DLTensor *r, int activation) {
+                       double eps, DLTensor &y, DLTensor *m, DLTensor *r, int activation,
+                       const DLTensor *skip = nullptr, const DLTensor *skip_bias = nullptr,
+                       DLTensor *sum = nullptr) {
     gn_config config = GN_CONFIG_INIT;
     config.activation = activation;
+    config.skip = skip;
+    config.skip_bias = skip_bias;
+    config.sum = sum;
     if (!worth_releasing_gil(x)) return gn_forward(&x, w, b, num_groups, eps, &y, m, r, &config);
     nb::gil_scoped_release release;
     return gn_forward(&x, w, b, num_groups, eps, &y, m, r, &config);
@@ -471,17 +477,8 @@ nb::object torch_skip_group_norm(nb::handle x, nb::handle weight, nb::handle bia
     nb::object y = new_tensor(xv.t.ndim, xv.shape, xv.strides, xv.t.dtype, yv);
     nb::object sum = nb::none();
     if (return_sum) sum = new_tensor(xv.t.ndim, xv.shape, xv.strides, xv.t.dtype, sumv);
-    gn_config config = GN_CONFIG_INIT;
-    config.activation = activation;
-    config.skip = sk;
-    config.skip_bias = sb;
-    config.sum = return_sum ? &sumv.t : nullptr;
-    gn_status status;
-    {
-        nb::gil_scoped_release release;
-        status = gn_forward(&xv.t, w, b, num_groups, eps, &yv.t, nullptr, nullptr, &config);
-    }
-    raise_for(status);
+    raise_for(call_forward(xv.t, w, b, num_groups, eps, yv.t, nullptr, nullptr, activation, sk,
+                           sb, return_sum ? &sumv.t : nullptr));
     return nb::make_tuple(y, sum);
 }
 

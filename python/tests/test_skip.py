@@ -8,7 +8,7 @@ import torch
 
 import groupnorm
 from conftest import assert_forward_contract, reference_activation_forward
-from test_numpy import activation_np, reference_np
+from test_numpy import ForeignArray, activation_np, reference_np
 
 
 def formed_sum(x, skip, skip_bias):
@@ -74,23 +74,13 @@ def test_dlpack_producer_skip(_seed):
     x = (rng.standard_normal((2, 8, 6)) + 2.0).astype(np.float32)
     skip = rng.standard_normal((2, 8, 6)).astype(np.float32)
 
-    class Producer:  # a bare DLPack producer, neither numpy nor torch
-        def __init__(self, a):
-            self.a = a
-
-        def __dlpack__(self, **kw):
-            return self.a.__dlpack__(**kw)
-
-        def __dlpack_device__(self):
-            return self.a.__dlpack_device__()
-
-    y, total = groupnorm.group_norm(Producer(x), 4, skip=Producer(skip), return_sum=True)
+    y, total = groupnorm.group_norm(ForeignArray(x), 4, skip=ForeignArray(skip), return_sum=True)
     want_sum, normalized = formed_sum(x, skip, None)
     np.testing.assert_array_equal(np.asarray(total), want_sum)
     ref = reference_np(normalized, 4)
     assert np.all(np.abs(np.asarray(y) - ref) <= 1e-5 * (np.abs(ref) + 1))
     out = np.full_like(x, np.nan)
-    y2, total2 = groupnorm.group_norm(Producer(x), 4, skip=Producer(skip), return_sum=True,
+    y2, total2 = groupnorm.group_norm(ForeignArray(x), 4, skip=ForeignArray(skip), return_sum=True,
                                       out=out)
     assert y2 is out
     np.testing.assert_array_equal(out, np.asarray(y))
