@@ -32,7 +32,7 @@ struct BackwardStages {
     Halide::Func lane_sums{"lane_sums"};    // (l, c, n) CPU: lane l's blocks, Kahan {sums, compensations}
     Halide::Func lane_total{"lane_total"};  // (l, c, n) CPU: lane l's compensated sums
     Halide::Func chan_sums{"chan_sums"};  // (c, n) {sum dy, sum dy (x - mean), sum x - mean} over s
-    Halide::Func chan_sums_out{"chan_sums_out"};  // (c, n) {db, dsc} re-centred, for dgamma/dbeta
+    Halide::Func chan_sums_out{"chan_sums_out"};  // (c, n) {db, dsc rstd} re-centred, for dbeta/dgamma
     Halide::Func grp_coef{"grp_coef"};    // (g, n) {c2, c3, delta}: dx = a dy + c2 (x - mean) + c3
     Halide::Func chan_mean{"chan_mean"};  // (c, n) the mean of c's group: a vector of channels loads it
     Halide::Func chan_scale{"chan_scale"};  // (c, n) rstd * gamma of c: z = (x - mean) * it + beta

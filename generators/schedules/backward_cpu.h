@@ -66,8 +66,7 @@ inline void schedule_backward_cpu_nchw(BackwardStages &st, const Tuning &tune, i
     // time through general registers: ~100 instructions a channel, most of a small map's
     // backward).
     st.lane_total.compute_at(st.chan_sums, st.c).store_in(MemoryType::Register).vectorize(st.l);
-    st.chan_sums.update(0).unscheduled();  // the lanes' tree: a few shuffles and adds
-    st.chan_sums.update(1).unscheduled();  // the tail: < L positions per channel
+    st.chan_sums.update(0).unscheduled();  // the tail: < L positions per channel
     schedule_backward_params(st, param_sums, vector);
 }
 
@@ -90,9 +89,7 @@ inline void schedule_backward_cpu_nhwc(BackwardStages &st, const Tuning &tune, i
     // compensation (lane_sums, starting from the last, partial block), then the last S % K
     // rows.
     st.chan_sums.compute_at(st.dx, st.n).vectorize(st.c, vec, TailStrategy::GuardWithIf);
-    for (int u : {0, 1}) {
-        st.chan_sums.update(u).vectorize(st.c, vec, TailStrategy::GuardWithIf);
-    }
+    st.chan_sums.update().vectorize(st.c, vec, TailStrategy::GuardWithIf);
     st.lane_sums.compute_at(st.dx, st.n).vectorize(st.c, vec, TailStrategy::GuardWithIf);
     st.lane_sums.update().reorder(st.c, st.rs.x).vectorize(st.c, vec, TailStrategy::GuardWithIf);
     st.last_block.compute_at(st.dx, st.n).vectorize(st.c, vec, TailStrategy::GuardWithIf);
