@@ -343,6 +343,29 @@ void BM_roofline3(benchmark::State &state, const SuiteShape &s, int threads) {
     set_backward_counters(state, n);
 }
 
+// The least traffic of a backward whose statistics need a whole sample before any dx (the
+// channels-last schedule; nchw's groups stay in cache): per sample, x and dy read, then read
+// again with dx written (from cache when the sample fits).
+void BM_roofline_bwd_two_pass(benchmark::State &state, const SuiteShape &s, int threads) {
+    const int64_t n = numel(s), per_sample = n / s.shape[0];
+    BackwardData d(s, false);
+    auto run = [&] {
+        uint64_t sink = 0;
+        for (int64_t i = 0; i < n; i += per_sample) {
+            float *x = static_cast<float *>(d.x.data) + i, *dy = static_cast<float *>(d.dy.data) + i;
+            sink ^= stream_read2(x, dy, per_sample * 4, threads);
+            stream_add(x, dy, static_cast<float *>(d.dx.data) + i, per_sample, threads);
+        }
+        return sink;
+    };
+    run();
+    for (auto _ : state) {
+        benchmark::DoNotOptimize(run());
+        benchmark::ClobberMemory();
+    }
+    set_backward_counters(state, n);
+}
+
 // The float16 counterpart of the copy roofline: read f16, convert, one FMA, convert, write
 // (the same bytes as the f16 copy). Its GB/s over f32's copy is the most a float16 kernel can
 // gain from its halved bytes on this CPU.
@@ -539,6 +562,8 @@ void register_all() {
                 [s, threads](benchmark::State &st) { BM_roofline4(st, s, threads); });
             add("roofline/f32_three_stream" + tail,
                 [s, threads](benchmark::State &st) { BM_roofline3(st, s, threads); });
+            add("roofline/f32_bwd_two_pass" + tail,
+                [s, threads](benchmark::State &st) { BM_roofline_bwd_two_pass(st, s, threads); });
             add("roofline/f16_convert" + tail,
                 [s, threads](benchmark::State &st) { BM_half_convert(st, s, threads); });
 #ifdef GN_BENCH_HAVE_TORCH

@@ -307,24 +307,29 @@ def main():
         for t in threads:
             w(f"## Backward, {t} thread{'s' if t > 1 else ''}\n")
             w("| shape | MB x+dy+dx | ms | 3-stream roofline ms | % roofline | torch ms | speedup "
-              "| NHWC ms | torch CL ms | NHWC speedup |")
-            w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+              "| NHWC ms | two-pass bound ms | NHWC % of bound | torch CL ms | NHWC speedup |")
+            w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
             for s in shapes:
                 ours, nhwc = get("bwd", "f32_nchw", s, t), get("bwd", "f32_nhwc", s, t)
                 roof = get("roofline", "f32_three_stream", s, t)
+                roof2 = get("roofline", "f32_bwd_two_pass", s, t)
                 tn, tc = get("torch_bwd", "f32_nchw", s, t), get("torch_bwd", "f32_nhwc", s, t)
                 mb = roof.get("gbs", 0) * roof.get("ms", 0)
                 pct = ratio(roof.get("ms"), ours.get("ms"))
+                pct2 = ratio(roof2.get("ms"), nhwc.get("ms"))
                 sp, sp_cl = ratio(tn.get("ms"), ours.get("ms")), ratio(tc.get("ms"), nhwc.get("ms"))
-                for metric, v in (("bwd_nchw", sp), ("bwd_nhwc", sp_cl)):
+                for metric, v in (("bwd_nchw", sp), ("bwd_nhwc", sp_cl), ("bwd_nhwc_2pass", pct2),
+                                  ("bwd_nchw_bound", ratio(tn.get("ms"), roof.get("ms"))),
+                                  ("bwd_nhwc_bound", ratio(tc.get("ms"), roof2.get("ms")))):
                     if v:
                         summary[metric, t].append((v, s))
                 if pct and mb * 1e6 > l3:
                     summary["bwd_roof", t].append((pct, s))
                 w(f"| {s} | {fmt(mb, '.1f')} | {fmt(ours.get('ms'), '.4g')} | {fmt(roof.get('ms'), '.4g')} "
                   f"| {fmt(pct and 100 * pct, '.0f', '%')} | {fmt(tn.get('ms'), '.4g')} "
-                  f"| {fmt(sp, '.2f', 'x')} | {fmt(nhwc.get('ms'), '.4g')} | {fmt(tc.get('ms'), '.4g')} "
-                  f"| {fmt(sp_cl, '.2f', 'x')} |")
+                  f"| {fmt(sp, '.2f', 'x')} | {fmt(nhwc.get('ms'), '.4g')} "
+                  f"| {fmt(roof2.get('ms'), '.4g')} | {fmt(pct2 and 100 * pct2, '.0f', '%')} "
+                  f"| {fmt(tc.get('ms'), '.4g')} | {fmt(sp_cl, '.2f', 'x')} |")
             w("")
 
     # Summary against the targets.
@@ -370,6 +375,16 @@ def main():
         line("backward: speedup vs torch channels_last, f32 NHWC, geomean", "bwd_nhwc",
              T_BWD_NHWC_GEOMEAN, "geomean")
         line("backward: speedup vs torch channels_last, f32 NHWC, min", "bwd_nhwc", T_BWD_NHWC_MIN, "min")
+        line("bound: torch / 3-stream roofline time, backward NCHW, geomean", "bwd_nchw_bound", 0,
+             "geomean", check_threads=set())
+        line("bound: torch CL / two-pass bound time, backward NHWC, geomean", "bwd_nhwc_bound", 0,
+             "geomean", check_threads=set())
+        line("bound: torch CL / two-pass bound time, backward NHWC, min", "bwd_nhwc_bound", 0,
+             "min", check_threads=set())
+        line("backward: % of two-pass bound, f32 NHWC, geomean", "bwd_nhwc_2pass", 0, "geomean",
+             pct=True, check_threads=set())
+        line("backward: % of two-pass bound, f32 NHWC, min", "bwd_nhwc_2pass", 0, "min",
+             pct=True, check_threads=set())
     line("backward: % of 3-stream roofline, f32 NCHW, shapes > L3, min", "bwd_roof", T_BWD_ROOF,
          "min", pct=True)
     line("% of two-pass roofline (x read, then copied), f32 NCHW, geomean", "nchw_2pass", 0,
@@ -400,7 +415,9 @@ def main():
     w("- torch backward: `at::native_group_norm_backward` (what autograd calls) with the "
       "forward's mean and rstd, all three gradients, new outputs per call; ours: `gn_backward`, "
       "all three gradients; 3-stream roofline: a streaming dx = x + dy (x and dy read, dx "
-      "written), the least traffic a backward pass needs.")
+      "written), the least traffic a backward pass needs; two-pass bound: per sample x and dy "
+      "read, then read again with dx written, the traffic of a backward whose statistics need "
+      "the whole sample first (channels-last).")
     w("- torch: `at::group_norm` under `c10::InferenceMode`, a new output per call. gn_bench keeps "
       "freed memory in glibc's heap, so the page faults of a fresh output over 32 MB are not "
       "timed as torch's; `GN_BENCH_MALLOC_DEFAULT=1` times them (what a plain PyTorch user pays).")

@@ -22,5 +22,8 @@ void stream_add_sub(const float *a, const float *b, float *s, float *d, size_t n
 // A streaming read of `bytes` (an XOR of 8-byte words, returned so it is not elided): the
 // second pass over x of a two-pass kernel (statistics, then normalize).
 uint64_t stream_read(const void *x, size_t bytes, int threads);
+// Two streams of `bytes` each read in one loop (XOR, as stream_read): the statistics pass
+// of a backward (x and dy).
+uint64_t stream_read2(const void *a, const void *b, size_t bytes, int threads);
 
 }  // namespace groupnorm::support
