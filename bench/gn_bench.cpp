@@ -1,5 +1,5 @@
 // gn_bench: every shape of groupnorm::bench::suite() through gn_forward (f32 NCHW and
-// NHWC, f16 and bf16 NCHW) and gn_backward (f32 NCHW and NHWC), each next to a streaming
+// NHWC, f16 and bf16 NCHW) and gn_backward (f32, bf16, f16; NCHW and NHWC), each next to a streaming
 // roofline of the same bytes and, when built with libtorch, PyTorch CPU's group_norm and
 // its backward; f32 NCHW also through the default (untuned) schedule where dispatch picks a
 // tuned one (gn/f32_nchw_default); plus the dispatch overhead on the tiny shape. Names:
@@ -294,31 +294,38 @@ void set_backward_counters(benchmark::State &state, int64_t n) {
     state.SetBytesProcessed(state.iterations() * n * 4 * 3);  // x, dy read + dx written
 }
 
-// gn_backward, all three gradients, float32; with a fused activation, the backward of
-// GroupNorm + activation (beta = 0, as the forward that made the statistics).
+// gn_backward, all three gradients, in x's dtype (f32, or f16/bf16 with parameters in the
+// same dtype and float32 statistics, as the half-precision variants take them); with a
+// fused activation, the backward of GroupNorm + activation (beta = 0, as the forward that
+// made the statistics).
 void BM_backward(benchmark::State &state, const SuiteShape &s, bool channels_last, int threads,
-                 int activation = GN_ACTIVATION_NONE) {
+                 int activation = GN_ACTIVATION_NONE, DLDataType dt = {kDLFloat, 32, 1}) {
     gn_set_num_threads(threads);
     BackwardData d(s, channels_last);
-    const int64_t n = numel(s), N = s.shape[0], C = s.shape[1];
+    const int64_t n = numel(s), N = s.shape[0], C = s.shape[1], esize = dt.bits / 8;
     const DLDataType f32{kDLFloat, 32, 1};
-    DLTensorView xv(d.x.data, f32, s.shape, channels_last), dyv(d.dy.data, f32, s.shape, channels_last);
-    DLTensorView dxv(d.dx.data, f32, s.shape, channels_last);
+    AlignedBuffer x(n * esize), dy(n * esize), dx(n * esize), gamma(C * esize), dgamma(C * esize),
+        dbeta(C * esize);
+    convert(static_cast<const float *>(d.x.data), n, dt, x.data);
+    convert(static_cast<const float *>(d.dy.data), n, dt, dy.data);
+    convert(d.gamma.data(), C, dt, gamma.data);
+    DLTensorView xv(x.data, dt, s.shape, channels_last), dyv(dy.data, dt, s.shape, channels_last);
+    DLTensorView dxv(dx.data, dt, s.shape, channels_last);
     DLTensorView mv(d.mean.data(), f32, {N, s.groups}, false), rv(d.rstd.data(), f32, {N, s.groups}, false);
-    DLTensorView gv(d.gamma.data(), f32, {C}, false), dgv(d.dgamma.data(), f32, {C}, false);
-    DLTensorView dbv(d.dbeta.data(), f32, {C}, false);
+    DLTensorView gv(gamma.data, dt, {C}, false), dgv(dgamma.data, dt, {C}, false);
+    DLTensorView dbv(dbeta.data, dt, {C}, false);
     gn_config config = GN_CONFIG_INIT;
     config.activation = activation;
     auto run = [&] {
         return gn_backward(&dyv.dl, &xv.dl, &mv.dl, &rv.dl, &gv.dl, s.groups, &dxv.dl, &dgv.dl,
                            &dbv.dl, &config);
     };
-    std::memset(d.dx.data, 0xff, n * 4);
+    std::memset(dx.data, 0xff, n * esize);
     if (gn_status st = run()) {
         state.SkipWithError((std::string(gn_status_string(st)) + ": " + gn_last_error_message()).c_str());
         return;
     }
-    if (!all_finite(d.dx.data, n, f32)) {
+    if (!all_finite(dx.data, n, dt)) {
         state.SkipWithError("dx is not finite");
         return;
     }
@@ -548,6 +555,13 @@ void register_all() {
                     [s, cl, threads](benchmark::State &st) {
                         BM_backward(st, s, cl, threads, GN_ACTIVATION_SILU);
                     });
+                for (DLDataType dt : {DLDataType{kDLBfloat, 16, 1}, DLDataType{kDLFloat, 16, 1}}) {
+                    add(std::string("bwd/") + (dt.code == kDLBfloat ? "bf16_" : "f16_") +
+                            (cl ? "nhwc" : "nchw") + tail,
+                        [s, cl, threads, dt](benchmark::State &st) {
+                            BM_backward(st, s, cl, threads, GN_ACTIVATION_NONE, dt);
+                        });
+                }
             }
             for (bool cl : {false, true}) {
                 for (bool fused : {true, false}) {

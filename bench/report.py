@@ -332,6 +332,28 @@ def main():
                   f"| {fmt(tc.get('ms'), '.4g')} | {fmt(sp_cl, '.2f', 'x')} |")
             w("")
 
+    # Backward in bfloat16 and float16 (parameters in x's dtype) against PyTorch's in the same
+    # dtype and layout.
+    halves = [(dt, lay) for dt in ("bf16", "f16") for lay in ("nchw", "nhwc")
+              if any(k[:2] == ("bwd", f"{dt}_{lay}") for k in rows)]
+    if halves:
+        for t in threads:
+            w(f"## Backward, bfloat16 and float16, {t} thread{'s' if t > 1 else ''}\n")
+            w("| shape | " + " | ".join(f"{dt} {lay.upper()} ms | torch ms | speedup"
+                                       for dt, lay in halves) + " |")
+            w("|---|" + "---:|---:|---:|" * len(halves))
+            for s in shapes:
+                cells = []
+                for dt, lay in halves:
+                    ours, tq = get("bwd", f"{dt}_{lay}", s, t), get("torch_bwd", f"{dt}_{lay}", s, t)
+                    sp = ratio(tq.get("ms"), ours.get("ms"))
+                    if sp:
+                        summary[f"bwd_{dt}_{lay}", t].append((sp, s))
+                    cells.append(f"{fmt(ours.get('ms'), '.4g')} | {fmt(tq.get('ms'), '.4g')} "
+                                 f"| {fmt(sp, '.2f', 'x')}")
+                w(f"| {s} | " + " | ".join(cells) + " |")
+            w("")
+
     # Summary against the targets.
     w("## Summary\n")
     w(f"\"> L3\": shapes whose f32 x + y exceed the {l3 >> 20} MiB L3. "
@@ -385,6 +407,13 @@ def main():
              pct=True, check_threads=set())
         line("backward: % of two-pass bound, f32 NHWC, min", "bwd_nhwc_2pass", 0, "min",
              pct=True, check_threads=set())
+    if have_torch:
+        for dt, lay in halves:
+            target = T_BWD_NCHW_GEOMEAN if lay == "nchw" else T_BWD_NHWC_GEOMEAN
+            floor = T_BWD_NCHW_MIN if lay == "nchw" else T_BWD_NHWC_MIN
+            what = f"backward: speedup vs torch {dt}, {dt} {lay.upper()}"
+            line(what + ", geomean", f"bwd_{dt}_{lay}", target, "geomean")
+            line(what + ", min", f"bwd_{dt}_{lay}", floor, "min")
     line("backward: % of 3-stream roofline, f32 NCHW, shapes > L3, min", "bwd_roof", T_BWD_ROOF,
          "min", pct=True)
     line("% of two-pass roofline (x read, then copied), f32 NCHW, geomean", "nchw_2pass", 0,

@@ -75,7 +75,7 @@ void BM_torch_silu(benchmark::State &state, const SuiteShape &s, bool channels_l
 // backward of silu(group_norm(x)) as autograd runs it: at::silu_backward at the saved
 // group_norm output, then the GroupNorm backward of that gradient.
 void BM_torch_backward(benchmark::State &state, const SuiteShape &s, bool channels_last,
-                       int threads, bool silu = false) {
+                       int threads, bool silu = false, at::ScalarType dtype = at::kFloat) {
     const size_t rank = s.shape.size();
     if (channels_last && rank != 4 && rank != 5) {
         state.SkipWithError("torch has channels-last formats for 4-D and 5-D only");
@@ -84,11 +84,12 @@ void BM_torch_backward(benchmark::State &state, const SuiteShape &s, bool channe
     at::set_num_threads(threads);
     c10::InferenceMode guard;
     const std::vector<int64_t> strides = support::nc_strides(s.shape, channels_last);
-    at::Tensor x = at::from_blob(const_cast<float *>(master_input(s)), s.shape, strides, at::kFloat);
-    at::Tensor dy = (x - 3.0f).contiguous(channels_last ? (rank == 4 ? at::MemoryFormat::ChannelsLast
-                                                                     : at::MemoryFormat::ChannelsLast3d)
-                                                        : at::MemoryFormat::Contiguous);
-    at::Tensor gamma = at::rand({s.shape[1]}) + 0.5, beta = at::rand({s.shape[1]});
+    const at::MemoryFormat fmt = !channels_last ? at::MemoryFormat::Contiguous
+                                 : rank == 4     ? at::MemoryFormat::ChannelsLast
+                                                 : at::MemoryFormat::ChannelsLast3d;
+    at::Tensor x32 = at::from_blob(const_cast<float *>(master_input(s)), s.shape, strides, at::kFloat);
+    at::Tensor x = x32.to(dtype).contiguous(fmt), dy = (x32 - 3.0f).to(dtype).contiguous(fmt);
+    at::Tensor gamma = (at::rand({s.shape[1]}) + 0.5).to(dtype), beta = at::rand({s.shape[1]}).to(dtype);
     const int64_t N = s.shape[0], C = s.shape[1], HxW = numel(s) / (N * C);
     auto fwd = at::native_group_norm(x, gamma, beta, N, C, HxW, s.groups, 1e-5);
     const at::Tensor &z = std::get<0>(fwd), &mean = std::get<1>(fwd), &rstd = std::get<2>(fwd);
@@ -107,7 +108,7 @@ void BM_torch_backward(benchmark::State &state, const SuiteShape &s, bool channe
     }
     const int64_t n = numel(s);
     state.SetItemsProcessed(state.iterations() * n);
-    state.SetBytesProcessed(state.iterations() * n * 3 * int64_t(sizeof(float)));
+    state.SetBytesProcessed(state.iterations() * n * 3 * int64_t(x.element_size()));
 }
 
 }  // namespace
@@ -135,6 +136,16 @@ void register_torch(const SuiteShape &s, int threads) {
             ->UseRealTime()
             ->MeasureProcessCPUTime()
             ->Unit(benchmark::kMillisecond);
+        for (at::ScalarType dt : {at::kBFloat16, at::kHalf}) {
+            const std::string name = std::string(dt == at::kBFloat16 ? "torch_bwd/bf16_" : "torch_bwd/f16_") +
+                                     (cl ? "nhwc" : "nchw") + tail;
+            benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State &st) {
+                BM_torch_backward(st, s, cl, threads, false, dt);
+            })
+                ->UseRealTime()
+                ->MeasureProcessCPUTime()
+                ->Unit(benchmark::kMillisecond);
+        }
     }
 }
 
