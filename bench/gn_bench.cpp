@@ -289,9 +289,9 @@ struct BackwardData {
     }
 };
 
-void set_backward_counters(benchmark::State &state, int64_t n) {
+void set_backward_counters(benchmark::State &state, int64_t n, int64_t elem_bytes = 4) {
     state.SetItemsProcessed(state.iterations() * n);
-    state.SetBytesProcessed(state.iterations() * n * 4 * 3);  // x, dy read + dx written
+    state.SetBytesProcessed(state.iterations() * n * elem_bytes * 3);  // x, dy read + dx written
 }
 
 // gn_backward, all three gradients, in x's dtype (f32, or f16/bf16 with parameters in the
@@ -333,7 +333,7 @@ void BM_backward(benchmark::State &state, const SuiteShape &s, bool channels_las
         benchmark::DoNotOptimize(run());
         benchmark::ClobberMemory();
     }
-    set_backward_counters(state, n);
+    set_backward_counters(state, n, esize);
 }
 
 // The backward's least traffic: x and dy read, dx written, in one streaming loop.

@@ -11,7 +11,7 @@ namespace groupnorm_gen {
 
 struct BackwardStages {
     // s spatial (flattened), c channel, n sample, g group.
-    Halide::Var s{"s"}, c{"c"}, n{"n"}, g{"g"}, l{"l"}, b{"b"};
+    Halide::Var s{"s"}, c{"c"}, n{"n"}, g{"g"}, l{"l"}, b{"b"}, k{"k"};
     Halide::Expr D;   // channels per group
     Halide::RDom rs;  // a channel's blocks (the cascade of its sums)
     Halide::RDom rj;  // a block's chunks
@@ -24,6 +24,9 @@ struct BackwardStages {
     // where the schedule computes it (nchw CPU: once per group, a scratch the sums and dx
     // read; nhwc CPU: a vector of channels where each consumer reads it).
     Halide::Func dy_act{"dy_act"};
+    // (k, s, c, n) dy_act(s + k B L, c, n): a full nhwc block's K rows, B rows apart, as
+    // one box (defined when K > 1 and activations are fused).
+    Halide::Func dy_act_rows{"dy_act_rows"};
     // Set by the CPU schedules: the Funcs the generator specializes per activation (dy_act
     // itself, or its wrappers at its consumers).
     std::vector<Halide::Func> act_sites;

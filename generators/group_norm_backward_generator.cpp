@@ -88,8 +88,8 @@ public:
         // chain of adds is short, so rounding errors cannot pile up when the terms share a
         // sign (a running sum over s was 1e-4 off at S = 2^18, and 2 ulp in dx at S = 432):
         //   chunk: K rows of L lanes (K > 1: nhwc CPU; added pairwise, strict_float, else
-        //          LLVM folds them into the running sum); position (row K + k) L + l,
-        //          the K rows B chunks apart in full blocks (chunk_terms);
+        //          LLVM folds them into the running sum); position row L + l, the chunk's
+        //          K rows adjacent, or B rows apart in a full block (chunk_terms);
         //   block: B chunks per lane, a plain chain (block_sums; last_block, the partial one);
         //   lane:  the blocks added with Kahan's compensation (lane_sums);
         //   the L lanes added in a tree (halves of the vector).
@@ -98,8 +98,10 @@ public:
         //   else added one at a time after the tree.
         // GPUs (K = L = 1): block b sums B positions b + j * blocks, interleaved so that the
         // threads of a warp read adjacent values; the blocks are then added by a thread tree.
-        auto terms = [&](Expr pos) {
-            Expr dyv = dy_f(pos, c, n), xcv = st.centered(pos, c, n);
+        // dyv: dy at pos, unless the caller reads its act' product through another Func.
+        auto terms = [&](Expr pos, Expr dyv = Expr()) {
+            if (!dyv.defined()) dyv = dy_f(pos, c, n);
+            Expr xcv = st.centered(pos, c, n);
             return std::vector<Expr>{dyv, dyv * xcv, xcv};
         };
         const int L = lanes(tune), K = steps(tune);  // L a power of two
@@ -117,17 +119,27 @@ public:
         } else {
             const int B = chunks_per_block(tune);
             Expr chunks = S / (K * L), full_blocks = chunks / B;
-            // Chunk j of a block starting at chunk first. A full block's K rows are B
-            // chunks apart (positions first K + k B + j), so each of the K row streams is
-            // long and sequential for the hardware prefetcher: adjacent rows break every
-            // stream after C values, and nhwc sums from DRAM ran 1.2-1.35x slower. The
-            // last, partial block keeps adjacent rows (first + j) K + k: short rows that
-            // stay in cache ran 5-10% faster so.
+            // Chunk j of a block starting at chunk first. A full block's K rows are B rows
+            // apart (rows first K + k B + j), so each of the K row streams is long and
+            // sequential for the hardware prefetcher: adjacent rows break every stream
+            // after C values, and nhwc sums from DRAM ran 1.15-1.45x slower. The last,
+            // partial block keeps adjacent rows (first + j) K + k: short rows that stay in
+            // cache ran 5-10% faster so. A full block reads dy act'(z) through dy_act_rows,
+            // whose k is a dimension of its own: a box over the K rows would span 3B + 1.
+            if (K > 1 && fused_activations()) {
+                st.dy_act_rows(st.k, s, c, n) = st.dy_act(s + st.k * B * L, c, n);
+            }
             auto chunk_terms = [&](Expr first, Expr j, bool full_block) {
                 std::vector<std::vector<Expr>> rows(3);
                 for (int k = 0; k < K; k++) {
                     Expr row = full_block ? first * K + k * B + j : (first + j) * K + k;
-                    std::vector<Expr> t = terms(row * L + st.l);
+                    Expr dyv;
+                    if (full_block && st.dy_act_rows.defined()) {
+                        Expr pos = (first * K + j) * L + st.l;
+                        dyv = select(activation == kActNone, cast(ct, dy(row * L + st.l, c, n)),
+                                     st.dy_act_rows(k, pos, c, n));
+                    }
+                    std::vector<Expr> t = terms(row * L + st.l, dyv);
                     for (int i = 0; i < 3; i++) rows[i].push_back(t[i]);
                 }
                 std::vector<Expr> sum;

@@ -133,7 +133,7 @@ uint64_t stream_read(const void *x, size_t bytes, int threads) {
 uint64_t stream_read2(const void *a, const void *b, size_t bytes, int threads) {
     const auto *as = static_cast<const uint64_t *>(a), *bs = static_cast<const uint64_t *>(b);
     std::atomic<uint64_t> acc{0};
-    split_stream(bytes / 8, 16, threads, [&](size_t lo, size_t hi) {
+    split_stream(bytes / 8, 8, threads, [&](size_t lo, size_t hi) {
         acc.fetch_xor(xor_words2(as + lo, bs + lo, hi - lo), std::memory_order_relaxed);
     });
     return acc.load();

@@ -108,9 +108,16 @@ inline void schedule_backward_cpu_nhwc(BackwardStages &st, const Tuning &tune, i
         const std::pair<Func, int> consumers[] = {
             {st.block_sums, vec}, {st.last_block, vec}, {st.chan_sums, vec}, {st.dx, out_vector}};
         for (const auto &[f, width] : consumers) {
-            Func w = st.dy_act.in(f);
-            w.compute_at(f, st.c).reorder(st.c, st.s).reorder_storage(st.c, st.s)
-                .bound_storage(st.c, width).store_in(MemoryType::Stack)
+            // A full block reads its rows through dy_act_rows (k a dimension: the K rows,
+            // B rows apart, without the rows between them), when K > 1.
+            const bool rows = f.name() == st.block_sums.name() && st.dy_act_rows.defined();
+            Func w = rows ? st.dy_act_rows : st.dy_act.in(f);
+            if (rows) {
+                w.reorder(st.c, st.k, st.s).reorder_storage(st.c, st.k, st.s);
+            } else {
+                w.reorder(st.c, st.s).reorder_storage(st.c, st.s);
+            }
+            w.compute_at(f, st.c).bound_storage(st.c, width).store_in(MemoryType::Stack)
                 .vectorize(st.c, width, TailStrategy::GuardWithIf);
             st.act_sites.push_back(w);
         }
