@@ -49,6 +49,60 @@ def geomean(values):
     return math.exp(sum(map(math.log, values)) / len(values)) if values else float("nan")
 
 
+def ms(name):
+    return lambda t: t.get(name)
+
+
+def ratio(num, den):
+    return lambda t: t[num] / t[den] if t.get(num) and t.get(den) else None
+
+
+# Per table: the title's prefix, the benchmark of each named time ({layout}: nchw or nhwc),
+# the two times a row needs, and the columns: (header, value of the row's times, ratio?).
+# Every ratio column gets a geomean.
+TABLES = [
+    ("", {"plain": "gn/f32_{layout}", "fused": "gn/f32_{layout}_silu",
+          "then": "gn/f32_{layout}_then_silu", "torch": "torch_silu/f32_{layout}"},
+     [("plain", ms("plain"), False), ("fused + SiLU", ms("fused"), False),
+      ("fused / plain", ratio("fused", "plain"), True), ("ours then SiLU pass", ms("then"), False),
+      ("torch gn + silu", ms("torch"), False), ("torch / fused", ratio("torch", "fused"), True)]),
+    ("Skip + GroupNorm + SiLU, sum written, ",
+     {"plain": "gn/f32_{layout}", "fused": "gn/f32_{layout}_skip_silu",
+      "then": "gn/f32_{layout}_add_then_silu", "four": "roofline/f32_four_stream",
+      "copy": "roofline/f32"},
+     [("plain", ms("plain"), False), ("skip fused", ms("fused"), False),
+      ("fused / plain", ratio("fused", "plain"), True),
+      ("bound: 4-stream / copy", ratio("four", "copy"), True),
+      ("add pass then ours", ms("then"), False), ("unfused / fused", ratio("then", "fused"), True)]),
+    ("Backward of GroupNorm + SiLU (dx, dgamma, dbeta), ",
+     {"plain": "bwd/f32_{layout}", "fused": "bwd/f32_{layout}_silu",
+      "torch": "torch_silu_bwd/f32_{layout}"},
+     [("plain backward", ms("plain"), False), ("with SiLU", ms("fused"), False),
+      ("SiLU / plain", ratio("fused", "plain"), True),
+      ("torch silu + gn backward", ms("torch"), False), ("torch / ours", ratio("torch", "fused"), True)]),
+]
+
+
+def print_table(rows, shapes, prefix, names, columns, layout, threads):
+    print(f"\n{prefix}{layout.upper()}, {threads} thread{'s' if threads > 1 else ''} (ms, median):\n")
+    print("| shape | " + " | ".join(h for h, _, _ in columns) + " |")
+    print("|---|" + "---:|" * len(columns))
+    ratios = [[] for _ in columns]
+    for s in shapes:
+        t = {k: rows.get(v.format(layout=layout) + f"/{s}/threads:{threads}") for k, v in names.items()}
+        if not t["plain"] or not t["fused"]:
+            continue
+        cells = []
+        for (_, value, is_ratio), seen in zip(columns, ratios):
+            v = value(t)
+            if is_ratio and v:
+                seen.append(v)
+            cells.append("-" if not v else f"{v:.2f}x" if is_ratio else f"{v:.4g}")
+        print(f"| {s} | " + " | ".join(cells) + " |")
+    print("| **geomean** |" + "".join(f" **{geomean(r):.2f}x** |" if c[2] else " |"
+                                       for c, r in zip(columns, ratios)))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("json")
@@ -66,82 +120,10 @@ def main():
           f"load average at start: {context.get('load_avg', '?')}")
     if args.command:
         print(f"\nCommand: `{args.command}`\n")
-    for threads in (1, 2):
-        for layout in ("nchw", "nhwc"):
-            print(f"\n{layout.upper()}, {threads} thread{'s' if threads > 1 else ''} (ms, median):\n")
-            print("| shape | plain | fused + SiLU | fused / plain | ours then SiLU pass | torch gn + silu | torch / fused |")
-            print("|---|---:|---:|---:|---:|---:|---:|")
-            ratios, speedups = [], []
-            for s in shapes:
-                tail = f"/{s}/threads:{threads}"
-                plain = rows.get(f"gn/f32_{layout}{tail}")
-                fused = rows.get(f"gn/f32_{layout}_silu{tail}")
-                then = rows.get(f"gn/f32_{layout}_then_silu{tail}")
-                torch = rows.get(f"torch_silu/f32_{layout}{tail}")
-                if not plain or not fused:
-                    continue
-                r = fused / plain
-                ratios.append(r)
-                sp = torch / fused if torch else None
-                if sp:
-                    speedups.append(sp)
-                fmt = lambda v: f"{v:.4g}" if v else "-"
-                print(f"| {s} | {fmt(plain)} | {fmt(fused)} | {r:.2f}x | {fmt(then)} | {fmt(torch)} | "
-                      f"{f'{sp:.2f}x' if sp else '-'} |")
-            print(f"| **geomean** | | | **{geomean(ratios):.2f}x** | | | **{geomean(speedups):.2f}x** |")
-
-    for threads in (1, 2):
-        for layout in ("nchw", "nhwc"):
-            print(f"\nSkip + GroupNorm + SiLU, sum written, {layout.upper()}, {threads} "
-                  f"thread{'s' if threads > 1 else ''} (ms, median):\n")
-            print("| shape | plain | skip fused | fused / plain | bound: 4-stream / copy | add pass then ours | unfused / fused |")
-            print("|---|---:|---:|---:|---:|---:|---:|")
-            ratios, bounds, speedups = [], [], []
-            for s in shapes:
-                tail = f"/{s}/threads:{threads}"
-                plain = rows.get(f"gn/f32_{layout}{tail}")
-                fused = rows.get(f"gn/f32_{layout}_skip_silu{tail}")
-                then = rows.get(f"gn/f32_{layout}_add_then_silu{tail}")
-                four = rows.get(f"roofline/f32_four_stream{tail}")
-                copy = rows.get(f"roofline/f32{tail}")
-                if not plain or not fused:
-                    continue
-                ratios.append(fused / plain)
-                bound = four / copy if four and copy else None
-                if bound:
-                    bounds.append(bound)
-                sp = then / fused if then else None
-                if sp:
-                    speedups.append(sp)
-                fmt = lambda v: f"{v:.4g}" if v else "-"
-                print(f"| {s} | {fmt(plain)} | {fmt(fused)} | {fused / plain:.2f}x | "
-                      f"{f'{bound:.2f}x' if bound else '-'} | {fmt(then)} | "
-                      f"{f'{sp:.2f}x' if sp else '-'} |")
-            print(f"| **geomean** | | | **{geomean(ratios):.2f}x** | **{geomean(bounds):.2f}x** | | "
-                  f"**{geomean(speedups):.2f}x** |")
-
-    for threads in (1, 2):
-        for layout in ("nchw", "nhwc"):
-            print(f"\nBackward of GroupNorm + SiLU (dx, dgamma, dbeta), {layout.upper()}, {threads} "
-                  f"thread{'s' if threads > 1 else ''} (ms, median):\n")
-            print("| shape | plain backward | with SiLU | SiLU / plain | torch silu + gn backward | torch / ours |")
-            print("|---|---:|---:|---:|---:|---:|")
-            ratios, speedups = [], []
-            for s in shapes:
-                tail = f"/{s}/threads:{threads}"
-                plain = rows.get(f"bwd/f32_{layout}{tail}")
-                fused = rows.get(f"bwd/f32_{layout}_silu{tail}")
-                torch = rows.get(f"torch_silu_bwd/f32_{layout}{tail}")
-                if not plain or not fused:
-                    continue
-                ratios.append(fused / plain)
-                sp = torch / fused if torch else None
-                if sp:
-                    speedups.append(sp)
-                fmt = lambda v: f"{v:.4g}" if v else "-"
-                print(f"| {s} | {fmt(plain)} | {fmt(fused)} | {fused / plain:.2f}x | {fmt(torch)} | "
-                      f"{f'{sp:.2f}x' if sp else '-'} |")
-            print(f"| **geomean** | | | **{geomean(ratios):.2f}x** | | **{geomean(speedups):.2f}x** |")
+    for prefix, names, columns in TABLES:
+        for threads in (1, 2):
+            for layout in ("nchw", "nhwc"):
+                print_table(rows, shapes, prefix, names, columns, layout, threads)
 
 
 if __name__ == "__main__":

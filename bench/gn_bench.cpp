@@ -304,28 +304,38 @@ void BM_backward(benchmark::State &state, const SuiteShape &s, bool channels_las
     BackwardData d(s, channels_last);
     const int64_t n = numel(s), N = s.shape[0], C = s.shape[1], esize = dt.bits / 8;
     const DLDataType f32{kDLFloat, 32, 1};
-    AlignedBuffer x(n * esize), dy(n * esize), dx(n * esize), gamma(C * esize), dgamma(C * esize),
-        dbeta(C * esize);
-    convert(static_cast<const float *>(d.x.data), n, dt, x.data);
-    convert(static_cast<const float *>(d.dy.data), n, dt, dy.data);
-    convert(d.gamma.data(), C, dt, gamma.data);
-    DLTensorView xv(x.data, dt, s.shape, channels_last), dyv(dy.data, dt, s.shape, channels_last);
-    DLTensorView dxv(dx.data, dt, s.shape, channels_last);
+    // Half precision: x, dy and gamma converted into buffers of their own (float32 uses d's).
+    const bool half = dt.bits == 16;
+    AlignedBuffer hx(half ? n * 2 : 1), hdy(half ? n * 2 : 1), hdx(half ? n * 2 : 1),
+        hparams(half ? C * 2 * 3 : 1);
+    void *x = d.x.data, *dy = d.dy.data, *dx = d.dx.data, *gamma = d.gamma.data(),
+         *dgamma = d.dgamma.data(), *dbeta = d.dbeta.data();
+    if (half) {
+        x = hx.data, dy = hdy.data, dx = hdx.data;
+        gamma = hparams.data;
+        dgamma = static_cast<uint16_t *>(hparams.data) + C;
+        dbeta = static_cast<uint16_t *>(hparams.data) + 2 * C;
+        convert(static_cast<const float *>(d.x.data), n, dt, x);
+        convert(static_cast<const float *>(d.dy.data), n, dt, dy);
+        convert(d.gamma.data(), C, dt, gamma);
+    }
+    DLTensorView xv(x, dt, s.shape, channels_last), dyv(dy, dt, s.shape, channels_last);
+    DLTensorView dxv(dx, dt, s.shape, channels_last);
     DLTensorView mv(d.mean.data(), f32, {N, s.groups}, false), rv(d.rstd.data(), f32, {N, s.groups}, false);
-    DLTensorView gv(gamma.data, dt, {C}, false), dgv(dgamma.data, dt, {C}, false);
-    DLTensorView dbv(dbeta.data, dt, {C}, false);
+    DLTensorView gv(gamma, dt, {C}, false), dgv(dgamma, dt, {C}, false);
+    DLTensorView dbv(dbeta, dt, {C}, false);
     gn_config config = GN_CONFIG_INIT;
     config.activation = activation;
     auto run = [&] {
         return gn_backward(&dyv.dl, &xv.dl, &mv.dl, &rv.dl, &gv.dl, s.groups, &dxv.dl, &dgv.dl,
                            &dbv.dl, &config);
     };
-    std::memset(dx.data, 0xff, n * esize);
+    std::memset(dx, 0xff, n * esize);
     if (gn_status st = run()) {
         state.SkipWithError((std::string(gn_status_string(st)) + ": " + gn_last_error_message()).c_str());
         return;
     }
-    if (!all_finite(dx.data, n, dt)) {
+    if (!all_finite(dx, n, dt)) {
         state.SkipWithError("dx is not finite");
         return;
     }
