@@ -21,6 +21,13 @@ public:
 #define GN_TUNING_PARAM(name, lo, hi, doc) Halide::GeneratorParam<int> name{#name, 0, 0, hi};
     GN_TUNING_FIELDS(GN_TUNING_PARAM)
 #undef GN_TUNING_PARAM
+    // With autoscheduler=NAME (the tuner's autoscheduler candidates, tools/tune): the shape
+    // (N, C, S spatial, G) whose estimates the autoscheduler schedules for, instead of the
+    // hand-written schedules. Unused otherwise.
+    Halide::GeneratorParam<int> estimate_n{"estimate_n", 2, 1, 1 << 20};
+    Halide::GeneratorParam<int> estimate_c{"estimate_c", 320, 1, 1 << 20};
+    Halide::GeneratorParam<int> estimate_s{"estimate_s", 4096, 1, 1 << 30};
+    Halide::GeneratorParam<int> estimate_groups{"estimate_groups", 32, 1, 1 << 20};
 
 protected:
     Family family() const {

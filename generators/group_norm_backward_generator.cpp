@@ -51,6 +51,8 @@ public:
     Output<Buffer<void, 1>> dbeta{"dbeta"};
 
     void generate() {
+        _halide_user_assert(!using_autoscheduler())
+            << "the backward has hand-written schedules only (autoscheduler= is for the forward)";
         const Tuning tune = resolved_tuning();
         const Type ct = compute_type();
         _halide_user_assert(mean.type() == ct && rstd.type() == ct)

@@ -98,7 +98,9 @@ public:
         Func row_centered("row_centered");
         row_centered(st.i, st.r, st.n) =
             strict_float(st.row_input(st.i, st.r, st.n) - st.row_pivot(st.r, st.n));
-        st.define(row_centered, st.row_len, rows_per_group, block_geometry(tune));
+        BlockGeometry geometry = block_geometry(tune);
+        geometry.guarded_tail = using_autoscheduler();
+        st.define(row_centered, st.row_len, rows_per_group, geometry);
         define_stats(st, rows_per_group);
         define_normalize(st);
 
@@ -108,6 +110,13 @@ public:
         if (residual) *sum = st.sum;
         add_requirements(st, rows_per_group);
         constrain_layout();
+        if (using_autoscheduler()) {
+            // Halide's autoscheduler schedules the whole pipeline (tools/tune compares it).
+            set_estimates();
+            if (fused_activations()) add_requirement(activation == kActNone,
+                                                     "autoscheduled variants have no fused activation");
+            return;
+        }
         schedule(st, tune);
         if (!fused_activations()) {
             add_requirement(activation == kActNone,
@@ -285,6 +294,27 @@ private:
         }
     }
 
+
+    // The estimates an autoscheduler needs on every input and output: the estimate_* shape.
+    void set_estimates() {
+        const int N = estimate_n, C = estimate_c, S = estimate_s, G = estimate_groups;
+        x.set_estimates({{0, S}, {0, C}, {0, N}});
+        // x_rows: one row per group (nchw, contiguous groups) or per channel (nhwc).
+        if (layout == Layout::NCHW && !residual) {
+            x_rows.set_estimates({{0, S * (C / G)}, {0, G}, {0, N}});
+        } else {
+            x_rows.set_estimates({{0, S}, {0, C}, {0, N}});
+        }
+        gamma.set_estimates({{0, C}});
+        beta.set_estimates({{0, C}});
+        groups.set_estimate(G);
+        eps.set_estimate(Halide::cast(eps.type(), Halide::Expr(1e-5)));
+        activation.set_estimate(kActNone);
+        y.set_estimates({{0, S}, {0, C}, {0, N}});
+        mean.set_estimates({{0, G}, {0, N}});
+        rstd.set_estimates({{0, G}, {0, N}});
+        _halide_user_assert(!residual) << "autoscheduled variants have no residual prologue";
+    }
 
     BlockGeometry block_geometry(const Tuning &t) const {
         if (family() == Family::Gpu) return {1, 1, t.gpu_block};

@@ -26,6 +26,9 @@ struct BlockGeometry {
     int lanes = 1;          // L: accumulator lanes (a vector dimension; 1 on NHWC and GPUs)
     int steps = 1;          // K: steps of L lanes added per chunk before an accumulator
     int block_values = 1;   // target block length (rounded down to whole chunks)
+    // The row's tail loop as one of at least one iteration, guarded (autoscheduled pipelines:
+    // Adams2019 aborts on a loop that is empty at its estimates, as the tail usually is).
+    bool guarded_tail = false;
 };
 
 struct RobustMoments {
@@ -140,8 +143,14 @@ inline void RobustMoments::define_blocks(Halide::Func v, Halide::Expr row_len,
     // The row's last tail_len < K * L values, when K * L > 1: summed and centred the same way.
     if (chunk > 1) {
         Expr tail_len = row_len - row_chunks * chunk;
-        RDom rt(0, tail_len, "rt");
-        Expr vt = v(row_chunks * chunk + rt, r, n);
+        RDom rt(0, geo.guarded_tail ? max(tail_len, 1) : tail_len, "rt");
+        Expr at = row_chunks * chunk + rt;
+        if (geo.guarded_tail) {
+            // The guard is not used by bounds inference: the clamp keeps it inside the row.
+            rt.where(rt < tail_len);
+            at = min(at, row_len - 1);
+        }
+        Expr vt = v(at, r, n);
         tail_sum(r, n) = zero;
         tail_sum(r, n) += vt;
         Expr dt = strict_float(vt - tail_sum(r, n) / cast(type, tail_len));  // as dev above

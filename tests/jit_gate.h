@@ -32,6 +32,15 @@ GateResult jit_forward_gate(const std::map<std::string, std::string> &params, DT
 // gate the compiled pipeline.
 bool jit_compile_forward(const std::map<std::string, std::string> &params, DType dtype,
                          Halide::Callable *forward, std::string *error);
+// The same pipeline scheduled by one of Halide's autoschedulers instead of the hand-written
+// schedules: `autoscheduler` is its name (Adams2019, Mullapudi2016, Li2018), `plugin` the
+// path of its shared library (loaded once), `parallelism` the threads it plans for. params
+// carry the shape it schedules for (estimate_n, estimate_c, estimate_s, estimate_groups):
+// its splits are sized to that shape, so gate it on the shapes it will run.
+bool jit_compile_forward_autoscheduled(const std::map<std::string, std::string> &params,
+                                       DType dtype, const std::string &autoscheduler,
+                                       const std::string &plugin, int parallelism,
+                                       Halide::Callable *forward, std::string *error);
 GateResult jit_gate_callable(Halide::Callable &forward, const std::string &layout, DType dtype,
                              const std::vector<Shape> &shapes, uint64_t seed);
 

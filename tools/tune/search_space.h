@@ -3,7 +3,8 @@
 // generator refuses (check_tuning), with the family's defaults always first.
 //
 // Only schedule constants for now. Not yet in the space: statistics in two passes, a group
-// split across threads when N*G < threads, and Halide's autoschedulers (README "Tuning").
+// split across threads when N*G < threads (README "Tuning"). Halide's autoschedulers are
+// contenders beside this space, per shape (tune.cpp).
 #pragma once
 
 #include <string>

@@ -8,6 +8,10 @@
 // candidate with the best geometric-mean time over a class's shapes is kept for it, if it
 // beats the defaults by more than 3% and by more than a second copy of the defaults (the
 // control, timed as a candidate) differs from them: otherwise the defaults stay.
+// Halide's CPU autoschedulers (Adams2019, Mullapudi2016, Li2018) are contenders in the same
+// rounds: per shape, each schedules the same algorithm for that shape's estimates, is gated on
+// that shape (their splits are sized to it) and timed beside the candidates; they are reported,
+// never kept (an AOT variant serves every shape of a class).
 // The result is a tuning table (JSON) with the machine, the measurements and the rejects.
 // Measurements go to <out>.partial as they are made; --resume continues from there.
 #include <algorithm>
@@ -51,9 +55,19 @@ using json = nlohmann::json;
 namespace gd = groupnorm::detail;
 namespace gt = groupnorm::tune;
 
+// Halide's CPU autoschedulers and their plugins (tools/tune/CMakeLists.txt).
+struct Autoscheduler {
+    const char *name, *plugin;
+};
+constexpr Autoscheduler kAutoschedulers[] = {{"Adams2019", GN_PLUGIN_ADAMS2019},
+                                             {"Mullapudi2016", GN_PLUGIN_MULLAPUDI2016},
+                                             {"Li2018", GN_PLUGIN_LI2018}};
+const std::string kAutoPrefix = "auto:";  // an autoscheduler's spec: auto:NAME
+
 struct Options {
     std::string shapes_file, out = "tuning.json", space = "quick", dtype = "f32";
     std::vector<std::string> layouts = {"nchw", "nhwc"};
+    std::vector<std::string> autoschedulers = {"Adams2019", "Mullapudi2016", "Li2018"};
     int threads = 1, reps = 7, max_candidates = 0;
     bool resume = false;
 };
@@ -220,7 +234,53 @@ std::map<std::string, Halide::Callable> compile_and_gate(const Options &o, const
     return usable;
 }
 
-// Times every usable candidate on every shape (those not measured before), interleaved.
+// The autoschedulers' pipelines for one shape (estimates: its extents), each gated on that
+// shape; those not measured or rejected before.
+std::map<std::string, Halide::Callable> autoscheduled_for(const Options &o, const std::string &layout,
+                                                          const TuneShape &shape, Partial &partial) {
+    std::map<std::string, Halide::Callable> usable;
+    int64_t spatial = 1;
+    for (size_t i = 2; i < shape.dims.size(); i++) spatial *= shape.dims[i];
+    for (const std::string &name : o.autoschedulers) {
+        const std::string spec = kAutoPrefix + name, reject_key = spec + "@" + shape.name;
+        if (partial.rejected.count(Partial::key(layout, reject_key)) ||
+            partial.measured.count(Partial::key(layout, spec, shape.name))) {
+            continue;
+        }
+        const Autoscheduler *a = nullptr;
+        for (const Autoscheduler &k : kAutoschedulers) if (name == k.name) a = &k;
+        std::map<std::string, std::string> params = {
+            {"layout", layout},
+            {"estimate_n", std::to_string(shape.dims[0])},
+            {"estimate_c", std::to_string(shape.dims[1])},
+            {"estimate_s", std::to_string(spatial)},
+            {"estimate_groups", std::to_string(shape.groups)}};
+        Halide::Callable f;
+        std::string why;
+        if (!gntest::jit_compile_forward_autoscheduled(params, dtype_of(o.dtype), a->name, a->plugin,
+                                                       o.threads, &f, &why)) {
+            partial.reject(layout, reject_key, why);
+            continue;
+        }
+        gntest::GateResult gate;
+        try {
+            gate = gntest::jit_gate_callable(f, layout, dtype_of(o.dtype), {{shape.dims, shape.groups}},
+                                             gntest::fresh_seed());
+        } catch (const Halide::RuntimeError &e) {  // the JIT's errors are thrown
+            partial.reject(layout, reject_key, "fails at run time: " + std::string(e.what()));
+            continue;
+        }
+        if (!gate.passed) {
+            partial.reject(layout, reject_key, "fails the float64 gate: " + gate.detail);
+            continue;
+        }
+        usable.emplace(spec, f);
+    }
+    return usable;
+}
+
+// Times every usable candidate on every shape (those not measured before), interleaved, with
+// the autoschedulers' pipelines for the shape.
 void measure(const Options &o, const std::string &layout, const std::vector<TuneShape> &shapes,
              std::map<std::string, Halide::Callable> &usable, Partial &partial) {
     std::mt19937_64 rng(gntest::fresh_seed());
@@ -228,9 +288,14 @@ void measure(const Options &o, const std::string &layout, const std::vector<Tune
     size_t done = 0;
     for (const TuneShape &shape : shapes) {
         progress(("shapes timed (" + layout + ")").c_str(), done++, shapes.size(), start);
+        std::map<std::string, Halide::Callable> contenders = autoscheduled_for(o, layout, shape, partial);
         std::vector<std::string> todo;
+        for (const auto &[spec, f] : contenders) todo.push_back(spec);
         for (const auto &[spec, f] : usable) {
-            if (!partial.measured.count(Partial::key(layout, spec, shape.name))) todo.push_back(spec);
+            if (!partial.measured.count(Partial::key(layout, spec, shape.name))) {
+                todo.push_back(spec);
+                contenders.emplace(spec, f);
+            }
         }
         if (todo.empty()) continue;
         gntest::ForwardCase c({shape.dims, shape.groups}, dtype_of(o.dtype), dtype_of(o.dtype),
@@ -251,7 +316,7 @@ void measure(const Options &o, const std::string &layout, const std::vector<Tune
         // Calls per sample: about 2 ms of the defaults' time (a single call of a small shape
         // is below the clock's useful resolution).
         using clock = std::chrono::steady_clock;
-        Halide::Callable &base = usable.begin()->second;
+        Halide::Callable &base = contenders.begin()->second;
         call(base);
         auto t0 = clock::now();
         call(base);
@@ -264,7 +329,7 @@ void measure(const Options &o, const std::string &layout, const std::vector<Tune
         for (int rep = 0; rep < o.reps; rep++) {
             std::shuffle(todo.begin(), todo.end(), rng);
             for (const std::string &spec : todo) {
-                Halide::Callable &f = usable.at(spec);
+                Halide::Callable &f = contenders.at(spec);
                 call(f);  // warm: the data in cache as the first of a run of calls finds it
                 t0 = clock::now();
                 for (int i = 0; i < calls; i++) call(f);
@@ -340,10 +405,18 @@ json choose(const Options &o, const std::vector<TuneShape> &shapes, const std::v
         json rows = json::array();
         for (const TuneShape *s : members) {
             const auto &b = partial.measured.at(Partial::key(layout, best, s->name));
+            // Each autoscheduler's time on the shape (null: rejected, with the reason in the
+            // table's "rejected").
+            json autos = json::object();
+            for (const std::string &name : o.autoschedulers) {
+                const double t = time(kAutoPrefix + name, *s);
+                autos[name] = std::isfinite(t) ? json(t) : json(nullptr);
+            }
             rows.push_back({{"shape", s->name}, {"dims", s->dims}, {"groups", s->groups},
                             {"default_ns", defaults_time(*s)}, {"tuned_ns", best.empty() ? defaults_time(*s) : b.first},
                             {"copy_ns", b.second},
-                            {"tuned_share_of_copy", b.second / (best.empty() ? defaults_time(*s) : b.first)}});
+                            {"tuned_share_of_copy", b.second / (best.empty() ? defaults_time(*s) : b.first)},
+                            {"autoscheduled_ns", autos}});
         }
         classes.push_back({{"op", "fwd"}, {"dtype", o.dtype}, {"layout", layout},
                            {"class", cls.name}, {"bounds", bounds_of(cls)},
@@ -357,6 +430,34 @@ json choose(const Options &o, const std::vector<TuneShape> &shapes, const std::v
 }
 
 }  // namespace
+
+// Per shape, as a markdown table: the defaults, the tuned schedule and each autoscheduler
+// (microseconds; their time over the tuned one), and the copy roofline's share.
+void print_report(const Options &o, const json &classes) {
+    std::printf("\n| layout | shape | class | default us | tuned us | tuned vs default |");
+    for (const std::string &name : o.autoschedulers) std::printf(" %s us (x tuned) |", name.c_str());
+    std::printf(" tuned %% of copy |\n|---|---|---|---:|---:|---:|");
+    for (size_t i = 0; i < o.autoschedulers.size(); i++) std::printf("---:|");
+    std::printf("---:|\n");
+    for (const json &c : classes) {
+        for (const json &r : c["shapes"]) {
+            const double tuned = r["tuned_ns"], def = r["default_ns"];
+            std::printf("| %s | %s | %s | %.2f | %.2f | %.2fx |", c["layout"].get<std::string>().c_str(),
+                        r["shape"].get<std::string>().c_str(), c["class"].get<std::string>().c_str(),
+                        def / 1e3, tuned / 1e3, def / tuned);
+            for (const std::string &name : o.autoschedulers) {
+                const json &t = r["autoscheduled_ns"][name];
+                if (t.is_null()) {
+                    std::printf(" rejected |");
+                } else {
+                    std::printf(" %.2f (%.2fx) |", t.get<double>() / 1e3, t.get<double>() / tuned);
+                }
+            }
+            std::printf(" %.0f%% |\n", 100.0 * r["tuned_share_of_copy"].get<double>());
+        }
+    }
+    std::printf("\n");
+}
 
 int main(int argc, char **argv) {
     CLI::App app{"Autotunes the CPU forward schedules for this machine and writes a tuning table"};
@@ -377,7 +478,13 @@ int main(int argc, char **argv) {
     app.add_option("--max-candidates", o.max_candidates,
                    "only the first N candidates of the space (the defaults first; 0: all)");
     app.add_flag("--resume", o.resume, "continue from <out>.partial instead of starting over");
+    app.add_option("--autoschedulers", o.autoschedulers,
+                   "Halide autoschedulers timed beside the candidates, per shape (none: no autoscheduler)")
+        ->delimiter(',')->check(CLI::IsMember({"Adams2019", "Mullapudi2016", "Li2018", "none"}))
+        ->capture_default_str();
     CLI11_PARSE(app, argc, argv);
+    o.autoschedulers.erase(std::remove(o.autoschedulers.begin(), o.autoschedulers.end(), "none"),
+                           o.autoschedulers.end());
 
     try {
         // The JIT runtime's thread pool reads this when it starts (on the first call).
@@ -396,7 +503,7 @@ int main(int argc, char **argv) {
                 throw std::runtime_error(layout + ": the defaults fail the gate: " +
                                          partial.rejected.at(Partial::key(layout, "")));
             }
-            if (!usable.empty()) measure(o, layout, shapes, usable, partial);
+            measure(o, layout, shapes, usable, partial);
             for (const json &c : choose(o, shapes, specs, layout, partial)) classes.push_back(c);
             for (const std::string &spec : specs) {
                 auto r = partial.rejected.find(Partial::key(layout, spec));
@@ -408,6 +515,20 @@ int main(int argc, char **argv) {
                     const auto &m = partial.measured.at(Partial::key(layout, spec, s.name));
                     measurements.push_back({{"layout", layout}, {"tuning", spec.empty() ? "-" : spec},
                                             {"shape", s.name}, {"median_ns", m.first}, {"copy_ns", m.second}});
+                }
+            }
+            for (const std::string &name : o.autoschedulers) {
+                const std::string spec = kAutoPrefix + name;
+                for (const TuneShape &s : shapes) {
+                    auto r = partial.rejected.find(Partial::key(layout, spec + "@" + s.name));
+                    if (r != partial.rejected.end()) {
+                        rejected.push_back({{"layout", layout}, {"tuning", spec}, {"shape", s.name},
+                                            {"reason", r->second}});
+                        continue;
+                    }
+                    const auto &m = partial.measured.at(Partial::key(layout, spec, s.name));
+                    measurements.push_back({{"layout", layout}, {"tuning", spec}, {"shape", s.name},
+                                            {"median_ns", m.first}, {"copy_ns", m.second}});
                 }
             }
         }
@@ -427,6 +548,7 @@ int main(int argc, char **argv) {
             {"measurements", measurements},
             {"rejected", rejected}};
         std::ofstream(o.out) << table.dump(1) << "\n";
+        print_report(o, classes);
         for (const json &c : classes) {
             std::printf("%-4s %-6s %-30s %-45s %.3fx of the defaults' time (control %.3fx)\n",
                         c["layout"].get<std::string>().c_str(), c["class"].get<std::string>().c_str(),

@@ -1,7 +1,9 @@
 """Tune.smoke: groupnorm-tune on two small shapes with the first three candidates of the
-nchw space, then --resume (nothing left to measure), and the table's form: every candidate
-gated and measured or rejected with a reason, one class row per class present, the classes'
-bounds as the variant table writes them, the evidence per shape.
+nchw space and Halide's three CPU autoschedulers, then --resume (nothing left to measure), and
+the table's form: every candidate gated and measured or rejected with a reason, every
+autoscheduler measured or rejected with a reason on every shape (never chosen), one class row
+per class present, the classes' bounds as the variant table writes them, the evidence per
+shape, the per-shape report.
 
     tune_test.py <groupnorm-tune> <work dir>
 """
@@ -22,25 +24,37 @@ def main():
                    {"shape": [1, 4, 4096], "groups": 1}], f)
     args = [tool, "--shapes", shapes, "--layouts", "nchw", "--max-candidates", "3",
             "--reps", "3", "--out", out]
-    subprocess.run(args, check=True)
+    report = subprocess.run(args, check=True, stdout=subprocess.PIPE, text=True).stdout
     first = json.load(open(out))
     subprocess.run(args + ["--resume"], check=True)
     table = json.load(open(out))
     assert table["measurements"] == first["measurements"], "--resume measured again"
 
     assert table["format"] == 1 and table["family"] == "x86" and table["threads"] == 1
-    tunings = {m["tuning"] for m in table["measurements"]} | {r["tuning"] for r in table["rejected"]}
+    autos = ["auto:Adams2019", "auto:Mullapudi2016", "auto:Li2018"]
+    candidates = [m for m in table["measurements"] if not m["tuning"].startswith("auto:")]
+    rejected = [r for r in table["rejected"] if not r["tuning"].startswith("auto:")]
+    tunings = {m["tuning"] for m in candidates} | {r["tuning"] for r in rejected}
     assert len(tunings) == 3 and "-" in tunings, tunings  # the defaults come first
     for m in table["measurements"]:
         assert m["median_ns"] > 0 and m["copy_ns"] > 0, m
-    measured = {m["tuning"] for m in table["measurements"]}
-    assert len(table["measurements"]) == 2 * len(measured)
+    measured = {m["tuning"] for m in candidates}
+    assert len(candidates) == 2 * len(measured)
+    # Each autoscheduler on each shape: timed (after passing the gate) or rejected with why.
+    for auto in autos:
+        for shape in ["a", "(1, 4, 4096)_g1"]:
+            timed = [m for m in table["measurements"] if m["tuning"] == auto and m["shape"] == shape]
+            why = [r["reason"] for r in table["rejected"] if r["tuning"] == auto and r.get("shape") == shape]
+            assert len(timed) + len(why) == 1 and all(why), (auto, shape, timed, why)
+    assert "| nchw | a | small |" in report and "Li2018 us (x tuned)" in report, report
     # (2, 8, 16, 16) G=4: 512 values a group (small); (1, 4, 4096) G=1: 16384 (small too).
     classes = table["classes"]
     assert [c["class"] for c in classes] == ["small"], classes
     small = classes[0]
     assert small["bounds"] == "max_group=16384" and small["layout"] == "nchw"
-    assert small["tuning"] == "-" or small["tuning"] in measured
+    assert small["tuning"] == "-" or small["tuning"] in measured  # never an autoscheduler
+    for row in small["shapes"]:
+        assert set(row["autoscheduled_ns"]) == {a[5:] for a in autos}, row
     assert small["geomean_vs_default"] <= 1.0
     assert {r["shape"] for r in small["shapes"]} == {"a", "(1, 4, 4096)_g1"}, small["shapes"]
     print("ok: %d measured, %d rejected; small class: %s" % (
