@@ -314,9 +314,9 @@ void measure(const Options &o, const std::string &layout, const std::vector<Tune
             }
         };
         // Calls per sample: about 2 ms of the defaults' time (a single call of a small shape
-        // is below the clock's useful resolution).
+        // is below the clock's useful resolution); a resumed run may have only others left.
         using clock = std::chrono::steady_clock;
-        Halide::Callable &base = contenders.begin()->second;
+        Halide::Callable &base = usable.count("") ? usable.at("") : contenders.begin()->second;
         call(base);
         auto t0 = clock::now();
         call(base);
