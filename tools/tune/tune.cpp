@@ -67,7 +67,7 @@ const std::string kAutoPrefix = "auto:";  // an autoscheduler's spec: auto:NAME
 struct Options {
     std::string shapes_file, out = "tuning.json", space = "quick", dtype = "f32";
     std::vector<std::string> layouts = {"nchw", "nhwc"};
-    std::vector<std::string> autoschedulers = {"Adams2019", "Mullapudi2016", "Li2018"};
+    std::vector<std::string> autoschedulers;  // default: all of kAutoschedulers
     int threads = 1, reps = 7, max_candidates = 0;
     bool resume = false;
 };
@@ -247,7 +247,7 @@ std::map<std::string, Halide::Callable> autoscheduled_for(const Options &o, cons
             partial.measured.count(Partial::key(layout, spec, shape.name))) {
             continue;
         }
-        const Autoscheduler *a = nullptr;
+        const Autoscheduler *a = nullptr;  // (--autoschedulers accepts only these names)
         for (const Autoscheduler &k : kAutoschedulers) if (name == k.name) a = &k;
         std::map<std::string, std::string> params = {
             {"layout", layout},
@@ -462,6 +462,9 @@ void print_report(const Options &o, const json &classes) {
 int main(int argc, char **argv) {
     CLI::App app{"Autotunes the CPU forward schedules for this machine and writes a tuning table"};
     Options o;
+    for (const Autoscheduler &a : kAutoschedulers) o.autoschedulers.push_back(a.name);
+    std::vector<std::string> known_autoschedulers = o.autoschedulers;
+    known_autoschedulers.push_back("none");
     app.add_option("--shapes", o.shapes_file,
                    "JSON list of {\"name\", \"shape\": [N, C, ...], \"groups\"} (default: the bench suite)");
     app.add_option("--layouts", o.layouts, "nchw and/or nhwc")->delimiter(',')
@@ -480,7 +483,7 @@ int main(int argc, char **argv) {
     app.add_flag("--resume", o.resume, "continue from <out>.partial instead of starting over");
     app.add_option("--autoschedulers", o.autoschedulers,
                    "Halide autoschedulers timed beside the candidates, per shape (none: no autoscheduler)")
-        ->delimiter(',')->check(CLI::IsMember({"Adams2019", "Mullapudi2016", "Li2018", "none"}))
+        ->delimiter(',')->check(CLI::IsMember(known_autoschedulers))
         ->capture_default_str();
     CLI11_PARSE(app, argc, argv);
     o.autoschedulers.erase(std::remove(o.autoschedulers.begin(), o.autoschedulers.end(), "none"),
