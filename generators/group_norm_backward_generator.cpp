@@ -21,6 +21,7 @@
 #include "Halide.h"
 #include "activation.h"
 #include "generator_base.h"
+#include "group_table.h"
 #include "backward_stages.h"
 #include "robust_moments.h"
 #include "schedules/backward_cpu.h"
@@ -66,8 +67,14 @@ public:
 
         // strict_float: x - mean is the numerics (fast-math must not turn dy * (x - mean)
         // into dy * x - dy * mean).
-        st.chan_mean(c, n) = mean(c / D, n);
-        st.chan_scale(c, n) = rstd(c / D, n) * cast(ct, gamma(c));
+        // The inputs' group values per channel through the table on CPUs (group_table.h).
+        Expr gc = c / D;
+        if (family() != Family::Gpu) {
+            st.groups = std::make_shared<GroupTable>("chan_group", D, groups);
+            gc = (*st.groups)(c);
+        }
+        st.chan_mean(c, n) = mean(gc, n);
+        st.chan_scale(c, n) = rstd(gc, n) * cast(ct, gamma(c));
         st.centered(s, c, n) = strict_float(cast(ct, x(s, c, n)) - st.chan_mean(c, n));
         // The activation's prologue: dy through act'(z), z the forward's pre-activation value
         // (from the given mean and rstd): dy_act, a select over the activations that the CPU
@@ -222,10 +229,13 @@ public:
         Expr c2 = -(r * r * r) * inv_m * (grp_sums(g, n)[1] - delta * grp_sums(g, n)[0]);
         Expr c3 = -r * inv_m * grp_sums(g, n)[0];
         st.grp_coef(g, n) = Tuple(c2, c3 - c2 * delta, delta);
+        // dx reads c's mean from chan_coef too: a value per channel (a table lookup inside its
+        // loop made nchw's vector tail scalar).
         st.chan_coef(c, n) = Tuple(st.chan_scale(c, n), st.grp_coef(c / D, n)[0],
-                                   st.grp_coef(c / D, n)[1]);
+                                   st.grp_coef(c / D, n)[1], st.chan_mean(c, n));
+        Expr dx_centered = strict_float(cast(ct, x(s, c, n)) - st.chan_coef(c, n)[3]);
         st.dx(s, c, n) = cast_out(x.type(), st.chan_coef(c, n)[0] * dy_f(s, c, n) +
-                                            st.chan_coef(c, n)[1] * st.centered(s, c, n) +
+                                            st.chan_coef(c, n)[1] * dx_centered +
                                             st.chan_coef(c, n)[2]);
         // The channel sums dgamma and dbeta need, re-centred and dgamma's scaled by the
         // group's rstd: {db, (dsc - delta * db) rstd} (scaled here, where the group is
@@ -233,7 +243,7 @@ public:
         st.chan_sums_out(c, n) =
             Tuple(st.chan_sums(c, n)[0],
                   (st.chan_sums(c, n)[1] - st.grp_coef(c / D, n)[2] * st.chan_sums(c, n)[0]) *
-                      rstd(c / D, n));
+                      rstd(gc, n));
 
         // dgamma, dbeta: over the samples in order.
         st.rn = RDom(0, N, "rn");

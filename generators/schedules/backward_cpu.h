@@ -19,6 +19,7 @@ namespace groupnorm_gen {
 
 inline void schedule_backward_params(BackwardStages &st, Halide::Func param_sums, int vec) {
     using namespace Halide;
+    st.groups->schedule(vec);
     param_sums.compute_root().vectorize(st.c, vec, TailStrategy::GuardWithIf);
     param_sums.update().reorder(st.c, st.rn.x).vectorize(st.c, vec, TailStrategy::GuardWithIf);
     for (Func f : {st.dgamma, st.dbeta}) f.vectorize(st.c, vec, TailStrategy::GuardWithIf);
