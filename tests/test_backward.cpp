@@ -94,6 +94,23 @@ TEST_P(BackwardVariant, LongCorrelatedSums) {
     }
 }
 
+// A tensor of 2^21 values in groups of 2^17 (G = 16 of 32 channels, 256x256): the nchw
+// variants' sums prefetch dx there (generators/tuning.h dx_prefetch_*, both bounds met
+// exactly), a path no smaller test takes. Every nchw CPU variant.
+TEST_P(BackwardVariant, LargeTensorWithDxPrefetch) {
+    const gd::Variant &v = *GetParam();
+    if (v.layout != gd::GN_LAYOUT_NCHW) GTEST_SKIP() << "the prefetch is the nchw schedule's";
+    const uint64_t seed = fresh_seed();
+    SCOPED_TRACE("GN_TEST_SEED=" + std::to_string(seed));
+    std::mt19937_64 rng(seed);
+    const DType dt = test_dtype(v.dtype), pt = test_dtype(v.param_dtype);
+    ASSERT_EQ(gd::install_cpu_isa_cap(), GN_STATUS_SUCCESS);
+    BackwardCase c({{1, 32, 256, 256}, 16}, dt, pt, Layout::Contiguous, true, 2.0, 1.5, rng);
+    ASSERT_TRUE(c.run_variant(v));
+    EXPECT_TRUE(matches_backward_reference(c.reference(), &c.dx, &c.dgamma, &c.dbeta, c.G));
+    EXPECT_TRUE(c.dx.gaps_untouched()) << "wrote outside dx's view";
+}
+
 // Central differences of our own forward: L = sum(w * y), dL/dx = dx(dy = w), dL/dgamma, dL/dbeta.
 TEST(Backward, MatchesFiniteDifferencesOfForward) {
     std::mt19937_64 rng(fresh_seed());
