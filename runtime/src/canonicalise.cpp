@@ -1,6 +1,7 @@
 #include "canonicalise.h"
 
 #include <algorithm>
+#include <array>
 #include <climits>
 #include <cmath>
 #include <cstdio>
@@ -308,11 +309,20 @@ bool identical(const Region &a, const Region &b) {
 // No output may overlap itself or any other argument (outputs are written while inputs are
 // still being read), except the output `in_place` being exactly the input `in_place_of`
 // (y = x, dx = dy). Regions without data (absent optional tensors) are skipped.
+constexpr size_t kMaxRegions = 16;  // the most tensors a call takes (the residual forward: 10)
+
 gn_status check_overlaps(std::initializer_list<Region> inputs, std::initializer_list<Region> outputs,
                          const char *in_place, const char *in_place_of) {
-    std::vector<const Region *> seen;
+    if (inputs.size() + outputs.size() > kMaxRegions) {
+        return fail(GN_STATUS_INTERNAL_ERROR, "check_overlaps: more than %d regions",
+                    (int)kMaxRegions);
+    }
+    // Every region of the call, in a fixed array (a vector's allocation was a tenth of a tiny
+    // call's dispatch).
+    std::array<const Region *, kMaxRegions> seen;
+    size_t n_seen = 0;
     for (const Region &r : inputs) {
-        if (r.base) seen.push_back(&r);
+        if (r.base) seen[n_seen++] = &r;
     }
     for (const Region &out : outputs) {
         if (!out.base) continue;
@@ -326,7 +336,8 @@ gn_status check_overlaps(std::initializer_list<Region> inputs, std::initializer_
             return fail(GN_STATUS_INVALID_ARGUMENT,
                         "%s's elements overlap each other (its strides do not nest)", out.name);
         }
-        for (const Region *other : seen) {
+        for (size_t i = 0; i < n_seen; i++) {
+            const Region *other = seen[i];
             const bool may_alias = std::strcmp(out.name, in_place) == 0 &&
                                    std::strcmp(other->name, in_place_of) == 0;
             if (may_alias && identical(out, *other)) continue;
@@ -337,7 +348,7 @@ gn_status check_overlaps(std::initializer_list<Region> inputs, std::initializer_
             }
             return fail(GN_STATUS_INVALID_ARGUMENT, "%s overlaps %s", out.name, other->name);
         }
-        seen.push_back(&out);
+        seen[n_seen++] = &out;
     }
     return GN_STATUS_SUCCESS;
 }

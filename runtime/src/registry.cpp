@@ -2,6 +2,7 @@
 
 #include <array>
 #include <cstdio>
+#include <cstring>
 
 #include "errors.h"
 #include "gn_variant_headers.h"  // generated: the AOT functions' declarations
@@ -43,8 +44,11 @@ std::string format(const char *fmt, long long a, long long b) {
     return buf;
 }
 
-bool reject(std::string *why, std::string reason) {
-    if (why) *why = std::move(reason);
+// false, with the reason made only when asked for: find_variant asks every row in turn, and
+// formatting each refusal (a heap string) was most of a tiny backward's dispatch.
+template <typename Reason>
+bool reject(std::string *why, Reason &&reason) {
+    if (why) *why = reason();
     return false;
 }
 
@@ -76,44 +80,52 @@ bool can_run(const Variant &v, const Problem &p, std::string *why) {
     if (!v.is_gpu()) return true;
     // Launch grids put n (and c) in the y/z grid dimensions, at most 65535.
     if (p.N > 65535 || p.C > 65535) {
-        return reject(why, format("N = %lld or C = %lld exceeds a GPU grid dimension (65535)",
-                                  (long long)p.N, (long long)p.C));
+        return reject(why, [&] {
+            return format("N = %lld or C = %lld exceeds a GPU grid dimension (65535)",
+                          (long long)p.N, (long long)p.C);
+        });
     }
-    if (std::string(v.shape_class) == "group") {
+    if (std::strcmp(v.shape_class, "group") == 0) {
         // The group's block moments (8 bytes each; at most ceil(S / gpu_block) * D of them,
         // whichever rows the statistics read) sit in shared memory.
         const int64_t block = v.tuning_record().gpu_block;
         const int64_t moments = (p.S + block - 1) / block * (p.C / p.G);
         const int64_t limit = groupnorm_gen::kGpuSharedMomentBytes / 8;
         if (moments > limit) {
-            return reject(why, format("the group's %lld block moments exceed shared memory (%lld)",
-                                      (long long)moments, (long long)limit));
+            return reject(why, [&] {
+                return format("the group's %lld block moments exceed shared memory (%lld)",
+                              (long long)moments, (long long)limit);
+            });
         }
     }
     return true;
 }
 
 bool accepts(const Variant &v, const Problem &p, std::string *why) {
-    if (v.op != p.op) return reject(why, std::string("op is ") + op_name(v.op));
-    if (v.device != p.device) return reject(why, std::string("device is ") + device_name(v.device));
-    if (v.dtype != p.dtype) return reject(why, std::string("x dtype is ") + dtype_name(v.dtype));
-    if (v.layout != p.layout) return reject(why, std::string("layout is ") + layout_name(v.layout));
-    if (v.param_dtype != p.param_dtype) {
-        return reject(why, std::string("gamma/beta dtype is ") + dtype_name(v.param_dtype));
-    }
+    auto is = [&](const char *what, const char *value) {
+        return reject(why, [&] { return std::string(what) + " is " + value; });
+    };
+    if (v.op != p.op) return is("op", op_name(v.op));
+    if (v.device != p.device) return is("device", device_name(v.device));
+    if (v.dtype != p.dtype) return is("x dtype", dtype_name(v.dtype));
+    if (v.layout != p.layout) return is("layout", layout_name(v.layout));
+    if (v.param_dtype != p.param_dtype) return is("gamma/beta dtype", dtype_name(v.param_dtype));
     const ShapeBounds &b = v.bounds;
     const int64_t ng = p.N * p.G, group = p.C / p.G * p.S;
+    auto outside = [&](const char *fmt, int64_t value, int64_t bound) {
+        return reject(why, [&] { return format(fmt, value, bound); });
+    };
     if (b.min_ng >= 0 && ng < b.min_ng) {
-        return reject(why, format("N*G = %lld < %lld (its shape class)", ng, b.min_ng));
+        return outside("N*G = %lld < %lld (its shape class)", ng, b.min_ng);
     }
     if (b.max_ng >= 0 && ng > b.max_ng) {
-        return reject(why, format("N*G = %lld > %lld (its shape class)", ng, b.max_ng));
+        return outside("N*G = %lld > %lld (its shape class)", ng, b.max_ng);
     }
     if (b.min_group >= 0 && group < b.min_group) {
-        return reject(why, format("group size %lld < %lld (its shape class)", group, b.min_group));
+        return outside("group size %lld < %lld (its shape class)", group, b.min_group);
     }
     if (b.max_group >= 0 && group > b.max_group) {
-        return reject(why, format("group size %lld > %lld (its shape class)", group, b.max_group));
+        return outside("group size %lld > %lld (its shape class)", group, b.max_group);
     }
     return can_run(v, p, why);
 }
