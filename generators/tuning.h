@@ -98,12 +98,13 @@ inline Tuning default_tuning(Family family, Layout layout, GpuShape shape) {
         t.rows_per_step = 8;
         t.rows_per_chain = 64;
         t.rows_per_task = 32;
-        // The nchw backward's prefetch of dx in its sums (generator): on groups of 64-400 KB
-        // of float32 whose x, dy and dx exceed the 32 MiB L3 here. Groups of 1 MB and more
-        // lost 0.81-0.89x (the lines leave L2 before dx is written), and tensors that fit
-        // L3 up to 0.92x (dx's lines are in L3 already when a call repeats).
+        // The nchw backward's prefetch of dx in its sums (generator): on groups of 64-256 KB
+        // of float32 (x, dy and dx within the 1 MiB L2) of tensors whose x, dy and dx exceed
+        // the 32 MiB L3 here. Groups of 1 MB lost 0.81-0.89x, and 400 KB 0.91-0.96x at 2
+        // threads (lines leave L2 before dx is written: extra traffic); tensors that fit L3
+        // up to 0.92x (dx's lines are in L3 already when a call repeats).
         t.dx_prefetch_min = 16384;
-        t.dx_prefetch_max = 131072;
+        t.dx_prefetch_max = 65536;
         t.dx_prefetch_total = 1 << 21;
         if (family == Family::Arm) {
             // NEON: 4 lanes a register, 32 registers: y 8 values (one 128-bit f16 store)

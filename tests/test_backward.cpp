@@ -94,7 +94,7 @@ TEST_P(BackwardVariant, LongCorrelatedSums) {
     }
 }
 
-// A tensor of 2^21 values in groups of 2^17 (G = 16 of 32 channels, 256x256): the nchw
+// A tensor of 2^21 values in groups of 2^16 (G = 32 of 64 channels, 128x256): the nchw
 // variants' sums prefetch dx there (generators/tuning.h dx_prefetch_*, both bounds met
 // exactly), a path no smaller test takes. Every nchw CPU variant.
 TEST_P(BackwardVariant, LargeTensorWithDxPrefetch) {
@@ -105,7 +105,7 @@ TEST_P(BackwardVariant, LargeTensorWithDxPrefetch) {
     std::mt19937_64 rng(seed);
     const DType dt = test_dtype(v.dtype), pt = test_dtype(v.param_dtype);
     ASSERT_EQ(gd::install_cpu_isa_cap(), GN_STATUS_SUCCESS);
-    BackwardCase c({{1, 32, 256, 256}, 16}, dt, pt, Layout::Contiguous, true, 2.0, 1.5, rng);
+    BackwardCase c({{1, 64, 128, 256}, 32}, dt, pt, Layout::Contiguous, true, 2.0, 1.5, rng);
     ASSERT_TRUE(c.run_variant(v));
     EXPECT_TRUE(matches_backward_reference(c.reference(), &c.dx, &c.dgamma, &c.dbeta, c.G));
     EXPECT_TRUE(c.dx.gaps_untouched()) << "wrote outside dx's view";
