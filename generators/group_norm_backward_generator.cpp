@@ -145,8 +145,8 @@ public:
             // least dx_prefetch_total (tuning.h). dx, re-reading the group from cache, then
             // stores to lines already in cache instead of waiting for each line's read for
             // ownership while nothing else streams: 1.05-1.12x at 1 thread on tensors
-            // larger than L3, with groups within L2. (A prefetch never faults: dx of spatial extent 0 may be
-            // prefetched at any address.)
+            // larger than L3, with groups within L2. (A prefetch never faults: dx of
+            // spatial extent 0 may be prefetched at any address.)
             if (layout == Layout::NCHW) {
                 Expr M = st.D * S;
                 prefetch_off = M < tune.dx_prefetch_min || M > tune.dx_prefetch_max ||
