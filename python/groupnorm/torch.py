@@ -168,8 +168,10 @@ def _no_double_backward(grads, inputs):
     silently dropped. They get a grad_fn that raises when differentiated; it links to the
     inputs (by empty slices of them) so that autograd.grad(..., inputs) reaches it too
     (torch's once_differentiable does not: its error node hangs off detached copies)."""
+    if not torch.is_grad_enabled():  # a plain backward (no create_graph): nothing to link
+        return grads
     links = [t.reshape(-1)[:0] for t in inputs if t is not None and t.requires_grad]
-    if not torch.is_grad_enabled() or not links:
+    if not links:
         return grads
     present = [g for g in grads if g is not None]
     err = torch._C._functions.DelayedError(
