@@ -28,8 +28,8 @@ struct GroupTable {
     // c's group. Bounds inference cannot see a table's values: promised in [0, groups), which
     // also makes a Func read through it bounded to every group (use it where that is the
     // region computed anyway, or for inputs).
-    Halide::Expr operator()(Halide::Expr c) const {
-        return Halide::unsafe_promise_clamped(table(c), 0, groups - 1);
+    Halide::Expr operator()(Halide::Expr channel) const {
+        return Halide::unsafe_promise_clamped(table(channel), 0, groups - 1);
     }
     // At root: the zeros a vector at a time, each group's row of indices a vector at a time
     // (distinct channels: no race between lanes).
