@@ -2,7 +2,7 @@
 // to exactly one schedule (schedules/backward_*.h).
 #pragma once
 
-#include <memory>
+#include <optional>
 #include <vector>
 
 #include "Halide.h"
@@ -39,7 +39,7 @@ struct BackwardStages {
     Halide::Func chan_sums{"chan_sums"};  // (c, n) {sum dy, sum dy (x - mean), sum x - mean} over s
     Halide::Func chan_sums_out{"chan_sums_out"};  // (c, n) {db, dsc rstd} re-centred, for dbeta/dgamma
     Halide::Func grp_coef{"grp_coef"};    // (g, n) {c2, c3, delta}: dx = a dy + c2 (x - mean) + c3
-    std::shared_ptr<GroupTable> groups;     // CPU: c's group (group_table.h)
+    std::optional<GroupTable> groups;       // CPU: c's group (group_table.h)
     Halide::Func chan_mean{"chan_mean"};  // (c, n) the mean of c's group: a vector of channels loads it
     Halide::Func chan_scale{"chan_scale"};  // (c, n) rstd * gamma of c: z = (x - mean) * it + beta
     Halide::Func chan_coef{"chan_coef"};  // (c, n) {rstd * gamma, c2, c3, mean} of c's group

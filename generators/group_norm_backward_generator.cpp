@@ -71,7 +71,7 @@ public:
         // The inputs' group values per channel through the table on CPUs (group_table.h).
         Expr gc = c / D;
         if (family() != Family::Gpu) {
-            st.groups = std::make_shared<GroupTable>("chan_group", D, groups);
+            st.groups.emplace("chan_group", D, groups);
             gc = (*st.groups)(c);
         }
         st.chan_mean(c, n) = mean(gc, n);
@@ -247,7 +247,8 @@ public:
         Expr c3 = -r * inv_m * grp_sums(g, n)[0];
         st.grp_coef(g, n) = Tuple(c2, c3 - c2 * delta, delta);
         // dx reads c's mean from chan_coef too: a value per channel (a table lookup inside its
-        // loop made nchw's vector tail scalar).
+        // loop made nchw's vector tail scalar). grp_coef keeps c / D: read through the table,
+        // its bounds would be every group, and nchw computes it per group.
         st.chan_coef(c, n) = Tuple(st.chan_scale(c, n), st.grp_coef(c / D, n)[0],
                                    st.grp_coef(c / D, n)[1], st.chan_mean(c, n));
         Expr dx_centered = strict_float(cast(ct, x(s, c, n)) - st.chan_coef(c, n)[3]);

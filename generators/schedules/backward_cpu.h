@@ -19,7 +19,6 @@ namespace groupnorm_gen {
 
 inline void schedule_backward_params(BackwardStages &st, Halide::Func param_sums, int vec) {
     using namespace Halide;
-    st.groups->schedule(vec);
     param_sums.compute_root().vectorize(st.c, vec, TailStrategy::GuardWithIf);
     param_sums.update().reorder(st.c, st.rn.x).vectorize(st.c, vec, TailStrategy::GuardWithIf);
     for (Func f : {st.dgamma, st.dbeta}) f.vectorize(st.c, vec, TailStrategy::GuardWithIf);
@@ -68,6 +67,7 @@ inline void schedule_backward_cpu_nchw(BackwardStages &st, const Tuning &tune, i
     // backward).
     st.lane_total.compute_at(st.chan_sums, st.c).store_in(MemoryType::Register).vectorize(st.l);
     st.chan_sums.update(0).unscheduled();  // the tail: < L positions per channel
+    st.groups->schedule(vector);  // at root, once per call
     schedule_backward_params(st, param_sums, vector);
 }
 
@@ -127,6 +127,7 @@ inline void schedule_backward_cpu_nhwc(BackwardStages &st, const Tuning &tune, i
     for (Func f : {st.chan_mean, st.chan_scale, st.chan_coef}) {
         f.compute_at(st.dx, st.n).vectorize(st.c, vec, TailStrategy::GuardWithIf);
     }
+    st.groups->schedule(vector);  // at root, once per call
     schedule_backward_params(st, param_sums, vector);
 }
 

@@ -306,11 +306,11 @@ bool identical(const Region &a, const Region &b) {
            std::equal(a.stride, a.stride + 3, b.stride) && std::equal(a.extent, a.extent + 3, b.extent);
 }
 
+constexpr size_t kMaxRegions = 16;  // the most tensors a call takes (the residual forward: 10)
+
 // No output may overlap itself or any other argument (outputs are written while inputs are
 // still being read), except the output `in_place` being exactly the input `in_place_of`
 // (y = x, dx = dy). Regions without data (absent optional tensors) are skipped.
-constexpr size_t kMaxRegions = 16;  // the most tensors a call takes (the residual forward: 10)
-
 gn_status check_overlaps(std::initializer_list<Region> inputs, std::initializer_list<Region> outputs,
                          const char *in_place, const char *in_place_of) {
     if (inputs.size() + outputs.size() > kMaxRegions) {
