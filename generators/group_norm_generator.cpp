@@ -188,8 +188,10 @@ private:
     void define_stats(ForwardStages &st, Expr rows_per_group) {
         Var c = st.c, n = st.n, g = st.g;
         Expr count = cast(st.type, st.row_len) * cast(st.type, rows_per_group);  // S * D
-        Expr shifted_mean = st.grp_sum(g, n) / count;
-        Expr var = st.grp_m2(g, n) / count;
+        // The first pass's sum plus what it missed (robust_moments.h: the corrected two-pass
+        // mean).
+        Expr shifted_mean = (st.grp_sum(g, n) + st.grp_m2(g, n)[1]) / count;
+        Expr var = st.grp_m2(g, n)[0] / count;
         // strict_float: IEEE division and square root here (once per group), never the
         // reciprocal estimates a backend may substitute under fast-math.
         st.stats(g, n) = Tuple(strict_float(shifted_mean), strict_float(1.0f / sqrt(var + eps)));

@@ -82,6 +82,44 @@ TEST_P(CpuVariant, MatchesFloat64Reference) {
     EXPECT_GE(ran, 20) << "too few shapes ran this variant";
 }
 
+// Groups whose first values are outliers (a bright corner on a flat background): the
+// statistics' sums are shifted by a pivot taken from those values, far from the mean in units
+// of the std (10 to 64 std here), and float32 sums of such values round ~|mean - pivot| /
+// std times worse than centred ones (a fuzzer's input: the mean 3e-4 off, y 2.6x the bound).
+TEST_P(CpuVariant, OutliersAtTheGroupStart) {
+    const gd::Variant &v = *GetParam();
+    const uint64_t seed = fresh_seed();
+    SCOPED_TRACE("GN_TEST_SEED=" + std::to_string(seed));
+    std::mt19937_64 rng(seed);
+    const DType dt = test_dtype(v.dtype), pt = test_dtype(v.param_dtype);
+    int ran = 0;
+    for (Layout layout : test_layouts(v.layout)) {
+        for (const Shape &shape : {Shape{{2, 4, 12, 12, 12}, 1}, Shape{{1, 8, 64, 96}, 2},
+                                   Shape{{1, 4, 256, 256}, 1}}) {
+            SCOPED_TRACE(to_string(shape.dims) + " G=" + std::to_string(shape.G) + " " + name(layout));
+            ForwardCase c(shape, dt, pt, layout, true, 0, rng);
+            // A flat background at -97 (std 0.01), the first 64 values of each group's first
+            // channel 127 above it.
+            c.x.fill_normal(rng, -97.0, 0.01);
+            const int64_t D = c.x.C() / shape.G;
+            for (int64_t n = 0; n < c.x.N(); n++)
+                for (int64_t g = 0; g < shape.G; g++)
+                    for (int64_t s = 0; s < 64; s++) c.x.set(n, g * D, s, 30.0 + 0.01 * s);
+            gd::Problem p;
+            ASSERT_EQ(gd::validate_forward(c.x.dl(), c.g(), c.b(), shape.G, 1e-5, c.y.dl(),
+                                           c.mean.dl(), c.rstd.dl(), &p),
+                      GN_STATUS_SUCCESS)
+                << gn_last_error_message();
+            if (p.layout != v.layout || !gd::can_run(v, p)) continue;
+            ASSERT_EQ(gd::install_cpu_isa_cap(), GN_STATUS_SUCCESS);
+            ASSERT_EQ(gd::run_forward(v, p, 1e-5), GN_STATUS_SUCCESS) << gn_last_error_message();
+            EXPECT_TRUE(matches_reference(c.y, c.reference(shape.G, 1e-5), &c.mean, &c.rstd));
+            ran++;
+        }
+    }
+    EXPECT_GE(ran, 1) << "no shape ran this variant";
+}
+
 // A problem of the variant's own kind inside its shape class is served by the variant itself:
 // tuned classes (groupnorm tune's table) are placed before the table's `any` row of their
 // kind, and their bounds do not overlap. Shapes at each edge of the class's group-size bounds

@@ -79,7 +79,7 @@ inline void schedule_cpu_nchw(ForwardStages &st, const Tuning &tune, int vector)
         st.pivot_sum.update().specialize(st.row_len >= 64).atomic().vectorize(rpi);
     }
     cascade_group_sums(st, LoopLevel(st.y, st.g), tune.blocks_per_partial);
-    for (Func f : {st.blk_sum, st.blk_m2}) {
+    for (Func f : {st.blk_sum, st.blk_m2, st.blk_dev}) {
         f.compute_at(st.blk_stats, st.b);
         // The lanes' horizontal sum as one vector reduction.
         f.update().atomic().vectorize(st.rl);
