@@ -95,12 +95,9 @@ public:
         // ((acc + x) - pivot or x * a - pivot * a cancel at |mean| = 1e4).
         st.centered(st.s, st.c, st.n) =
             strict_float(st.input(st.s, st.c, st.n) - st.chan_pivot(st.c, st.n));
-        Func row_centered("row_centered");
-        row_centered(st.i, st.r, st.n) =
-            strict_float(st.row_input(st.i, st.r, st.n) - st.row_pivot(st.r, st.n));
         BlockGeometry geometry = block_geometry(tune);
         geometry.guarded_tail = using_autoscheduler();
-        st.define(row_centered, st.row_len, rows_per_group, geometry);
+        st.define(st.row_input, st.row_pivot, st.row_len, rows_per_group, geometry);
         define_stats(st, rows_per_group);
         define_normalize(st);
 

@@ -3,8 +3,8 @@
 // data's mean is from zero. Reusable by any
 // op that needs per-group statistics (forward; the backward's reductions).
 //
-// Input: v(i, r, n), values already shifted by a pivot near the group's mean (the caller's
-// job: x - pivot), as rows of `row_len` values; a group is `rows_per_group` consecutive rows.
+// Input: x(i, r, n) as rows of `row_len` values (a group is `rows_per_group` consecutive
+// rows) and a pivot per row near its group's mean; all sums are of v = x - pivot.
 // Each row is cut into blocks of whole chunks; a chunk is K steps of L lanes (the lanes a
 // pure vector dimension: a vector of accumulators, no mask or tail inside a block). Per block:
 // its sum (read in memory order: x's first touch, from DRAM or L3), then its exact centred
@@ -20,6 +20,12 @@
 // deviations from the block's mean (the block sum's rounding error, with the opposite
 // sign), and the group reduction adds sum_b (dev_b + n_b (mean_b - mean)): what the
 // first-pass mean misses, from terms of the size of the spread, not of |v|.
+// The second pass reads x - anchor, anchor = pivot + block mean rounded to x's type, with
+// the rounding error e of that sum kept exactly (TwoSum) and taken out per block: the
+// deviations from the block's mean are (x - anchor) - e. (Rounding (x - pivot) - mean to
+// x - anchor without e puts the block's mean on a unit of x's magnitude: 80x the float32
+// bound at |mean| = 1e7 std.) The same three operations a value as (x - pivot) - mean
+// squared, and the deviations' sum rides with the squares.
 #pragma once
 
 #include <vector>
@@ -49,24 +55,27 @@ struct RobustMoments {
 
     // Named, so stmt files, kernels and profiles say which stage they are.
     Halide::Func lane_sum{"lane_sum"};    // (l, b, r, n) sum over lane l of the block's chunks
-    Halide::Func lane_m2{"lane_m2"};      // (l, b, r, n) {squares, deviations} about the block's mean
+    Halide::Func lane_m2{"lane_m2"};      // (l, b, r, n) {squares, sum} of x - anchor (the block's mean)
     Halide::Func blk_sum{"blk_sum"};      // (b, r, n) sum over the block (lanes added)
-    Halide::Func blk_m2{"blk_m2"};        // (b, r, n) sum of squares about the block's own mean
-    Halide::Func blk_dev{"blk_dev"};      // (b, r, n) sum of deviations from it (a rounding error)
-    Halide::Func blk_stats{"blk_stats"};  // (b, r, n) {blk_sum, blk_m2, blk_dev}: what the group reduction reads
+    Halide::Func blk_m2{"blk_m2"};        // (b, r, n) sum of squares of x - anchor
+    Halide::Func blk_dev{"blk_dev"};      // (b, r, n) sum of x - anchor
+    // (b, r, n) {blk_sum, M2 about pivot + blk_sum / n, sum of deviations from that mean (a
+    // rounding error)}: what the group reduction reads.
+    Halide::Func blk_stats{"blk_stats"};
     Halide::Func tail_sum{"tail_sum"};    // (r, n) the same for the row's tail (K * L > 1 only)
     Halide::Func tail_m2{"tail_m2"};      // (r, n) {squares, deviations}
     Halide::Func grp_sum{"grp_sum"};      // (g, n) sum of v over the group (first pass)
     Halide::Func grp_m2{"grp_m2"};        // (g, n) {centred second moment, correction to grp_sum}
 
-    // Defines every stage above over v.
-    void define(Halide::Func v, Halide::Expr row_len, Halide::Expr rows_per_group,
+    // Defines every stage above over x and the pivot of each row, pivot(r, n).
+    void define(Halide::Func x, Halide::Func pivot, Halide::Expr row_len, Halide::Expr rows_per_group,
                 const BlockGeometry &geo);
 
 private:
     // blk(b, r, n) = the sum of lane(l, b, r, n)[value] over the L lanes; an alias when L = 1.
     void define_lane_total(int lanes, Halide::Func blk, Halide::Func lane, int value = 0);
-    void define_blocks(Halide::Func v, Halide::Expr row_len, const BlockGeometry &geo);
+    void define_blocks(Halide::Func x, Halide::Func pivot, Halide::Func v, Halide::Expr row_len,
+                       const BlockGeometry &geo);
 };
 
 // 0 of type t (a constant: Halide folds the cast).
@@ -110,8 +119,8 @@ inline void RobustMoments::define_lane_total(int lanes, Halide::Func blk, Halide
     blk(b, r, n) += at(rl);
 }
 
-inline void RobustMoments::define_blocks(Halide::Func v, Halide::Expr row_len,
-                                         const BlockGeometry &geo) {
+inline void RobustMoments::define_blocks(Halide::Func x, Halide::Func pivot, Halide::Func v,
+                                         Halide::Expr row_len, const BlockGeometry &geo) {
     using namespace Halide;
     const int L = geo.lanes, K = geo.steps, chunk = K * L;
     Expr row_chunks = row_len / chunk;  // whole chunks per row
@@ -134,13 +143,16 @@ inline void RobustMoments::define_blocks(Halide::Func v, Halide::Expr row_len,
     lane_sum(l, b, r, n) += select(likely(ri >= overlap * K), v((first * K + ri) * L + l, r, n), zero);
     define_lane_total(L, blk_sum, lane_sum);
 
+    // The anchor c = pivot + mean_b rounded, and e = (pivot + mean_b) - c exactly (TwoSum;
+    // strict, or fast-math folds e to 0).
+    Expr p = pivot(r, n), mean_b = blk_sum(b, r, n) / block_count;
+    Expr anchor = strict_float(p + mean_b);
+    Expr p_part = strict_float(anchor - mean_b), mean_part = strict_float(anchor - p_part);
+    Expr anchor_err = strict_float((p - p_part) + (mean_b - mean_part));
     std::vector<Expr> dev2(K), devs(K);
     for (int k = 0; k < K; k++) {
-        // strict: else LLVM rewrites (x - pivot) - block_mean as x - (pivot + block_mean),
-        // rounding the block's mean to a unit of x's magnitude (K = 1: 5x the float32 bound at
-        // |mean| = 3e5 std, 80x at 1e7).
-        Expr dev = strict_float(v((first + rk) * chunk + k * L + l, r, n) -
-                                blk_sum(b, r, n) / block_count);
+        // x - anchor: a deviation from the block's mean plus e (strict: the algorithm's order).
+        Expr dev = strict_float(x((first + rk) * chunk + k * L + l, r, n) - anchor);
         dev2[k] = dev * dev;
         devs[k] = dev;
     }
@@ -158,7 +170,11 @@ inline void RobustMoments::define_blocks(Halide::Func v, Halide::Expr row_len,
                                 lane_m2(l, b, r, n)[1] + select(in_block, chunk_dev, zero));
     define_lane_total(L, blk_m2, lane_m2, 0);
     define_lane_total(L, blk_dev, lane_m2, 1);
-    blk_stats(b, r, n) = Tuple(blk_sum(b, r, n), blk_m2(b, r, n), blk_dev(b, r, n));
+    // About pivot + mean_b: sum (d - e)^2 = S2 - e (2 S1 - n e) (>= 0 exactly; rounding may
+    // take a flat block just below) and sum (d - e) = S1 - n e.
+    Expr s1 = blk_dev(b, r, n), s2 = blk_m2(b, r, n);
+    Expr m2_b = max(s2 - anchor_err * (2 * s1 - block_count * anchor_err), zero);
+    blk_stats(b, r, n) = Tuple(blk_sum(b, r, n), m2_b, s1 - block_count * anchor_err);
 
     // The row's last tail_len < K * L values, when K * L > 1: summed and centred the same way.
     if (chunk > 1) {
@@ -173,16 +189,19 @@ inline void RobustMoments::define_blocks(Halide::Func v, Halide::Expr row_len,
         Expr vt = v(at, r, n);
         tail_sum(r, n) = zero;
         tail_sum(r, n) += vt;
-        Expr dt = strict_float(vt - tail_sum(r, n) / cast(type, tail_len));  // as dev above
+        Expr dt = strict_float(vt - tail_sum(r, n) / cast(type, tail_len));  // short: no anchor
         tail_m2(r, n) = Tuple(zero, zero);
         tail_m2(r, n) = Tuple(tail_m2(r, n)[0] + dt * dt, tail_m2(r, n)[1] + dt);
     }
 }
 
-inline void RobustMoments::define(Halide::Func v, Halide::Expr row_len,
+inline void RobustMoments::define(Halide::Func x, Halide::Func pivot, Halide::Expr row_len,
                                   Halide::Expr rows_per_group, const BlockGeometry &geo) {
     using namespace Halide;
-    define_blocks(v, row_len, geo);
+    Var i{"i"};
+    Func v("row_centered");  // x - pivot: strict, fast-math must not reassociate it
+    v(i, r, n) = strict_float(x(i, r, n) - pivot(r, n));
+    define_blocks(x, pivot, v, row_len, geo);
     const int chunk = geo.lanes * geo.steps;
     Expr row_chunks = row_len / chunk;
     Expr chunks_per_block = min(geo.block_values / chunk, row_chunks);
