@@ -5,9 +5,10 @@
 // Groups: c = g * D + d with D = C / groups.
 //
 //   pivot(g, n)   = mean of the group's first (up to) 64 values: the shift of all sums
-//   moments(g, n) = robust sum and centred second moment of x - pivot (robust_moments.h)
-//   stats(g, n)   = {mean - pivot, rstd = 1 / sqrt(var + eps)}
-//   y(s, c, n)    = epilogue((x - pivot) * a + b),  a = rstd * gamma, b = beta - (mean - pivot) * a
+//   moments(g, n) = robust sum and centred second moment of x - pivot, and the mean's
+//                   correction (robust_moments.h)
+//   stats(g, n)   = {mean - pivot, rstd = 1 / sqrt(var + eps), mean_r = mean rounded, mean - mean_r}
+//   y(s, c, n)    = epilogue((x - mean_r) * a + b),  a = rstd * gamma, b = beta - (mean - mean_r) * a
 //                   (epilogue: the fused activation chosen at run time, activation.h)
 //
 // The residual prologue (GeneratorParam residual, the table's `res` rows): the normalized
@@ -91,10 +92,6 @@ public:
 
         define_input(st);
         define_pivot(st, rows_per_group);
-        // strict_float: the shift is the numerics; fast-math must not reassociate it away
-        // ((acc + x) - pivot or x * a - pivot * a cancel at |mean| = 1e4).
-        st.centered(st.s, st.c, st.n) =
-            strict_float(st.input(st.s, st.c, st.n) - st.chan_pivot(st.c, st.n));
         BlockGeometry geometry = block_geometry(tune);
         geometry.guarded_tail = using_autoscheduler();
         st.define(st.row_input, st.row_pivot, st.row_len, rows_per_group, geometry);
@@ -191,10 +188,19 @@ private:
         Expr var = st.grp_m2(g, n)[0] / count;
         // strict_float: IEEE division and square root here (once per group), never the
         // reciprocal estimates a backend may substitute under fast-math.
-        st.stats(g, n) = Tuple(strict_float(shifted_mean), strict_float(1.0f / sqrt(var + eps)));
+        // y's shift is the mean itself, rounded (mean_r), and mean - mean_r (exact: TwoSum)
+        // goes into b: x - pivot is ~|mean - pivot| / std times larger than y, and each
+        // rounding of the normalize step scaled by it (a group whose first values are
+        // outliers: 64 std, 1.2x the bound).
+        Expr p = st.pivot(g, n), m = strict_float(shifted_mean);
+        Expr mean_r = strict_float(p + m);
+        Expr p_part = strict_float(mean_r - m), m_part = strict_float(mean_r - p_part);
+        Expr mean_err = strict_float((p - p_part) + (m - m_part));
+        st.stats(g, n) = Tuple(m, strict_float(1.0f / sqrt(var + eps)), mean_r, mean_err);
         Expr a = st.stats(c / st.D, n)[1] * cast(st.type, gamma(c));
-        st.chan_affine(c, n) = Tuple(a, cast(st.type, beta(c)) - st.stats(c / st.D, n)[0] * a);
-        st.mean(g, n) = st.pivot(g, n) + st.stats(g, n)[0];
+        st.chan_affine(c, n) = Tuple(a, cast(st.type, beta(c)) - st.stats(c / st.D, n)[3] * a,
+                                     st.stats(c / st.D, n)[2]);
+        st.mean(g, n) = st.stats(g, n)[2];
         st.rstd(g, n) = st.stats(g, n)[1];
     }
 
@@ -210,6 +216,9 @@ private:
 
     void define_normalize(ForwardStages &st) {
         Var s = st.s, c = st.c, n = st.n;
+        // strict_float: the shift is the numerics; fast-math must not reassociate it away
+        // ((acc + x) - mean or x * a - mean * a cancel at |mean| = 1e4).
+        st.centered(s, c, n) = strict_float(st.input(s, c, n) - st.chan_affine(c, n)[2]);
         st.normalized(s, c, n) = st.centered(s, c, n) * st.chan_affine(c, n)[0] + st.chan_affine(c, n)[1];
         Expr normalized = st.normalized(s, c, n);
         if (!fused_activations()) {
