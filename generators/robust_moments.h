@@ -55,6 +55,7 @@ struct RobustMoments {
 
     // Named, so stmt files, kernels and profiles say which stage they are.
     Halide::Func lane_sum{"lane_sum"};    // (l, b, r, n) sum over lane l of the block's chunks
+    Halide::Func blk_anchor{"blk_anchor"};  // (b, r, n) {anchor = pivot + blk_sum / n rounded, its rounding error}
     Halide::Func lane_m2{"lane_m2"};      // (l, b, r, n) {squares, sum} of x - anchor (the block's mean)
     Halide::Func blk_sum{"blk_sum"};      // (b, r, n) sum over the block (lanes added)
     Halide::Func blk_m2{"blk_m2"};        // (b, r, n) sum of squares of x - anchor
@@ -146,9 +147,10 @@ inline void RobustMoments::define_blocks(Halide::Func x, Halide::Func pivot, Hal
     // The anchor c = pivot + mean_b rounded, and e = (pivot + mean_b) - c exactly (TwoSum;
     // strict, or fast-math folds e to 0).
     Expr p = pivot(r, n), mean_b = blk_sum(b, r, n) / block_count;
-    Expr anchor = strict_float(p + mean_b);
-    Expr p_part = strict_float(anchor - mean_b), mean_part = strict_float(anchor - p_part);
-    Expr anchor_err = strict_float((p - p_part) + (mean_b - mean_part));
+    Expr c = strict_float(p + mean_b);
+    Expr p_part = strict_float(c - mean_b), mean_part = strict_float(c - p_part);
+    blk_anchor(b, r, n) = Tuple(c, strict_float((p - p_part) + (mean_b - mean_part)));
+    Expr anchor = blk_anchor(b, r, n)[0], anchor_err = blk_anchor(b, r, n)[1];
     std::vector<Expr> dev2(K), devs(K);
     for (int k = 0; k < K; k++) {
         // x - anchor: a deviation from the block's mean plus e (strict: the algorithm's order).

@@ -70,7 +70,8 @@ inline void schedule_gpu(ForwardStages &st, Layout layout, GpuShape shape, const
             blk = st.blk_stats.clone_in(lanes);
             Func blk_m2 = st.blk_m2.clone_in(blk), blk_dev = st.blk_dev.clone_in(blk);
             m2 = st.lane_m2.clone_in({blk_m2, blk_dev});
-            Func blk_sum = st.blk_sum.clone_in({blk, m2});
+            Func anchor = st.blk_anchor.clone_in({blk, m2});
+            Func blk_sum = st.blk_sum.clone_in({blk, anchor});
             sum = st.lane_sum.clone_in(blk_sum);
         }
         blk.compute_at(lanes, RVar("ro"));
