@@ -43,6 +43,26 @@ void check_forward(const Shape &shape, DType dtype, DType param_dtype, Layout la
 
 class CpuVariant : public ::testing::TestWithParam<const gd::Variant *> {};
 
+// Runs variant v itself on c (with mean and rstd when `stats`) and checks it against the
+// float64 reference; *ran says whether v serves c's problem at all (its layout, its class).
+void run_variant_checked(const gd::Variant &v, ForwardCase &c, int64_t G, bool stats, bool *ran) {
+    *ran = false;
+    gd::Problem p;
+    ASSERT_EQ(gd::validate_forward(c.x.dl(), c.g(), c.b(), G, 1e-5, c.y.dl(),
+                                   stats ? c.mean.dl() : nullptr, stats ? c.rstd.dl() : nullptr, &p),
+              GN_STATUS_SUCCESS)
+        << gn_last_error_message();
+    // (N, C) data views as channels-last; a variant runs only its own layout.
+    if (p.layout != v.layout || !gd::can_run(v, p)) return;
+    ASSERT_EQ(gd::install_cpu_isa_cap(), GN_STATUS_SUCCESS);
+    ASSERT_EQ(gd::run_forward(v, p, 1e-5), GN_STATUS_SUCCESS) << gn_last_error_message();
+    EXPECT_TRUE(matches_reference(c.y, c.reference(G, 1e-5), stats ? &c.mean : nullptr,
+                                  stats ? &c.rstd : nullptr));
+    EXPECT_TRUE(c.y.gaps_untouched()) << "wrote outside y's view";
+    if (!stats) EXPECT_TRUE(c.mean.all_poison());
+    *ran = true;
+}
+
 // The variant itself (run directly, whether or not dispatch would pick it for the shape) on
 // every core shape and test layout it can run, at the ISA level this process runs at.
 TEST_P(CpuVariant, MatchesFloat64Reference) {
@@ -61,21 +81,9 @@ TEST_P(CpuVariant, MatchesFloat64Reference) {
                              name(layout) + (affine ? " affine" : " no affine"));
                 ForwardCase c(shape, dt, pt, layout, affine,
                               std::uniform_real_distribution<double>(-3.0, 3.0)(rng), rng);
-                gd::Problem p;
-                ASSERT_EQ(gd::validate_forward(c.x.dl(), c.g(), c.b(), shape.G, 1e-5, c.y.dl(),
-                                               affine ? c.mean.dl() : nullptr,
-                                               affine ? c.rstd.dl() : nullptr, &p),
-                          GN_STATUS_SUCCESS)
-                    << gn_last_error_message();
-                // (N, C) data views as channels-last; a variant runs only its own layout.
-                if (p.layout != v.layout || !gd::can_run(v, p)) continue;
-                ASSERT_EQ(gd::install_cpu_isa_cap(), GN_STATUS_SUCCESS);
-                ASSERT_EQ(gd::run_forward(v, p, 1e-5), GN_STATUS_SUCCESS) << gn_last_error_message();
-                EXPECT_TRUE(matches_reference(c.y, c.reference(shape.G, 1e-5),
-                                              affine ? &c.mean : nullptr, affine ? &c.rstd : nullptr));
-                EXPECT_TRUE(c.y.gaps_untouched()) << "wrote outside y's view";
-                if (!affine) EXPECT_TRUE(c.mean.all_poison());
-                ran++;
+                bool served = false;
+                ASSERT_NO_FATAL_FAILURE(run_variant_checked(v, c, shape.G, affine, &served));
+                ran += served;
             }
         }
     }
@@ -105,16 +113,9 @@ TEST_P(CpuVariant, OutliersAtTheGroupStart) {
             for (int64_t n = 0; n < c.x.N(); n++)
                 for (int64_t g = 0; g < shape.G; g++)
                     for (int64_t s = 0; s < 64; s++) c.x.set(n, g * D, s, 30.0 + 0.01 * s);
-            gd::Problem p;
-            ASSERT_EQ(gd::validate_forward(c.x.dl(), c.g(), c.b(), shape.G, 1e-5, c.y.dl(),
-                                           c.mean.dl(), c.rstd.dl(), &p),
-                      GN_STATUS_SUCCESS)
-                << gn_last_error_message();
-            if (p.layout != v.layout || !gd::can_run(v, p)) continue;
-            ASSERT_EQ(gd::install_cpu_isa_cap(), GN_STATUS_SUCCESS);
-            ASSERT_EQ(gd::run_forward(v, p, 1e-5), GN_STATUS_SUCCESS) << gn_last_error_message();
-            EXPECT_TRUE(matches_reference(c.y, c.reference(shape.G, 1e-5), &c.mean, &c.rstd));
-            ran++;
+            bool served = false;
+            ASSERT_NO_FATAL_FAILURE(run_variant_checked(v, c, shape.G, true, &served));
+            ran += served;
         }
     }
     EXPECT_GE(ran, 1) << "no shape ran this variant";
