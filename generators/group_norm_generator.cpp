@@ -7,7 +7,7 @@
 //   pivot(g, n)   = mean of the group's first (up to) 64 values: the shift of all sums
 //   moments(g, n) = robust sum and centred second moment of x - pivot, and the mean's
 //                   correction (robust_moments.h)
-//   stats(g, n)   = {mean - pivot, rstd = 1 / sqrt(var + eps), mean_r = mean rounded, mean - mean_r}
+//   stats(g, n)   = {mean_r = mean rounded, mean - mean_r, rstd = 1 / sqrt(var + eps)}
 //   y(s, c, n)    = epilogue((x - mean_r) * a + b),  a = rstd * gamma, b = beta - (mean - mean_r) * a
 //                   (epilogue: the fused activation chosen at run time, activation.h)
 //
@@ -192,16 +192,13 @@ private:
         // goes into b: x - pivot is ~|mean - pivot| / std times larger than y, and each
         // rounding of the normalize step scaled by it (a group whose first values are
         // outliers: 64 std, 1.2x the bound).
-        Expr p = st.pivot(g, n), m = strict_float(shifted_mean);
-        Expr mean_r = strict_float(p + m);
-        Expr p_part = strict_float(mean_r - m), m_part = strict_float(mean_r - p_part);
-        Expr mean_err = strict_float((p - p_part) + (m - m_part));
-        st.stats(g, n) = Tuple(m, strict_float(1.0f / sqrt(var + eps)), mean_r, mean_err);
-        Expr a = st.stats(c / st.D, n)[1] * cast(st.type, gamma(c));
-        st.chan_affine(c, n) = Tuple(a, cast(st.type, beta(c)) - st.stats(c / st.D, n)[3] * a,
-                                     st.stats(c / st.D, n)[2]);
-        st.mean(g, n) = st.stats(g, n)[2];
-        st.rstd(g, n) = st.stats(g, n)[1];
+        TwoSum mean = two_sum(st.pivot(g, n), strict_float(shifted_mean));
+        st.stats(g, n) = Tuple(mean.sum, mean.err, strict_float(1.0f / sqrt(var + eps)));
+        Expr a = st.stats(c / st.D, n)[2] * cast(st.type, gamma(c));
+        st.chan_affine(c, n) = Tuple(a, cast(st.type, beta(c)) - st.stats(c / st.D, n)[1] * a,
+                                     st.stats(c / st.D, n)[0]);
+        st.mean(g, n) = st.stats(g, n)[0];
+        st.rstd(g, n) = st.stats(g, n)[2];
     }
 
     // The epilogue hook: applied to each normalized value before it is stored: the fused

@@ -28,7 +28,7 @@ struct ForwardStages : RobustMoments {
     Halide::Func chan_pivot{"chan_pivot"};    // (c, n)  pivot of c's group, so a vector of channels can load it
     Halide::Func row_pivot{"row_pivot"};      // (r, n)  pivot of row r's group
     Halide::Func centered{"centered"};        // (s, c, n) x - mean_r, in float32
-    Halide::Func stats{"stats"};              // (g, n)  {mean - pivot, rstd, mean_r (mean rounded), mean - mean_r}
+    Halide::Func stats{"stats"};              // (g, n)  {mean_r (mean rounded), mean - mean_r, rstd}
     Halide::Func chan_affine{"chan_affine"};  // (c, n)  {a, b, mean_r}: y = centered * a + b
     // (s, c, n) epilogue(centered * a + b) in float32: the fused activation. CPU schedules
     // compute it at y's innermost (vector) loop, specialized per activation, so each

@@ -82,6 +82,18 @@ private:
 // 0 of type t (a constant: Halide folds the cast).
 inline Halide::Expr zero_of(const Halide::Type &t) { return Halide::cast(t, 0); }
 
+// a + b rounded, and its rounding error (a + b) - sum exactly (Knuth's TwoSum; strict, or
+// fast-math folds the error to 0).
+struct TwoSum {
+    Halide::Expr sum, err;
+};
+inline TwoSum two_sum(Halide::Expr a, Halide::Expr b) {
+    using Halide::strict_float;
+    Halide::Expr sum = strict_float(a + b);
+    Halide::Expr a_part = strict_float(sum - b), b_part = strict_float(sum - a_part);
+    return {sum, strict_float((a - a_part) + (b - b_part))};
+}
+
 // ((a + b) + (c + d)): terms added in a balanced tree.
 inline Halide::Expr pairwise_sum(std::vector<Halide::Expr> terms) {
     while (terms.size() > 1) {
@@ -144,12 +156,9 @@ inline void RobustMoments::define_blocks(Halide::Func x, Halide::Func pivot, Hal
     lane_sum(l, b, r, n) += select(likely(ri >= overlap * K), v((first * K + ri) * L + l, r, n), zero);
     define_lane_total(L, blk_sum, lane_sum);
 
-    // The anchor c = pivot + mean_b rounded, and e = (pivot + mean_b) - c exactly (TwoSum;
-    // strict, or fast-math folds e to 0).
-    Expr p = pivot(r, n), mean_b = blk_sum(b, r, n) / block_count;
-    Expr c = strict_float(p + mean_b);
-    Expr p_part = strict_float(c - mean_b), mean_part = strict_float(c - p_part);
-    blk_anchor(b, r, n) = Tuple(c, strict_float((p - p_part) + (mean_b - mean_part)));
+    // The anchor c = pivot + mean_b rounded, and e = (pivot + mean_b) - c exactly.
+    TwoSum anchor_sum = two_sum(pivot(r, n), blk_sum(b, r, n) / block_count);
+    blk_anchor(b, r, n) = Tuple(anchor_sum.sum, anchor_sum.err);
     Expr anchor = blk_anchor(b, r, n)[0], anchor_err = blk_anchor(b, r, n)[1];
     std::vector<Expr> dev2(K), devs(K);
     for (int k = 0; k < K; k++) {
