@@ -15,6 +15,10 @@ struct BackwardStages {
     // s spatial (flattened), c channel, n sample, g group.
     Halide::Var s{"s"}, c{"c"}, n{"n"}, g{"g"}, l{"l"}, b{"b"}, k{"k"};
     Halide::Expr D;   // channels per group
+    Halide::Expr spatial;  // S: x's spatial extent (a channel's row of dx in nchw)
+    // True where dx is plain GroupNorm's (the generator's copy without the activation's
+    // derivative, or no fused activations at all); undefined on GPUs.
+    Halide::Expr plain_dx;
     Halide::RDom rs;  // a channel's blocks (the cascade of its sums)
     Halide::RDom rj;  // a block's chunks
     Halide::RDom rp;  // the last block's chunks

@@ -64,6 +64,10 @@ public:
         Var s = st.s, c = st.c, n = st.n, g = st.g;
         Expr S = x.dim(0).extent(), C = x.dim(1).extent(), N = x.dim(2).extent();
         st.D = C / groups;
+        st.spatial = S;
+        if (family() != Family::Gpu) {
+            st.plain_dx = fused_activations() ? (activation == kActNone) : Internal::const_true();
+        }
         Expr D = st.D;
 
         // strict_float: x - mean is the numerics (fast-math must not turn dy * (x - mean)

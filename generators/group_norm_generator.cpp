@@ -85,6 +85,10 @@ public:
         ForwardStages st;
         st.type = ct;
         st.D = x.dim(1).extent() / groups;
+        st.spatial = x.dim(0).extent();
+        if (family() != Family::Gpu && !residual) {
+            st.plain_y = fused_activations() ? (activation == kActNone) : Internal::const_true();
+        }
         // With the residual prologue x_rows is x (a row per channel: add_requirements), said
         // in x's terms so that bounds of the statistics' rows and y's channels coincide.
         st.row_len = residual ? x.dim(0).extent() : x_rows.dim(0).extent();

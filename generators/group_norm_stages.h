@@ -15,6 +15,11 @@ struct ForwardStages : RobustMoments {
     // D channels per group; the statistics read rows of row_len values (the runtime passes
     // a group as one row when its channels are contiguous, else one row per channel).
     Halide::Expr D, row_len;
+    Halide::Expr spatial;  // S: x's spatial extent (a channel's row of y in nchw)
+    // True where y is the normalized value itself, no epilogue Func (the CPU generator's
+    // plain-GroupNorm copy, or no fused activations at all); undefined where y always reads
+    // the epilogue Func (residual variants, GPUs).
+    Halide::Expr plain_y;
 
     // (s, c, n) what is normalized, in the compute type: x, or x + skip + shift (the
     // residual prologue); (i, r, n) the same as the statistics' rows (x_rows).

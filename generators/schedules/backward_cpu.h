@@ -32,8 +32,14 @@ inline void schedule_backward_cpu_nchw(BackwardStages &st, const Tuning &tune, i
     st.dx.split(st.c, st.g, d, st.D, TailStrategy::RoundUp)
         .reorder(st.s, d, st.g, st.n)
         .parallel(st.n)
-        .parallel(st.g)
-        .vectorize(st.s, out_vector, TailStrategy::GuardWithIf);
+        .parallel(st.g);
+    // Plain dx on rows that are not whole wide vectors: one natural vector at a time, as the
+    // forward's y (schedules/cpu_nchw.h: the wide vector's tail is masked on every row).
+    if (st.plain_dx.defined()) {
+        st.dx.specialize(st.plain_dx && st.spatial % out_vector != 0)
+            .vectorize(st.s, vector, TailStrategy::GuardWithIf);
+    }
+    st.dx.vectorize(st.s, out_vector, TailStrategy::GuardWithIf);
     // The stored channel sums are written in the same (sample, group) task.
     st.chan_sums_out.compute_root()
         .split(st.c, st.g, d, st.D, TailStrategy::RoundUp)
