@@ -8,8 +8,10 @@ namespace groupnorm_gen {
 // The group-level combination of block moments as a cascade: partial sums of
 // `blocks_per_partial` blocks of one row, then the partials. A single float32 chain over
 // thousands of blocks (large groups) breaks the numerics contract.
+// row_vector > 0: the partials of `row_vector` adjacent rows of a group at a time (nhwc,
+// whose rows are channels; blk_stats must then store rows innermost).
 inline void cascade_group_sums(ForwardStages &st, const Halide::LoopLevel &at,
-                               int blocks_per_partial) {
+                               int blocks_per_partial, int row_vector = 0) {
     using namespace Halide;
     for (Func f : {st.grp_sum, st.grp_m2}) {
         RVar rbo{"rbo"}, rbi{"rbi"};
@@ -18,6 +20,14 @@ inline void cascade_group_sums(ForwardStages &st, const Halide::LoopLevel &at,
                             .split(st.rbd.x, rbo, rbi, blocks_per_partial, TailStrategy::GuardWithIf)
                             .rfactor({{rbo, chunk}, {st.rbd.y, chan}});
         partials.compute_at(at).store_in(MemoryType::Stack);
+        if (row_vector > 0) {
+            partials.reorder_storage(chan, chunk, st.g, st.n)
+                .reorder(chan, chunk, st.g, st.n)
+                .vectorize(chan, row_vector, TailStrategy::GuardWithIf);
+            partials.update()
+                .reorder(chan, rbi, chunk, st.g, st.n)
+                .vectorize(chan, row_vector, TailStrategy::GuardWithIf);
+        }
         // The rows' tails (rows of chunks of K * L > 1 values), a short loop over the group's rows.
         if (f.num_update_definitions() > 1) f.update(1).unscheduled();
     }

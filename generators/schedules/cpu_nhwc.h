@@ -56,8 +56,12 @@ inline void schedule_cpu_nhwc(ForwardStages &st, const Tuning &tune, int vector)
     // fcos_p7 2x256x7x8's time; vectorized over groups (gathers) it was 1.3x slower on G = 4.
     st.pivot_sum.compute_at(st.y, st.n).store_in(MemoryType::Stack);
     st.pivot_sum.update().reorder(st.g, st.rp.x);
-    cascade_group_sums(st, LoopLevel(st.y, st.n), tune.blocks_per_partial);
+    // A group's channels a vector at a time (a scalar loop per channel was a third of the
+    // per-sample work of many-channel small maps), from block moments stored channels
+    // innermost (the block tasks also store them a vector at a time, not scattered).
+    cascade_group_sums(st, LoopLevel(st.y, st.n), tune.blocks_per_partial, vec);
     // Rows are channels here (the runtime passes x itself as x_rows), L = 1.
+    st.blk_stats.reorder_storage(st.r, st.b, st.n);
     st.blk_stats.compute_at(st.y, st.n)
         .reorder(st.r, st.b)
         .parallel(st.b)
