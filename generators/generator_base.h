@@ -74,6 +74,20 @@ protected:
         return t.is_float() && t.bits() == 64 ? Halide::Float(64) : Halide::Float(32);
     }
 
+    // Prefetches the cache line of input buf's element (pos, ch, sample) (Halide 21's
+    // prefetch directive steps a split prefetch by 64 elements, not bytes); evaluates to 0
+    // in the compute type. A prefetch never faults: beyond the buffer's end it is dropped.
+    Halide::Expr prefetch_input(const Halide::ImageParam &buf, const Halide::Expr &pos,
+                                const Halide::Expr &ch, const Halide::Expr &sample) const {
+        using namespace Halide;
+        using Internal::Call;
+        Parameter p = buf.parameter();
+        Expr host = Internal::Variable::make(Handle(), p.name(), p);
+        Expr offset = pos + ch * buf.dim(1).stride() + sample * buf.dim(2).stride();
+        return cast(compute_type(),
+                    Call::make(buf.type(), Call::prefetch, {host, offset, 1, 1}, Call::Intrinsic));
+    }
+
     // Whether the variant compiles the fused activations (activation.h). Their sigmoid is
     // float32 arithmetic (bit tricks on float32 exponents): float64 variants have none, and
     // the runtime refuses an activation for float64 x before calling one.

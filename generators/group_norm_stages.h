@@ -20,6 +20,9 @@ struct ForwardStages : RobustMoments {
     // plain-GroupNorm copy, or no fused activations at all); undefined where y always reads
     // the epilogue Func (residual variants, GPUs).
     Halide::Expr plain_y;
+    // CPU nchw (not residual): true where y's pass does not prefetch the next group's x
+    // (tensors below tuning next_prefetch_total); undefined elsewhere.
+    Halide::Expr prefetch_off;
 
     // (s, c, n) what is normalized, in the compute type: x, or x + skip + shift (the
     // residual prologue); (i, r, n) the same as the statistics' rows (x_rows).

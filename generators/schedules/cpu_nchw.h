@@ -29,9 +29,13 @@ inline void schedule_cpu_nchw(ForwardStages &st, const Tuning &tune, int vector)
     // fcos_p7 2x256x7x8's time, rows of 56). There plain y goes one natural vector at a time
     // (no tail at all when S is a multiple of it). The fused epilogue keeps the wide vector
     // its Func is computed in.
+    // Tensors of next_prefetch_total values and more run plain y in the wide copy, which
+    // prefetches the next group's x (the generator): one narrow copy, not two (their rows
+    // of S values are mostly long, the masked tail a small part).
     if (st.plain_y.defined()) {
-        st.y.specialize(st.plain_y && st.spatial % out_vector != 0)
-            .vectorize(st.s, vector, TailStrategy::GuardWithIf);
+        Expr narrow = st.plain_y && st.spatial % out_vector != 0;
+        if (st.prefetch_off.defined()) narrow = narrow && st.prefetch_off;
+        st.y.specialize(narrow).vectorize(st.s, vector, TailStrategy::GuardWithIf);
     }
     st.y.vectorize(st.s, out_vector, TailStrategy::GuardWithIf);
     for (Func out : {st.mean, st.rstd}) {
