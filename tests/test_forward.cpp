@@ -124,10 +124,10 @@ TEST_P(CpuVariant, OutliersAtTheGroupStart) {
     EXPECT_GE(ran, 1) << "no shape ran this variant";
 }
 
-// Tensors of at least next_prefetch_total values (tuning.h) run the copies of y whose pass
-// prefetches the next group's x (nchw): plain, plain on rows that are not whole vectors
-// (S = 144), and with an activation, on groups of 512 values (the small class) and 1.2M (the
-// large one).
+// Tensors of at least next_prefetch_total values (tuning.h) run plain y's copy that prefetches
+// the next group's x (nchw), also on rows that are not whole wide vectors (S = 144: masked
+// tails, no narrow copy there), and the fused copy beside it, on groups of 512 values (the
+// small class) and 1.2M (the large one).
 TEST_P(CpuVariant, LargeTensorCopiesOfY) {
     const gd::Variant &v = *GetParam();
     if (v.layout != gd::GN_LAYOUT_NCHW) GTEST_SKIP() << "channels-last y has no prefetching copy";
