@@ -74,18 +74,26 @@ protected:
         return t.is_float() && t.bits() == 64 ? Halide::Float(64) : Halide::Float(32);
     }
 
-    // Prefetches the cache line of input buf's element (pos, ch, sample) (Halide 21's
-    // prefetch directive steps a split prefetch by 64 elements, not bytes); evaluates to 0
-    // in the compute type. A prefetch never faults: beyond the buffer's end it is dropped.
+    // Prefetches the cache line of element `offset` of a buffer of `elem` values at `host`
+    // (the intrinsic scales the offset by its call type's size: it must be the element's);
+    // evaluates to 0 in the compute type. A prefetch never faults: beyond the buffer's end
+    // it is dropped. (Halide 21's prefetch directive steps a split prefetch by 64 elements,
+    // not bytes, hence the intrinsic.)
+    Halide::Expr prefetch_element(const Halide::Expr &host, const Halide::Type &elem,
+                                  const Halide::Expr &offset) const {
+        using Halide::Internal::Call;
+        return Halide::cast(compute_type(),
+                            Call::make(elem, Call::prefetch, {host, offset, 1, 1}, Call::Intrinsic));
+    }
+
+    // The same for input buf's element (pos, ch, sample).
     Halide::Expr prefetch_input(const Halide::ImageParam &buf, const Halide::Expr &pos,
                                 const Halide::Expr &ch, const Halide::Expr &sample) const {
         using namespace Halide;
-        using Internal::Call;
         Parameter p = buf.parameter();
         Expr host = Internal::Variable::make(Handle(), p.name(), p);
-        Expr offset = pos + ch * buf.dim(1).stride() + sample * buf.dim(2).stride();
-        return cast(compute_type(),
-                    Call::make(buf.type(), Call::prefetch, {host, offset, 1, 1}, Call::Intrinsic));
+        return prefetch_element(host, buf.type(),
+                                pos + ch * buf.dim(1).stride() + sample * buf.dim(2).stride());
     }
 
     // Whether the variant compiles the fused activations (activation.h). Their sigmoid is
