@@ -133,12 +133,17 @@ public:
             // (half the code of two copies, 3.3 MB of the x86 library's residual variants).
             specialize_activations(st.activated, activation, /*with_none=*/true);
         } else {
-            // Two copies of the CPU pipeline: plain GroupNorm exactly as without the
-            // epilogue (two, with and without the next group's prefetch), and the fused one,
-            // whose activation is chosen per vector of y. The fused copy comes last, in the
-            // else branch of `activation == none`: its select folds to the activation.
+            // Copies of the CPU pipeline: plain GroupNorm exactly as without the epilogue
+            // (two, with and without the next group's prefetch); SiLU, the activation of
+            // diffusion models, with SiLU in y's own expression; the fused one, whose
+            // activation (ReLU, GELU, GELU tanh) is chosen per vector of y. That branch
+            // keeps the vector in a stack buffer and spills around it: SiLU through it was
+            // 1.13-1.3x slower NCHW, 1.1-1.6x NHWC, for 1.27x the forward code (docs/SIZES.md).
+            // The fused copy comes last, in the else branches: its select folds to
+            // `activated`, whose SiLU case Halide drops there.
             if (st.prefetch_off.defined()) st.y.specialize(st.plain_y && st.prefetch_off);
             st.y.specialize(activation == kActNone);
+            st.y.specialize(activation == kActSilu);
             specialize_activations(st.activated, activation, /*with_none=*/false);
         }
         // No fused activations: plain y without the prefetch, then (the default) with it.
@@ -220,7 +225,7 @@ private:
     // activation (activation.h), selected by the run-time `activation`. Its Func
     // (`activated`) is specialized per activation at y's innermost loop (the schedules), so
     // the activation rides in the normalize pass at the cost of a branch per vector; y is
-    // specialized for no activation, so plain GroupNorm pays nothing.
+    // specialized for no activation and for SiLU, which pay neither (generate).
     Expr epilogue(Expr normalized) {
         return select_activation(activation,
                                  [&](int a) { return activate(a, normalized); });
@@ -258,9 +263,12 @@ private:
             // One copy (generate): the epilogue's case 0 is no activation.
             st.y(s, c, n) = cast_out(x.type(), st.activated(s, c, n));
         } else {
-            // Plain GroupNorm stores `normalized` directly (y's specialization for it).
+            // Plain GroupNorm stores `normalized` directly, SiLU its own expression (y's
+            // specializations for them), the other activations go through `activated`.
             st.y(s, c, n) = cast_out(
-                x.type(), select(activation == kActNone, plain, st.activated(s, c, n)));
+                x.type(), select(activation == kActNone, plain,
+                                 activation == kActSilu, activate(kActSilu, normalized),
+                                 st.activated(s, c, n)));
         }
     }
 
