@@ -92,6 +92,8 @@ public:
             Expr values = cast<int64_t>(x.dim(0).extent()) * x.dim(1).extent() * x.dim(2).extent();
             st.prefetch_off = values < cast<int64_t>(tune.next_prefetch_total);
         }
+        st.silu_copy = family() != Family::Gpu && fused_activations() && !using_autoscheduler() &&
+                       tune.fused_copies == 2;
         if (family() != Family::Gpu && !residual) {
             st.plain_y = fused_activations() ? (activation == kActNone) : Internal::const_true();
         }
@@ -129,8 +131,10 @@ public:
             // Its own kernel: one copy per activation costs a small kernel each.
             specialize_activations(st.y, activation, /*with_none=*/true);
         } else if (residual) {
-            // One copy: no activation is the epilogue's case 0, a branch per vector of y
-            // (half the code of two copies, 3.3 MB of the x86 library's residual variants).
+            // A copy for SiLU (1.1-1.7x faster than through the branch, 1.69x the code) and
+            // one where no activation is the epilogue's case 0, a branch per vector of y (a
+            // plain copy, 2.4 MB more of x86 code, was no faster next to the residual's work).
+            if (st.silu_copy) st.y.specialize(activation == kActSilu);
             specialize_activations(st.activated, activation, /*with_none=*/true);
         } else {
             // Copies of the CPU pipeline: plain GroupNorm exactly as without the epilogue
@@ -138,12 +142,13 @@ public:
             // diffusion models, with SiLU in y's own expression; the fused one, whose
             // activation (ReLU, GELU, GELU tanh) is chosen per vector of y. That branch
             // keeps the vector in a stack buffer and spills around it: SiLU through it was
-            // 1.13-1.3x slower NCHW, 1.1-1.6x NHWC, for 1.27x the forward code (docs/SIZES.md).
+            // 1.13-1.3x slower NCHW, 1.1-1.6x NHWC, for 1.27x the forward code (docs/SIZES.md;
+            // tuning fused_copies = 1 leaves it out).
             // The fused copy comes last, in the else branches: its select folds to
             // `activated`, whose SiLU case Halide drops there.
             if (st.prefetch_off.defined()) st.y.specialize(st.plain_y && st.prefetch_off);
             st.y.specialize(activation == kActNone);
-            st.y.specialize(activation == kActSilu);
+            if (st.silu_copy) st.y.specialize(activation == kActSilu);
             specialize_activations(st.activated, activation, /*with_none=*/false);
         }
         // No fused activations: plain y without the prefetch, then (the default) with it.
@@ -261,14 +266,15 @@ private:
             st.y(s, c, n) = cast_out(x.type(), epilogue(normalized));
         } else if (residual) {
             // One copy (generate): the epilogue's case 0 is no activation.
-            st.y(s, c, n) = cast_out(x.type(), st.activated(s, c, n));
+            Expr fused = st.activated(s, c, n);
+            if (st.silu_copy) fused = select(activation == kActSilu, activate(kActSilu, normalized), fused);
+            st.y(s, c, n) = cast_out(x.type(), fused);
         } else {
             // Plain GroupNorm stores `normalized` directly, SiLU its own expression (y's
             // specializations for them), the other activations go through `activated`.
-            st.y(s, c, n) = cast_out(
-                x.type(), select(activation == kActNone, plain,
-                                 activation == kActSilu, activate(kActSilu, normalized),
-                                 st.activated(s, c, n)));
+            Expr fused = st.activated(s, c, n);
+            if (st.silu_copy) fused = select(activation == kActSilu, activate(kActSilu, normalized), fused);
+            st.y(s, c, n) = cast_out(x.type(), select(activation == kActNone, plain, fused));
         }
     }
 

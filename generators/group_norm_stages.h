@@ -23,6 +23,9 @@ struct ForwardStages : RobustMoments {
     // CPU nchw (not residual): true where y's pass does not prefetch the next group's x
     // (tensors below tuning next_prefetch_total); undefined elsewhere.
     Halide::Expr prefetch_off;
+    // CPU forward with fused activations (tuning fused_copies = 2): SiLU in y's own
+    // expression, and a copy of y specialized for it (the generator).
+    bool silu_copy = false;
 
     // (s, c, n) what is normalized, in the compute type: x, or x + skip + shift (the
     // residual prologue); (i, r, n) the same as the statistics' rows (x_rows).

@@ -51,6 +51,9 @@ enum class GpuShape { Split, Group };
     X(next_prefetch_total, 1, 1 << 30,                                                          \
       "CPU nchw forward: least values of x (N * C * S) for plain y to prefetch the next group; " \
       "the maximum compiles no prefetching copy")                                                \
+    X(fused_copies, 1, 2,                                                                      \
+      "CPU forward: copies of the pipeline for the fused activations: 2 gives SiLU its own "  \
+      "(faster), 1 serves every activation from one (smaller)")                                 \
     X(gpu_threads, 32, 1024, "GPU: threads per block of the reductions (multiple of 32)")      \
     X(gpu_block, 1, 1 << 20, "GPU: values of a row per block moment")                          \
     X(gpu_tile_channels, 1, 1024, "GPU nhwc split: channel threads per block")                  \
@@ -116,6 +119,10 @@ inline Tuning default_tuning(Family family, Layout layout, GpuShape shape) {
         // group's passes re-read. (The same in the backward's dx pass, x and dy, ran
         // 0.8-0.9x: its group's x, dy and dx already fill L2.)
         t.next_prefetch_total = 9 << 18;
+        // SiLU through the per-vector activation branch ran 1.1-1.6x slower than in a copy
+        // of its own (1 thread, Zen 3), which costs 1.27x the forward code, 1.69x the
+        // residual's (docs/SIZES.md).
+        t.fused_copies = 2;
         if (family == Family::Arm) {
             // NEON: 4 lanes a register, 32 registers: y 8 values (one 128-bit f16 store)
             // per iteration, nhwc accumulators two vectors wide, 4 rows per step of the

@@ -180,16 +180,16 @@ bool jit_compile_forward_autoscheduled(const std::map<std::string, std::string> 
 }
 
 GateResult jit_forward_gate(const std::map<std::string, std::string> &params, DType dtype,
-                            const std::vector<Shape> &shapes, uint64_t seed) {
+                            const std::vector<Shape> &shapes, uint64_t seed, int activation) {
     Halide::Callable forward;
     GateResult result;
     if (!jit_compile_forward(params, dtype, &forward, &result.detail)) return result;
     return jit_gate_callable(forward, params.count("layout") ? params.at("layout") : "nchw",
-                             dtype, shapes, seed);
+                             dtype, shapes, seed, activation);
 }
 
 GateResult jit_gate_callable(Halide::Callable &forward, const std::string &layout, DType dtype,
-                             const std::vector<Shape> &shapes, uint64_t seed) {
+                             const std::vector<Shape> &shapes, uint64_t seed, int activation) {
     GateResult result;
     const gd::gn_layout want = layout == "nhwc" ? gd::GN_LAYOUT_NHWC : gd::GN_LAYOUT_NCHW;
     std::mt19937_64 rng(seed);
@@ -214,12 +214,16 @@ GateResult jit_gate_callable(Halide::Callable &forward, const std::string &layou
                 const int code =
                     dtype == DType::F64
                         ? forward(&a.x.buf, &a.x_rows.buf, &a.gamma.buf, &a.beta.buf,
-                                  (int32_t)p.G, 1e-5, 0, &a.y.buf, &a.mean.buf, &a.rstd.buf)
+                                  (int32_t)p.G, 1e-5, activation, &a.y.buf, &a.mean.buf,
+                                  &a.rstd.buf)
                         : forward(&a.x.buf, &a.x_rows.buf, &a.gamma.buf, &a.beta.buf,
-                                  (int32_t)p.G, 1e-5f, 0, &a.y.buf, &a.mean.buf, &a.rstd.buf);
+                                  (int32_t)p.G, 1e-5f, activation, &a.y.buf, &a.mean.buf,
+                                  &a.rstd.buf);
+                Reference ref = c.reference(shape.G, 1e-5);
+                apply_activation(ref, activation);
                 ::testing::AssertionResult ok =
                     code != 0 ? ::testing::AssertionFailure() << "Halide error " << code
-                              : matches_reference(c.y, c.reference(shape.G, 1e-5), &c.mean, &c.rstd);
+                              : matches_reference(c.y, ref, &c.mean, &c.rstd);
                 if (ok && !c.y.gaps_untouched()) ok = ::testing::AssertionFailure() << "wrote outside y";
                 if (!ok) {
                     result.detail = what.str() + ": " + ok.message();

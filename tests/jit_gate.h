@@ -24,8 +24,10 @@ struct GateResult {
 
 // params: GeneratorParam name -> value, e.g. {{"layout", "nhwc"}, {"block_rows", "16"}};
 // x/y/gamma/beta types follow dtype (gamma and beta in x's dtype).
+// activation: the gn_activation the pipeline is called with (its reference: GroupNorm, then
+// the activation in float64).
 GateResult jit_forward_gate(const std::map<std::string, std::string> &params, DType dtype,
-                            const std::vector<Shape> &shapes, uint64_t seed);
+                            const std::vector<Shape> &shapes, uint64_t seed, int activation = 0);
 
 // The same in two steps, for a caller that goes on to time the candidate (the tuner):
 // compile (false, with the reason in *error, when the generator refuses the params), then
@@ -42,6 +44,6 @@ bool jit_compile_forward_autoscheduled(const std::map<std::string, std::string> 
                                        const std::string &plugin, int parallelism,
                                        Halide::Callable *forward, std::string *error);
 GateResult jit_gate_callable(Halide::Callable &forward, const std::string &layout, DType dtype,
-                             const std::vector<Shape> &shapes, uint64_t seed);
+                             const std::vector<Shape> &shapes, uint64_t seed, int activation = 0);
 
 }  // namespace gntest

@@ -4,6 +4,7 @@
 // fail the gate; tests/test_forward.cpp covers the AOT variants.
 #include <gtest/gtest.h>
 
+#include "groupnorm/groupnorm.h"
 #include "jit_gate.h"
 #include "reference.h"
 #include "tuning.h"
@@ -24,6 +25,7 @@ struct Candidate {
     const char *label;
     std::map<std::string, std::string> params;
     DType dtype = DType::F32;
+    int activation = GN_ACTIVATION_NONE;
 };
 
 void PrintTo(const Candidate &c, std::ostream *os) { *os << c.label; }
@@ -33,7 +35,8 @@ class JitGate : public ::testing::TestWithParam<Candidate> {};
 TEST_P(JitGate, CandidateMatchesFloat64Reference) {
     const uint64_t seed = fresh_seed();
     SCOPED_TRACE("GN_TEST_SEED=" + std::to_string(seed));
-    const GateResult r = jit_forward_gate(GetParam().params, GetParam().dtype, gate_shapes(), seed);
+    const GateResult r = jit_forward_gate(GetParam().params, GetParam().dtype, gate_shapes(), seed,
+                                          GetParam().activation);
     EXPECT_TRUE(r.passed) << r.detail;
     EXPECT_GE(r.cases, 30);
 }
@@ -52,6 +55,13 @@ const Candidate kCandidates[] = {
     {"nhwc_small_blocks_f64", {{"layout", "nhwc"}, {"y_vectors", "2"}, {"stat_vectors", "2"},
                                {"block_rows", "24"}, {"rows_per_step", "2"}, {"rows_per_chain", "4"},
                                {"rows_per_task", "5"}, {"blocks_per_partial", "2"}}, DType::F64},
+    // One copy of the pipeline for every fused activation (the size option): SiLU through
+    // the per-vector branch, as the default builds run ReLU and GELU (the AOT tests run
+    // the default copies).
+    {"nchw_one_fused_copy_silu", {{"layout", "nchw"}, {"fused_copies", "1"}}, DType::F32,
+     GN_ACTIVATION_SILU},
+    {"nhwc_one_fused_copy_silu", {{"layout", "nhwc"}, {"fused_copies", "1"}}, DType::F32,
+     GN_ACTIVATION_SILU},
 };
 
 INSTANTIATE_TEST_SUITE_P(Tunings, JitGate, ::testing::ValuesIn(kCandidates),
