@@ -265,7 +265,8 @@ private:
             // The normalize kernel is y alone: specialized whole, per activation (generate).
             st.y(s, c, n) = cast_out(x.type(), epilogue(normalized));
         } else if (residual) {
-            // One copy (generate): the epilogue's case 0 is no activation.
+            // SiLU's own expression for its copy (generate), else `activated`, whose case 0
+            // is no activation.
             Expr fused = st.activated(s, c, n);
             if (st.silu_copy) fused = select(activation == kActSilu, activate(kActSilu, normalized), fused);
             st.y(s, c, n) = cast_out(x.type(), fused);
