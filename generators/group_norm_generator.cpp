@@ -236,6 +236,15 @@ private:
                                  [&](int a) { return activate(a, normalized); });
     }
 
+    // y's value with an activation on CPUs: `activated` (the per-vector branch), or with
+    // st.silu_copy SiLU's own expression for y's SiLU copy (generate), which then never
+    // realizes `activated`.
+    Expr fused_value(ForwardStages &st, const Expr &normalized) {
+        Expr fused = st.activated(st.s, st.c, st.n);
+        if (!st.silu_copy) return fused;
+        return select(activation == kActSilu, activate(kActSilu, normalized), fused);
+    }
+
     void define_normalize(ForwardStages &st) {
         Var s = st.s, c = st.c, n = st.n;
         // strict_float: the shift is the numerics; fast-math must not reassociate it away
@@ -265,17 +274,12 @@ private:
             // The normalize kernel is y alone: specialized whole, per activation (generate).
             st.y(s, c, n) = cast_out(x.type(), epilogue(normalized));
         } else if (residual) {
-            // SiLU's own expression for its copy (generate), else `activated`, whose case 0
-            // is no activation.
-            Expr fused = st.activated(s, c, n);
-            if (st.silu_copy) fused = select(activation == kActSilu, activate(kActSilu, normalized), fused);
-            st.y(s, c, n) = cast_out(x.type(), fused);
+            // `activated`'s case 0 is no activation.
+            st.y(s, c, n) = cast_out(x.type(), fused_value(st, normalized));
         } else {
-            // Plain GroupNorm stores `normalized` directly, SiLU its own expression (y's
-            // specializations for them), the other activations go through `activated`.
-            Expr fused = st.activated(s, c, n);
-            if (st.silu_copy) fused = select(activation == kActSilu, activate(kActSilu, normalized), fused);
-            st.y(s, c, n) = cast_out(x.type(), select(activation == kActNone, plain, fused));
+            // Plain GroupNorm stores `normalized` directly (y's specialization for it).
+            st.y(s, c, n) = cast_out(x.type(), select(activation == kActNone, plain,
+                                                      fused_value(st, normalized)));
         }
     }
 
