@@ -34,6 +34,10 @@ struct ForwardStages : RobustMoments {
     Halide::Func sum{"sum"};      // (s, c, n) residual: input stored as x's type (an output)
 
     Halide::RDom rp;                          // the pivot's values
+    // CPU nhwc: whether a channel's group may be found by a float32 division (C < 2^23;
+    // the generator's group_of), for which the per-channel tables are specialized;
+    // undefined elsewhere.
+    Halide::Expr float_group_of;
     Halide::Func pivot_sum{"pivot_sum"};      // (g, n)  their sum
     Halide::Func pivot{"pivot"};              // (g, n)  mean of the group's first values: the shift of all sums
     Halide::Func chan_pivot{"chan_pivot"};    // (c, n)  pivot of c's group, so a vector of channels can load it

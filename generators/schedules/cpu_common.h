@@ -8,8 +8,9 @@ namespace groupnorm_gen {
 // The group-level combination of block moments as a cascade: partial sums of
 // `blocks_per_partial` blocks of one row, then the partials. A single float32 chain over
 // thousands of blocks (large groups) breaks the numerics contract.
-// row_vector > 0: the partials of `row_vector` adjacent rows of a group at a time (nhwc,
-// whose rows are channels; blk_stats must then store rows innermost).
+// row_vector > 0: the partials of `row_vector` adjacent rows of a group at a time, then
+// summed into `row_vector` lanes (nhwc, whose rows are channels; blk_stats must then store
+// rows innermost).
 inline void cascade_group_sums(ForwardStages &st, const Halide::LoopLevel &at,
                                int blocks_per_partial, int row_vector = 0) {
     using namespace Halide;
@@ -27,6 +28,18 @@ inline void cascade_group_sums(ForwardStages &st, const Halide::LoopLevel &at,
             partials.update()
                 .reorder(chan, rbi, chunk, st.g, st.n)
                 .vectorize(chan, row_vector, TailStrategy::GuardWithIf);
+            // Then the partials of the group's rows into a vector of `row_vector` sums, whose
+            // lanes are added last (a scalar chain over every row's partials was a fifth of
+            // the per-sample work of 2x2560x8x8 channels-last).
+            RVar ryo{"ryo"}, ryi{"ryi"};
+            Var lane{"lane"};
+            Func lanes = f.update()
+                             .split(st.rbd.y, ryo, ryi, row_vector, TailStrategy::GuardWithIf)
+                             .rfactor(ryi, lane);
+            lanes.compute_at(at).store_in(MemoryType::Stack)
+                .reorder_storage(lane, st.g, st.n)
+                .vectorize(lane);
+            lanes.update().reorder(lane, rbo, ryo, st.g, st.n).vectorize(lane);
         }
         // The rows' tails (rows of chunks of K * L > 1 values), a short loop over the group's rows.
         if (f.num_update_definitions() > 1) f.update(1).unscheduled();

@@ -15,7 +15,7 @@ namespace groupnorm_gen {
 
 inline void schedule_cpu_nchw(ForwardStages &st, const Tuning &tune, int vector) {
     using namespace Halide;
-    const int out_vector = tune.y_vectors * vector, lanes = tune.acc_vectors * vector;
+    const int out_vector = tune.y_vectors * vector;
     Var d{"d"};
 
     // g and n stay separate loops (both parallel): a fused (g, n) loop would make the

@@ -50,6 +50,12 @@ inline void schedule_cpu_nhwc(ForwardStages &st, const Tuning &tune, int vector)
     for (Func f : {st.pivot, st.chan_pivot, st.stats, st.grp_sum, st.grp_m2, st.chan_affine}) {
         f.compute_at(st.y, st.n);
     }
+    // The per-channel tables a vector of channels at a time, with their group found by a
+    // float division (the generator's group_of).
+    for (Func f : {st.chan_pivot, st.chan_affine}) {
+        f.specialize(st.float_group_of).vectorize(st.c, vec, TailStrategy::GuardWithIf);
+        f.vectorize(st.c, vec, TailStrategy::GuardWithIf);
+    }
     // The pivot's values are the first rows of a group's first channel, C apart: all groups
     // row by row (neighbouring loads, independent adds), each group's rows still added in
     // order. A chain per group (a strided load and a dependent add per row) was a third of
