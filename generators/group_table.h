@@ -5,7 +5,8 @@
 // (channels-last), and every channel of nchw paid one per pass on its critical path: the
 // table made the backward's small maps 1.06-1.14x faster (nhwc) and up to 1.04x (nchw). It
 // is a scatter over (d, g): no division at all. (The forward's channels-last tables through
-// it: 1.05x on many-channel small maps but 0.85-0.92x on large ones; not used there.)
+// it: 1.05x on many-channel small maps but 0.85-0.92x on large ones; not used there. The
+// forward finds the group by a float division instead: group_of in group_norm_generator.cpp.)
 #pragma once
 
 #include <string>
