@@ -102,6 +102,7 @@ public:
         st.row_len = residual ? x.dim(0).extent() : x_rows.dim(0).extent();
         Expr rows_per_group = residual ? st.D : x_rows.dim(1).extent() / groups;
 
+        // CPU nhwc finds each channel's group by a float division (group_of).
         if (family() != Family::Gpu && layout == Layout::NHWC && !using_autoscheduler()) {
             st.float_group_of = x.dim(1).extent() < (1 << 23);
         }
@@ -209,9 +210,9 @@ private:
     // The group of channel c, c / D. Where st.float_group_of is defined (CPU nhwc: tables
     // of all C channels per sample, a vector at a time) and true, the same quotient as
     // trunc((c + 0.5) / D) in float32, vectorized (an integer division is a scalar
-    // instruction per channel: a tenth of 2x2560x8x8's time, channels-last). Exact for C < 2^23: c + 0.5
-    // and D are exact, the true quotient is at least 1 / (2 D) from an integer, and the
-    // division's rounding error is below C / D * 2^-24 <= 1 / (2 D).
+    // instruction per channel: a tenth of 2x2560x8x8's time, channels-last). Exact for
+    // C < 2^23: c + 0.5 and D are exact, the true quotient is at least 1 / (2 D) from an
+    // integer, and the division's rounding error is below C / D * 2^-24 <= 1 / (2 D).
     Expr group_of(const ForwardStages &st, Expr c) const {
         if (!st.float_group_of.defined()) return c / st.D;
         Expr q = strict_float((cast<float>(c) + 0.5f) / cast<float>(st.D));
