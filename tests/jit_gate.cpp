@@ -62,6 +62,9 @@ bool jit_compile_forward(const std::map<std::string, std::string> &params, DType
     } catch (const Halide::CompileError &e) {
         *error = std::string("does not compile: ") + e.what();
         return false;
+    } catch (const Halide::Error &e) {
+        *error = std::string("fails inside Halide: ") + e.what();
+        return false;
     }
     return true;
 }
@@ -180,16 +183,18 @@ bool jit_compile_forward_autoscheduled(const std::map<std::string, std::string> 
 }
 
 GateResult jit_forward_gate(const std::map<std::string, std::string> &params, DType dtype,
-                            const std::vector<Shape> &shapes, uint64_t seed, int activation) {
+                            const std::vector<Shape> &shapes, uint64_t seed, int activation,
+                            GateData data) {
     Halide::Callable forward;
     GateResult result;
     if (!jit_compile_forward(params, dtype, &forward, &result.detail)) return result;
     return jit_gate_callable(forward, params.count("layout") ? params.at("layout") : "nchw",
-                             dtype, shapes, seed, activation);
+                             dtype, shapes, seed, activation, data);
 }
 
 GateResult jit_gate_callable(Halide::Callable &forward, const std::string &layout, DType dtype,
-                             const std::vector<Shape> &shapes, uint64_t seed, int activation) {
+                             const std::vector<Shape> &shapes, uint64_t seed, int activation,
+                             GateData data) {
     GateResult result;
     const gd::gn_layout want = layout == "nhwc" ? gd::GN_LAYOUT_NHWC : gd::GN_LAYOUT_NCHW;
     std::mt19937_64 rng(seed);
@@ -201,6 +206,12 @@ GateResult jit_gate_callable(Halide::Callable &forward, const std::string &layou
                      << (affine ? " affine" : " no affine");
                 ForwardCase c(shape, dtype, dtype, test_layout, affine,
                               std::uniform_real_distribution<double>(-30.0, 30.0)(rng), rng);
+                if (data == GateData::Spikes) {
+                    c.x.fill_normal(rng, -97.0, 0.0);
+                    for (int64_t n = 0; n < c.x.N(); n++)
+                        for (int64_t ch = 0; ch < c.x.C(); ch++)
+                            for (int64_t s = 0; s < c.x.S(); s += 16) c.x.set(n, ch, s, 30.0 + 1e-3 * s);
+                }
                 gd::Problem p;
                 if (gd::validate_forward(c.x.dl(), c.g(), c.b(), shape.G, 1e-5, c.y.dl(),
                                          c.mean.dl(), c.rstd.dl(), &p) != GN_STATUS_SUCCESS) {

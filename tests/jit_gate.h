@@ -22,12 +22,19 @@ struct GateResult {
     std::string detail;  // the first failure, or what could not be built
 };
 
+// The data the gate runs on: normal data (its mean in [-30, 30], a fresh one per case), or
+// spikes: a flat background with every 16th spatial position 127 above it in every channel,
+// so that most blocks' first values are outliers (equal background values round alike, and
+// any statistic shifted by a block's first value would cancel badly).
+enum class GateData { Normal, Spikes };
+
 // params: GeneratorParam name -> value, e.g. {{"layout", "nhwc"}, {"block_rows", "16"}};
 // x/y/gamma/beta types follow dtype (gamma and beta in x's dtype).
 // activation: the gn_activation the pipeline is called with (its reference: GroupNorm, then
 // the activation in float64).
 GateResult jit_forward_gate(const std::map<std::string, std::string> &params, DType dtype,
-                            const std::vector<Shape> &shapes, uint64_t seed, int activation = 0);
+                            const std::vector<Shape> &shapes, uint64_t seed, int activation = 0,
+                            GateData data = GateData::Normal);
 
 // The same in two steps, for a caller that goes on to time the candidate (the tuner):
 // compile (false, with the reason in *error, when the generator refuses the params), then
@@ -44,6 +51,7 @@ bool jit_compile_forward_autoscheduled(const std::map<std::string, std::string> 
                                        const std::string &plugin, int parallelism,
                                        Halide::Callable *forward, std::string *error);
 GateResult jit_gate_callable(Halide::Callable &forward, const std::string &layout, DType dtype,
-                             const std::vector<Shape> &shapes, uint64_t seed, int activation = 0);
+                             const std::vector<Shape> &shapes, uint64_t seed, int activation = 0,
+                             GateData data = GateData::Normal);
 
 }  // namespace gntest

@@ -121,6 +121,32 @@ TEST_P(CpuVariant, OutliersAtTheGroupStart) {
     EXPECT_GE(ran, 1) << "no shape ran this variant";
 }
 
+// Spikes at every 16th spatial position on a flat background: most blocks start with an
+// outlier (sums shifted by a block's first value would lose ~n times their rounding), and
+// the background's equal values round alike instead of cancelling.
+TEST_P(CpuVariant, SpikesAtBlockStarts) {
+    const gd::Variant &v = *GetParam();
+    const uint64_t seed = fresh_seed();
+    SCOPED_TRACE("GN_TEST_SEED=" + std::to_string(seed));
+    std::mt19937_64 rng(seed);
+    const DType dt = test_dtype(v.dtype), pt = test_dtype(v.param_dtype);
+    int ran = 0;
+    for (Layout layout : test_layouts(v.layout)) {
+        for (const Shape &shape : {Shape{{2, 4, 12, 12, 12}, 1}, Shape{{1, 8, 64, 96}, 2}}) {
+            SCOPED_TRACE(to_string(shape.dims) + " G=" + std::to_string(shape.G) + " " + name(layout));
+            ForwardCase c(shape, dt, pt, layout, true, 0, rng);
+            c.x.fill_normal(rng, -97.0, 0.0);
+            for (int64_t n = 0; n < c.x.N(); n++)
+                for (int64_t ch = 0; ch < c.x.C(); ch++)
+                    for (int64_t s = 0; s < c.x.S(); s += 16) c.x.set(n, ch, s, 30.0 + 1e-3 * s);
+            bool served = false;
+            ASSERT_NO_FATAL_FAILURE(run_variant_checked(v, c, shape.G, true, &served));
+            ran += served;
+        }
+    }
+    EXPECT_GE(ran, 1) << "no shape ran this variant";
+}
+
 // Tensors of at least next_prefetch_total values (tuning.h) run plain y's copy that prefetches
 // the next group's x (nchw), on rows that are not whole wide vectors (S = 144: masked tails,
 // no narrow copy there) in groups of 576 values (the small class), and on groups of 1.2M

@@ -72,8 +72,10 @@ inline void schedule_cpu_nhwc(ForwardStages &st, const Tuning &tune, int vector)
         .reorder(st.r, st.b)
         .parallel(st.b)
         .vectorize(st.r, vec, TailStrategy::GuardWithIf);
-    // The last S % rows_per_step spatial rows, a vector of channels at a time.
+    // The last S % rows_per_step spatial rows, a vector of channels at a time (no tail
+    // Funcs at rows_per_step = 1).
     for (Func f : {st.tail_sum, st.tail_m2}) {
+        if (!f.defined()) continue;
         f.compute_at(st.y, st.n).vectorize(st.r, vec, TailStrategy::GuardWithIf);
         f.update().vectorize(st.r, vec, TailStrategy::GuardWithIf);
     }
