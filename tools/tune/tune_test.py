@@ -3,7 +3,7 @@ nchw space and Halide's three CPU autoschedulers, then --resume (nothing left to
 the table's form: every candidate gated and measured or rejected with a reason, every
 autoscheduler measured or rejected with a reason on every shape (never chosen), one class row
 per class present, the classes' bounds as the variant table writes them, the evidence per
-shape, the per-shape report.
+shape, the per-shape report; then --candidates.
 
     tune_test.py <groupnorm-tune> <work dir>
 """
@@ -57,6 +57,17 @@ def main():
         assert set(row["autoscheduled_ns"]) == {a[5:] for a in autos}, row
     assert small["geomean_vs_default"] <= 1.0
     assert {r["shape"] for r in small["shapes"]} == {"a", "(1, 4, 4096)_g1"}, small["shapes"]
+
+    # --candidates: these specs after the defaults and the control, one equal to the
+    # defaults left out (nchw lane_steps is 64 by default), and the command in the table.
+    listed = os.path.join(work, "listed.json")
+    subprocess.run([tool, "--shapes", shapes, "--layouts", "nchw", "--autoschedulers", "none",
+                    "--candidates", "lane_steps=16;lane_steps=64", "--reps", "3", "--out", listed],
+                   check=True, stdout=subprocess.DEVNULL)
+    listed_table = json.load(open(listed))
+    assert {m["tuning"] for m in listed_table["measurements"]} == {"-", "control", "lane_steps=16"}, \
+        listed_table["measurements"]
+    assert "--candidates 'lane_steps=16;lane_steps=64'" in listed_table["made_by"], listed_table["made_by"]
     print("ok: %d measured, %d rejected; small class: %s" % (
         len(measured), len(table["rejected"]), small["tuning"]))
 
