@@ -206,12 +206,7 @@ GateResult jit_gate_callable(Halide::Callable &forward, const std::string &layou
                      << (affine ? " affine" : " no affine");
                 ForwardCase c(shape, dtype, dtype, test_layout, affine,
                               std::uniform_real_distribution<double>(-30.0, 30.0)(rng), rng);
-                if (data == GateData::Spikes) {
-                    c.x.fill_normal(rng, -97.0, 0.0);
-                    for (int64_t n = 0; n < c.x.N(); n++)
-                        for (int64_t ch = 0; ch < c.x.C(); ch++)
-                            for (int64_t s = 0; s < c.x.S(); s += 16) c.x.set(n, ch, s, 30.0 + 1e-3 * s);
-                }
+                if (data == GateData::Spikes) c.fill_spikes(rng);
                 gd::Problem p;
                 if (gd::validate_forward(c.x.dl(), c.g(), c.b(), shape.G, 1e-5, c.y.dl(),
                                          c.mean.dl(), c.rstd.dl(), &p) != GN_STATUS_SUCCESS) {

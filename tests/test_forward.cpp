@@ -135,10 +135,7 @@ TEST_P(CpuVariant, SpikesAtBlockStarts) {
         for (const Shape &shape : {Shape{{2, 4, 12, 12, 12}, 1}, Shape{{1, 8, 64, 96}, 2}}) {
             SCOPED_TRACE(to_string(shape.dims) + " G=" + std::to_string(shape.G) + " " + name(layout));
             ForwardCase c(shape, dt, pt, layout, true, 0, rng);
-            c.x.fill_normal(rng, -97.0, 0.0);
-            for (int64_t n = 0; n < c.x.N(); n++)
-                for (int64_t ch = 0; ch < c.x.C(); ch++)
-                    for (int64_t s = 0; s < c.x.S(); s += 16) c.x.set(n, ch, s, 30.0 + 1e-3 * s);
+            c.fill_spikes(rng);
             bool served = false;
             ASSERT_NO_FATAL_FAILURE(run_variant_checked(v, c, shape.G, true, &served));
             ran += served;
