@@ -183,13 +183,12 @@ bool jit_compile_forward_autoscheduled(const std::map<std::string, std::string> 
 }
 
 GateResult jit_forward_gate(const std::map<std::string, std::string> &params, DType dtype,
-                            const std::vector<Shape> &shapes, uint64_t seed, int activation,
-                            GateData data) {
+                            const std::vector<Shape> &shapes, uint64_t seed, int activation) {
     Halide::Callable forward;
     GateResult result;
     if (!jit_compile_forward(params, dtype, &forward, &result.detail)) return result;
     return jit_gate_callable(forward, params.count("layout") ? params.at("layout") : "nchw",
-                             dtype, shapes, seed, activation, data);
+                             dtype, shapes, seed, activation);
 }
 
 GateResult jit_gate_callable(Halide::Callable &forward, const std::string &layout, DType dtype,

@@ -33,8 +33,7 @@ enum class GateData { Normal, Spikes };
 // activation: the gn_activation the pipeline is called with (its reference: GroupNorm, then
 // the activation in float64).
 GateResult jit_forward_gate(const std::map<std::string, std::string> &params, DType dtype,
-                            const std::vector<Shape> &shapes, uint64_t seed, int activation = 0,
-                            GateData data = GateData::Normal);
+                            const std::vector<Shape> &shapes, uint64_t seed, int activation = 0);
 
 // The same in two steps, for a caller that goes on to time the candidate (the tuner):
 // compile (false, with the reason in *error, when the generator refuses the params), then

@@ -3,6 +3,8 @@
 // variant serves; dispatch and the registry's reasons.
 #include <gtest/gtest.h>
 
+#include <initializer_list>
+
 #include "canonicalise.h"
 #include "dispatch.h"
 #include "isa.h"
@@ -90,29 +92,20 @@ TEST_P(CpuVariant, MatchesFloat64Reference) {
     EXPECT_GE(ran, 20) << "too few shapes ran this variant";
 }
 
-// Groups whose first values are outliers (a bright corner on a flat background): the
-// statistics' sums are shifted by a pivot taken from those values, far from the mean in units
-// of the std (10 to 64 std here), and float32 sums of such values round ~|mean - pivot| /
-// std times worse than centred ones (a fuzzer's input: the mean 3e-4 off, y 2.6x the bound).
-TEST_P(CpuVariant, OutliersAtTheGroupStart) {
-    const gd::Variant &v = *GetParam();
+// Every test layout of the variant on `shapes`, x filled by `fill` (after ForwardCase's own
+// fill), affine; at least one shape must run.
+template <typename Fill>
+void run_on_data(const gd::Variant &v, std::initializer_list<Shape> shapes, Fill fill) {
     const uint64_t seed = fresh_seed();
     SCOPED_TRACE("GN_TEST_SEED=" + std::to_string(seed));
     std::mt19937_64 rng(seed);
     const DType dt = test_dtype(v.dtype), pt = test_dtype(v.param_dtype);
     int ran = 0;
     for (Layout layout : test_layouts(v.layout)) {
-        for (const Shape &shape : {Shape{{2, 4, 12, 12, 12}, 1}, Shape{{1, 8, 64, 96}, 2},
-                                   Shape{{1, 4, 256, 256}, 1}}) {
+        for (const Shape &shape : shapes) {
             SCOPED_TRACE(to_string(shape.dims) + " G=" + std::to_string(shape.G) + " " + name(layout));
             ForwardCase c(shape, dt, pt, layout, true, 0, rng);
-            // A flat background at -97 (equal values: their rounding errors add up instead of
-            // cancelling), the first 64 values of each group's first channel 127 above it.
-            c.x.fill_normal(rng, -97.0, 0.0);
-            const int64_t D = c.x.C() / shape.G;
-            for (int64_t n = 0; n < c.x.N(); n++)
-                for (int64_t g = 0; g < shape.G; g++)
-                    for (int64_t s = 0; s < 64; s++) c.x.set(n, g * D, s, 30.0 + 0.01 * s);
+            fill(c, shape, rng);
             bool served = false;
             ASSERT_NO_FATAL_FAILURE(run_variant_checked(v, c, shape.G, true, &served));
             ran += served;
@@ -121,27 +114,31 @@ TEST_P(CpuVariant, OutliersAtTheGroupStart) {
     EXPECT_GE(ran, 1) << "no shape ran this variant";
 }
 
+// Groups whose first values are outliers (a bright corner on a flat background): the
+// statistics' sums are shifted by a pivot taken from those values, far from the mean in units
+// of the std (10 to 64 std here), and float32 sums of such values round ~|mean - pivot| /
+// std times worse than centred ones (a fuzzer's input: the mean 3e-4 off, y 2.6x the bound).
+TEST_P(CpuVariant, OutliersAtTheGroupStart) {
+    run_on_data(*GetParam(),
+                {Shape{{2, 4, 12, 12, 12}, 1}, Shape{{1, 8, 64, 96}, 2}, Shape{{1, 4, 256, 256}, 1}},
+                [](ForwardCase &c, const Shape &shape, std::mt19937_64 &rng) {
+                    // A flat background at -97 (equal values: their rounding errors add up
+                    // instead of cancelling), the first 64 values of each group's first channel
+                    // 127 above it.
+                    c.x.fill_normal(rng, -97.0, 0.0);
+                    const int64_t D = c.x.C() / shape.G;
+                    for (int64_t n = 0; n < c.x.N(); n++)
+                        for (int64_t g = 0; g < shape.G; g++)
+                            for (int64_t s = 0; s < 64; s++) c.x.set(n, g * D, s, 30.0 + 0.01 * s);
+                });
+}
+
 // Spikes at every 16th spatial position on a flat background: most blocks start with an
 // outlier (sums shifted by a block's first value would lose ~n times their rounding), and
 // the background's equal values round alike instead of cancelling.
 TEST_P(CpuVariant, SpikesAtBlockStarts) {
-    const gd::Variant &v = *GetParam();
-    const uint64_t seed = fresh_seed();
-    SCOPED_TRACE("GN_TEST_SEED=" + std::to_string(seed));
-    std::mt19937_64 rng(seed);
-    const DType dt = test_dtype(v.dtype), pt = test_dtype(v.param_dtype);
-    int ran = 0;
-    for (Layout layout : test_layouts(v.layout)) {
-        for (const Shape &shape : {Shape{{2, 4, 12, 12, 12}, 1}, Shape{{1, 8, 64, 96}, 2}}) {
-            SCOPED_TRACE(to_string(shape.dims) + " G=" + std::to_string(shape.G) + " " + name(layout));
-            ForwardCase c(shape, dt, pt, layout, true, 0, rng);
-            c.fill_spikes(rng);
-            bool served = false;
-            ASSERT_NO_FATAL_FAILURE(run_variant_checked(v, c, shape.G, true, &served));
-            ran += served;
-        }
-    }
-    EXPECT_GE(ran, 1) << "no shape ran this variant";
+    run_on_data(*GetParam(), {Shape{{2, 4, 12, 12, 12}, 1}, Shape{{1, 8, 64, 96}, 2}},
+                [](ForwardCase &c, const Shape &, std::mt19937_64 &rng) { c.fill_spikes(rng); });
 }
 
 // Tensors of at least next_prefetch_total values (tuning.h) run plain y's copy that prefetches
