@@ -110,6 +110,8 @@ public:
         define_pivot(st, rows_per_group);
         BlockGeometry geometry = block_geometry(tune);
         geometry.guarded_tail = using_autoscheduler();
+        // (The autoschedulers and GPU schedules know nothing of the redo loop.)
+        geometry.one_pass = family() != Family::Gpu && !using_autoscheduler() && tune.stat_passes == 1;
         st.define(st.row_input, st.row_pivot, st.row_len, rows_per_group, geometry);
         define_stats(st, rows_per_group);
         define_normalize(st);

@@ -26,6 +26,13 @@
 // x - anchor without e puts the block's mean on a unit of x's magnitude: 80x the float32
 // bound at |mean| = 1e7 std.) The same three operations a value as (x - pivot) - mean
 // squared, and the deviations' sum rides with the squares.
+// One read instead (BlockGeometry::one_pass, tuning stat_passes = 1): each block's sums of
+// d = x - a and d^2, a the block's own first value, and M2_b = S2 - S1^2 / n. S2 is
+// M2_b + S1^2 / n, so that subtraction multiplies S2's relative rounding by A = 1 + z^2, z
+// a's distance from the block's mean in the block's standard deviations: about 2 on most
+// data, up to n + 1 when a is an outlier. A block where A > 8 is read again by the two-pass
+// method above (the same Funcs, in blk_stats' update over `redo`). With normalize, x is read
+// twice instead of three times.
 #pragma once
 
 #include <vector>
@@ -42,6 +49,8 @@ struct BlockGeometry {
     // The row's tail loop as one of at least one iteration, guarded (autoscheduled pipelines:
     // Adams2019 aborts on a loop that is empty at its estimates, as the tail usually is).
     bool guarded_tail = false;
+    // One read per block (shifted sums, above) instead of a sum and a centred re-read.
+    bool one_pass = false;
 };
 
 struct RobustMoments {
@@ -63,6 +72,15 @@ struct RobustMoments {
     // (b, r, n) {blk_sum, M2 about pivot + blk_sum / n, sum of deviations from that mean (a
     // rounding error)}: what the group reduction reads.
     Halide::Func blk_stats{"blk_stats"};
+    // One read (BlockGeometry::one_pass): the block's first value a, {squares, sum} of x - a
+    // per lane and per block. blk_stats then has a fourth value, S1^2 / n, and an update over
+    // `redo` (one iteration or none) where the two-pass Funcs above run for the blocks that
+    // need them: the schedules compute them at redo's loop.
+    bool one_pass = false;
+    Halide::Func blk_first{"blk_first"};
+    Halide::Func lane_shifted{"lane_shifted"};
+    Halide::Func blk_shifted_sq{"blk_shifted_sq"}, blk_shifted_sum{"blk_shifted_sum"};
+    Halide::RDom redo;
     Halide::Func tail_sum{"tail_sum"};    // (r, n) the same for the row's tail (K * L > 1 only)
     Halide::Func tail_m2{"tail_m2"};      // (r, n) {squares, deviations}
     Halide::Func grp_sum{"grp_sum"};      // (g, n) sum of v over the group (first pass)
@@ -160,32 +178,64 @@ inline void RobustMoments::define_blocks(Halide::Func x, Halide::Func pivot, Hal
     TwoSum anchor_sum = two_sum(pivot(r, n), blk_sum(b, r, n) / block_count);
     blk_anchor(b, r, n) = Tuple(anchor_sum.sum, anchor_sum.err);
     Expr anchor = blk_anchor(b, r, n)[0], anchor_err = blk_anchor(b, r, n)[1];
-    std::vector<Expr> dev2(K), devs(K);
-    for (int k = 0; k < K; k++) {
-        // x - anchor: a deviation from the block's mean plus e (strict: the algorithm's order).
-        Expr dev = strict_float(x((first + rk) * chunk + k * L + l, r, n) - anchor);
-        dev2[k] = dev * dev;
-        devs[k] = dev;
-    }
-    // A chunk's K > 1 terms are added in the algorithm's order (strict_float): under fast-math
-    // LLVM reassociates such sums with the accumulator (acc + ((x0 - p) + (x1 - p)) became
-    // ((acc - 2p) + x0) + x1: 4e-4 errors at |mean| = 1e4). K = 1 keeps its FMA.
-    Expr chunk_m2 = pairwise_sum(dev2), chunk_dev = pairwise_sum(devs);
-    if (K > 1) {
-        chunk_m2 = strict_float(chunk_m2);
-        chunk_dev = strict_float(chunk_dev);
-    }
-    lane_m2(l, b, r, n) = Tuple(zero, zero);
+    // lane(l, b, r, n) = {squares, sum} of x - a over lane l of the block's chunks.
     Expr in_block = likely(rk >= overlap);
-    lane_m2(l, b, r, n) = Tuple(lane_m2(l, b, r, n)[0] + select(in_block, chunk_m2, zero),
-                                lane_m2(l, b, r, n)[1] + select(in_block, chunk_dev, zero));
+    auto define_lane_moments = [&](Func lane, Expr a) {
+        std::vector<Expr> dev2(K), devs(K);
+        for (int k = 0; k < K; k++) {
+            // x - a (strict: the algorithm's order).
+            Expr dev = strict_float(x((first + rk) * chunk + k * L + l, r, n) - a);
+            dev2[k] = dev * dev;
+            devs[k] = dev;
+        }
+        // A chunk's K > 1 terms are added in the algorithm's order (strict_float): under
+        // fast-math LLVM reassociates such sums with the accumulator (acc + ((x0 - p) +
+        // (x1 - p)) became ((acc - 2p) + x0) + x1: 4e-4 errors at |mean| = 1e4). K = 1 keeps
+        // its FMA.
+        Expr chunk_m2 = pairwise_sum(dev2), chunk_dev = pairwise_sum(devs);
+        if (K > 1) {
+            chunk_m2 = strict_float(chunk_m2);
+            chunk_dev = strict_float(chunk_dev);
+        }
+        lane(l, b, r, n) = Tuple(zero, zero);
+        lane(l, b, r, n) = Tuple(lane(l, b, r, n)[0] + select(in_block, chunk_m2, zero),
+                                 lane(l, b, r, n)[1] + select(in_block, chunk_dev, zero));
+    };
+    define_lane_moments(lane_m2, anchor);
     define_lane_total(L, blk_m2, lane_m2, 0);
     define_lane_total(L, blk_dev, lane_m2, 1);
     // About pivot + mean_b: sum (d - e)^2 = S2 - e (2 S1 - n e) (>= 0 exactly; rounding may
     // take a flat block just below) and sum (d - e) = S1 - n e.
     Expr s1 = blk_dev(b, r, n), s2 = blk_m2(b, r, n);
     Expr m2_b = max(s2 - anchor_err * (2 * s1 - block_count * anchor_err), zero);
-    blk_stats(b, r, n) = Tuple(blk_sum(b, r, n), m2_b, s1 - block_count * anchor_err);
+    std::vector<Expr> two_pass = {blk_sum(b, r, n), m2_b, s1 - block_count * anchor_err};
+    if (!geo.one_pass) {
+        blk_stats(b, r, n) = Tuple(two_pass);
+    } else {
+        // a = the block's first value (of its first unmasked chunk).
+        blk_first(b, r, n) = x(chunk0 * chunk, r, n);
+        define_lane_moments(lane_shifted, blk_first(b, r, n));
+        define_lane_total(L, blk_shifted_sq, lane_shifted, 0);
+        define_lane_total(L, blk_shifted_sum, lane_shifted, 1);
+        Expr t1 = blk_shifted_sum(b, r, n), t2 = blk_shifted_sq(b, r, n);
+        // Relative to the pivot the block's sum is n (a - pivot) + S1 (a - pivot exact when
+        // they are close), and its deviations from sum / n are that sum's rounding.
+        Expr shift = strict_float(blk_first(b, r, n) - pivot(r, n));
+        Expr sum_b = strict_float(block_count * shift + t1);
+        Expr squared_mean = strict_float(t1 * t1 / block_count);
+        blk_stats(b, r, n) = Tuple(sum_b, strict_float(max(t2 - squared_mean, zero)),
+                                   strict_float(block_count * (shift - sum_b / block_count) + t1),
+                                   squared_mean);
+        // A > 8: S1^2 / n > 7 M2_b (as computed: where A is large, M2_b's error is too). As
+        // the bound of redo's loop (one iteration or none), so that the producers scheduled
+        // inside it run only then (an RDom of one value would have no loop).
+        Expr again = select(blk_stats(b, r, n)[3] > 7 * blk_stats(b, r, n)[1], 1, 0);
+        redo = RDom(0, 2, "redo");
+        redo.where(redo.x < again);
+        // (redo's one value is 0: naming it makes redo this update's domain.)
+        two_pass.push_back(blk_stats(b, r, n)[3] + cast(type, redo.x));
+        blk_stats(b, r, n) = Tuple(two_pass);
+    }
 
     // The row's last tail_len < K * L values, when K * L > 1: summed and centred the same way.
     if (chunk > 1) {
@@ -210,6 +260,7 @@ inline void RobustMoments::define(Halide::Func x, Halide::Func pivot, Halide::Ex
                                   Halide::Expr rows_per_group, const BlockGeometry &geo) {
     using namespace Halide;
     Var i{"i"};
+    one_pass = geo.one_pass;
     Func v("row_centered");  // x - pivot: strict, fast-math must not reassociate it
     v(i, r, n) = strict_float(x(i, r, n) - pivot(r, n));
     define_blocks(x, pivot, v, row_len, geo);

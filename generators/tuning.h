@@ -41,6 +41,9 @@ enum class GpuShape { Split, Group };
     X(rows_per_chain, 1, 1 << 20,                                                               \
       "CPU nhwc: rows one accumulator sums before chains are added (multiple of rows_per_step)") \
     X(rows_per_task, 1, 1 << 20, "CPU nhwc: spatial rows per parallel task of normalize")       \
+    X(stat_passes, 1, 2,                                                                       \
+      "CPU forward: reads of a block for its moments: 2 sums it, then its centred squares "     \
+      "from cache; 1 sums values and squares shifted by the block's first value")               \
     X(blocks_per_partial, 1, 1 << 20, "CPU: block moments per partial sum of the group cascade") \
     X(dx_prefetch_min, 1, 1 << 30,                                                              \
       "CPU nchw backward: least values per group (C / G * S) for the sums to prefetch dx")      \
@@ -123,6 +126,11 @@ inline Tuning default_tuning(Family family, Layout layout, GpuShape shape) {
         // of its own (1 thread, Zen 3), which costs 1.27x the forward code, 1.69x the
         // residual's (docs/SIZES.md).
         t.fused_copies = 2;
+        // A block's moments in one read on nchw: 1.00-1.24x over two on the bench suite
+        // (1 thread, Zen 3, f32), in cache and from DRAM. nhwc two: one read was 1.06-1.41x
+        // on tensors in L3 but 0.86-0.94x on most larger than L3 (its eight-row steps read
+        // DRAM in an order the prefetcher follows less well than the sum pass's rows).
+        t.stat_passes = layout == Layout::NCHW ? 1 : 2;
         if (family == Family::Arm) {
             // NEON: 4 lanes a register, 32 registers: y 8 values (one 128-bit f16 store)
             // per iteration, nhwc accumulators two vectors wide, 4 rows per step of the

@@ -25,7 +25,8 @@ struct GateResult {
 // The data the gate runs on: normal data (its mean in [-30, 30], a fresh one per case), or
 // spikes: a flat background with every 16th spatial position 127 above it in every channel,
 // so that most blocks' first values are outliers (equal background values round alike, and
-// any statistic shifted by a block's first value would cancel badly).
+// the one-pass moments, shifted by a block's first value, must read those blocks again:
+// generators/robust_moments.h).
 enum class GateData { Normal, Spikes };
 
 // params: GeneratorParam name -> value, e.g. {{"layout", "nhwc"}, {"block_rows", "16"}};

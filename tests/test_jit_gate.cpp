@@ -59,7 +59,13 @@ const Candidate kCandidates[] = {
     {"nhwc_small_blocks", {{"layout", "nhwc"}, {"y_vectors", "2"}, {"stat_vectors", "2"},
                            {"block_rows", "24"}, {"rows_per_step", "2"}, {"rows_per_chain", "4"},
                            {"rows_per_task", "5"}, {"blocks_per_partial", "2"}}},
-    // The nhwc second moment a row per step (no row tail: its Funcs are undefined).
+    // The blocks' moments in the reads the defaults do not use (stat_passes: nchw one read,
+    // nhwc two), and the nhwc second moment a row per step (no row tail: its Funcs are
+    // undefined).
+    {"nchw_two_passes", {{"layout", "nchw"}, {"stat_passes", "2"}}},
+    {"nhwc_one_pass", {{"layout", "nhwc"}, {"stat_passes", "1"}}},
+    {"nhwc_small_blocks_one_pass", {{"layout", "nhwc"}, {"stat_passes", "1"}, {"block_rows", "24"},
+                                    {"rows_per_step", "2"}, {"rows_per_chain", "4"}}},
     {"nhwc_row_per_step", {{"layout", "nhwc"}, {"rows_per_step", "1"}, {"rows_per_chain", "16"}}},
     // float64 (its own bound): the same small-block code paths in the other compute type.
     {"nchw_small_blocks_f64", {{"layout", "nchw"}, {"y_vectors", "1"}, {"acc_vectors", "1"},

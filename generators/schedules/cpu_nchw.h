@@ -92,15 +92,29 @@ inline void schedule_cpu_nchw(ForwardStages &st, const Tuning &tune, int vector)
         st.pivot_sum.update().specialize(st.row_len >= 64).atomic().vectorize(rpi);
     }
     cascade_group_sums(st, LoopLevel(st.y, st.g), tune.blocks_per_partial);
-    for (Func f : {st.blk_sum, st.blk_m2, st.blk_dev}) {
-        f.compute_at(st.blk_stats, st.b);
+    // The block Funcs at blk_stats' block loop; with one read (robust_moments.h), the
+    // two-pass ones inside its redo loop, for the blocks that need them.
+    std::vector<Func> totals = {st.blk_sum, st.blk_m2, st.blk_dev}, lanes = {st.lane_sum, st.lane_m2};
+    LoopLevel two_pass_at(st.blk_stats, st.b);
+    if (st.one_pass) {
+        two_pass_at = LoopLevel(st.blk_stats, st.redo.x);
+        st.blk_first.compute_at(st.blk_stats, st.b);
+        for (Func f : {st.blk_shifted_sq, st.blk_shifted_sum}) {
+            f.compute_at(st.blk_stats, st.b);
+            f.update().atomic().vectorize(st.rl);
+        }
+        st.lane_shifted.compute_at(st.blk_stats, st.b).store_in(MemoryType::Register).vectorize(st.l);
+        st.lane_shifted.update().vectorize(st.l);
+    }
+    for (Func f : totals) {
+        f.compute_at(two_pass_at);
         // The lanes' horizontal sum as one vector reduction.
         f.update().atomic().vectorize(st.rl);
     }
-    for (Func f : {st.lane_sum, st.lane_m2}) {
+    for (Func f : lanes) {
         // A vector of L = lanes accumulators (several registers: independent add
         // chains), kept in registers: the block loop has no masked stores to them.
-        f.compute_at(st.blk_stats, st.b).store_in(MemoryType::Register).vectorize(st.l);
+        f.compute_at(two_pass_at).store_in(MemoryType::Register).vectorize(st.l);
         f.update().vectorize(st.l);
     }
 }

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <tuple>
+#include <vector>
 
 #include "cpu_common.h"
 
@@ -82,13 +83,28 @@ inline void schedule_cpu_nhwc(ForwardStages &st, const Tuning &tune, int vector)
     // Each channel's anchor once per block (it was a division per step of the second pass).
     // The block's per-channel scratch (this and the lane Funcs below) on Halide's pseudostack,
     // not a heap allocation each per block (no speed difference measured on small maps).
-    st.blk_anchor.compute_at(st.blk_stats, st.b).store_in(MemoryType::Stack)
+    // Each block's Funcs at blk_stats' block loop. With one read (robust_moments.h): its
+    // shifted sums there, and the two-pass ones inside blk_stats' redo loop (one channel, for
+    // the blocks that need them; the same chains, so the same sums, as two passes).
+    LoopLevel at_block(st.blk_stats, st.b), two_pass_at = at_block;
+    std::vector<std::tuple<Func, RVar, int, LoopLevel>> block_passes = {
+        {st.lane_sum, st.ri.x, 1, two_pass_at}, {st.lane_m2, st.rk.x, tune.rows_per_step, two_pass_at}};
+    Func first_values = st.blk_anchor;
+    if (st.one_pass) {
+        two_pass_at = LoopLevel(st.blk_stats, st.redo.x);
+        block_passes = {{st.lane_shifted, st.rk.x, tune.rows_per_step, at_block},
+                        {st.lane_sum, st.ri.x, 1, two_pass_at},
+                        {st.lane_m2, st.rk.x, tune.rows_per_step, two_pass_at}};
+        st.blk_stats.update().reorder(st.redo.x, st.r, st.b).parallel(st.b);
+        st.blk_anchor.compute_at(two_pass_at);
+        first_values = st.blk_first;
+    }
+    first_values.compute_at(at_block).store_in(MemoryType::Stack)
         .vectorize(st.r, vec, TailStrategy::GuardWithIf);
     // Within a block, each channel sums `rows_per_chain` rows per accumulator, then the
     // chains are added: the float32 cascade (a long chain's rounding grows with its length).
-    for (auto [f, steps, rows] : {std::tuple{st.lane_sum, st.ri.x, 1},
-                                  std::tuple{st.lane_m2, st.rk.x, tune.rows_per_step}}) {
-        f.compute_at(st.blk_stats, st.b).store_in(MemoryType::Stack)
+    for (auto [f, steps, rows, at] : block_passes) {
+        f.compute_at(at).store_in(MemoryType::Stack)
             .reorder(st.r, st.l, st.b)
             .vectorize(st.r, vec, TailStrategy::GuardWithIf);
         RVar rio{"rio"}, rii{"rii"};
@@ -98,7 +114,7 @@ inline void schedule_cpu_nhwc(ForwardStages &st, const Tuning &tune, int vector)
                                  TailStrategy::GuardWithIf)
                           .rfactor(rio, chain);
         f.update().reorder(st.r, rio, st.l, st.b).vectorize(st.r, vec, TailStrategy::GuardWithIf);
-        chains.compute_at(st.blk_stats, st.b).store_in(MemoryType::Stack)
+        chains.compute_at(at).store_in(MemoryType::Stack)
             .reorder(st.r, chain)
             .vectorize(st.r, vec, TailStrategy::GuardWithIf);
         chains.update()

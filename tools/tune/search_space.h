@@ -2,9 +2,10 @@
 // and their candidate values. Candidates are the cartesian product, minus combinations the
 // generator refuses (check_tuning), with the family's defaults always first.
 //
-// Only schedule constants for now. Not yet in the space: statistics in two passes, a group
-// split across threads when N*G < threads (README "Tuning"). Halide's autoschedulers are
-// contenders beside this space, per shape (tune.cpp).
+// Schedule constants, and one structural choice: a block's moments in one read or two
+// (stat_passes). Not yet in the space: a group split across threads when N*G < threads
+// (README "Tuning"). Halide's autoschedulers are contenders beside this space, per shape
+// (tune.cpp).
 #pragma once
 
 #include <string>
@@ -23,14 +24,22 @@ struct Axis {
 inline std::vector<Axis> search_axes(groupnorm_gen::Layout layout, bool full) {
     using groupnorm_gen::Layout;
     if (layout == Layout::NCHW) {
-        if (!full) return {{"y_vectors", {1, 2, 4}}, {"acc_vectors", {2, 4}}, {"lane_steps", {16, 64, 256}}};
-        return {{"y_vectors", {1, 2, 4}},
+        if (!full) {
+            return {{"stat_passes", {1, 2}}, {"y_vectors", {1, 2, 4}}, {"acc_vectors", {2, 4}},
+                    {"lane_steps", {16, 64, 256}}};
+        }
+        return {{"stat_passes", {1, 2}},
+                {"y_vectors", {1, 2, 4}},
                 {"acc_vectors", {1, 2, 4, 8}},
                 {"lane_steps", {8, 16, 64, 256, 1024}},
                 {"blocks_per_partial", {8, 32}}};
     }
-    if (!full) return {{"y_vectors", {1, 2}}, {"block_rows", {128, 512, 2048}}, {"rows_per_task", {8, 32, 128}}};
-    return {{"y_vectors", {1, 2, 4}},
+    if (!full) {
+        return {{"stat_passes", {1, 2}}, {"y_vectors", {1, 2}}, {"block_rows", {128, 512, 2048}},
+                {"rows_per_task", {8, 32, 128}}};
+    }
+    return {{"stat_passes", {1, 2}},
+            {"y_vectors", {1, 2, 4}},
             {"stat_vectors", {1, 2}},
             {"block_rows", {64, 128, 512, 2048}},
             {"rows_per_step", {2, 4, 8}},

@@ -402,8 +402,8 @@ json choose(const Options &o, const std::vector<TuneShape> &shapes, const std::v
         std::string best = "";
         double best_score = 1.0;
         // Nor may it be slower than the defaults on any shape of the class by more than that
-        // (a candidate measured here at 0.71-0.84x the time on SD UNet shapes in L3 was 1.16x
-        // on resnet 8x256x56x56 from DRAM, all in the nhwc medium class).
+        // (one read of a block on nhwc, stat_passes=1: 0.71-0.84x the time on SD UNet shapes
+        // in L3, 1.16x on resnet 8x256x56x56 from DRAM, all in the medium class).
         auto slows_a_shape = [&](const std::string &spec) {
             for (const TuneShape *s : members) {
                 if (time(spec, *s) * needed > defaults_time(*s)) return true;
