@@ -1,8 +1,8 @@
 // gn_bench: every shape of groupnorm::bench::suite() through gn_forward (f32 NCHW and
 // NHWC, f16 and bf16 NCHW) and gn_backward (f32, bf16, f16; NCHW and NHWC), each next to a streaming
 // roofline of the same bytes and, when built with libtorch, PyTorch CPU's group_norm and
-// its backward; f32 NCHW also through the default (untuned) schedule where dispatch picks a
-// tuned one (gn/f32_nchw_default); plus the dispatch overhead on the tiny shape. Names:
+// its backward; f32 also through the default (untuned) schedule where dispatch picks a
+// tuned one (gn/f32_nchw_default, gn/f32_nhwc_default); plus the dispatch overhead on the tiny shape. Names:
 // <family>/<variant>/<shape>/threads:<n> (Google Benchmark appends /process_time/real_time),
 // so --benchmark_filter can pick; report.py reads the JSON.
 #include <algorithm>
@@ -402,19 +402,21 @@ void BM_half_convert(benchmark::State &state, const SuiteShape &s, int threads) 
     set_counters(state, n, 2);
 }
 
-// The f32 NCHW default-schedule variant (the variant table's "any" row, no tuning), and
-// whether dispatch would pick a tuned row over it for s (then gn/f32_nchw_default times it).
-const detail::Variant *default_f32_nchw(const SuiteShape *s = nullptr) {
+// The f32 default-schedule variant of a layout (the variant table's "any" row, no tuning),
+// and whether dispatch would pick a tuned row over it for s (then gn/f32_<layout>_default
+// times it).
+const detail::Variant *default_f32(detail::gn_layout layout, const SuiteShape *s = nullptr) {
     using namespace groupnorm::detail;
     size_t count = 0;
     const detail::Variant *all = all_variants(&count);
     for (size_t i = 0; i < count; i++) {
         const detail::Variant &v = all[i];
         if (v.op == GN_OP_FORWARD && v.device == GN_DEVICE_CPU && v.dtype == GN_DTYPE_F32 &&
-            v.layout == GN_LAYOUT_NCHW && v.param_dtype == GN_DTYPE_F32 && !*v.tuning &&
+            v.layout == layout && v.param_dtype == GN_DTYPE_F32 && !*v.tuning &&
             std::string(v.shape_class) == "any") {
             if (!s) return &v;
-            Problem p;  // f32 NCHW forward on the CPU; the sizes are all the lookup reads
+            Problem p;  // f32 forward on the CPU; the layout and sizes are all the lookup reads
+            p.layout = layout;
             p.N = s->shape[0], p.C = s->shape[1], p.G = s->groups, p.S = numel(*s) / (p.N * p.C);
             return find_variant(p) == &v ? nullptr : &v;
         }
@@ -422,9 +424,9 @@ const detail::Variant *default_f32_nchw(const SuiteShape *s = nullptr) {
     return nullptr;
 }
 
-// gn/f32_nchw's buffers, timed through the default variant (validation included, the
+// gn/f32_<layout>'s buffers, timed through the default variant (validation included, the
 // lookup not: gn_forward's path but for the variant).
-void BM_gn_default(benchmark::State &state, const SuiteShape &s, int threads) {
+void BM_gn_default(benchmark::State &state, const SuiteShape &s, detail::gn_layout layout, int threads) {
     using namespace groupnorm::detail;
     gn_set_num_threads(threads);
     const int64_t n = numel(s), C = s.shape[1];
@@ -434,9 +436,10 @@ void BM_gn_default(benchmark::State &state, const SuiteShape &s, int threads) {
     for (int64_t c = 0; c < C; c++) g[c] = 0.5f + float(c % 7) / 7, b[c] = float(c % 5) / 5 - 0.4f;
     std::memset(y.data, 0xff, n * 4);
     const DLDataType f32{kDLFloat, 32, 1};
-    DLTensorView xv(x.data, f32, s.shape, false), yv(y.data, f32, s.shape, false);
+    const bool channels_last = layout == GN_LAYOUT_NHWC;
+    DLTensorView xv(x.data, f32, s.shape, channels_last), yv(y.data, f32, s.shape, channels_last);
     DLTensorView gv(g.data(), f32, {C}, false), bv(b.data(), f32, {C}, false);
-    const detail::Variant *v = default_f32_nchw();
+    const detail::Variant *v = default_f32(layout);
     auto run = [&] {
         Problem p;
         gn_status st = validate_forward(&xv.dl, &gv.dl, &bv.dl, s.groups, kEps, &yv.dl, nullptr,
@@ -444,7 +447,7 @@ void BM_gn_default(benchmark::State &state, const SuiteShape &s, int threads) {
         return st ? st : run_forward(*v, p, kEps);
     };
     if (!v || install_cpu_isa_cap() || run() || !all_finite(y.data, n, f32)) {
-        state.SkipWithError("no default f32 NCHW variant, call failed or output not finite");
+        state.SkipWithError("no default f32 variant, call failed or output not finite");
         return;
     }
     state.SetLabel(v->name);
@@ -545,9 +548,10 @@ void register_all() {
                 add("gn/" + std::string(v.name) + tail,
                     [s, &v, threads](benchmark::State &st) { BM_gn(st, s, v, threads); });
             }
-            if (default_f32_nchw(&s)) {  // dispatch picks a tuned row: time the default too
-                add("gn/f32_nchw_default" + tail,
-                    [s, threads](benchmark::State &st) { BM_gn_default(st, s, threads); });
+            for (detail::gn_layout layout : {detail::GN_LAYOUT_NCHW, detail::GN_LAYOUT_NHWC}) {
+                if (!default_f32(layout, &s)) continue;  // dispatch picks a tuned row: time the default too
+                add(std::string("gn/f32_") + (layout == detail::GN_LAYOUT_NCHW ? "nchw" : "nhwc") + "_default" + tail,
+                    [s, layout, threads](benchmark::State &st) { BM_gn_default(st, s, layout, threads); });
             }
             for (int esize : {4, 2}) {
                 add("roofline/" + std::string(esize == 4 ? "f32" : "f16") + tail,

@@ -110,7 +110,7 @@ def mark(ok):
 # The chart's series: (label, family, variant for NCHW, variant for NHWC, style).
 CHART_SERIES = (
     ("ours (dispatch: tuned where the shape's class is)", "gn", "f32_nchw", "f32_nhwc", "bar"),
-    ("ours, default schedule", "gn", "f32_nchw_default", None, "bar"),
+    ("ours, default schedule", "gn", "f32_nchw_default", "f32_nhwc_default", "bar"),
     ("PyTorch (channels_last for NHWC)", "torch", "f32_nchw", "f32_nhwc", "bar"),
     ("copy roofline", "roofline", "f32", "f32", "line"),
     ("two-pass roofline (read x, then copy)", "roofline", None, "f32_two_pass", "line"),
@@ -456,8 +456,9 @@ def main():
       "most one thread per 256 KiB copied.")
     if chart:
         w("- Chart: GB/s per shape, smallest first, as the table counts them; \"default "
-          "schedule\": gn/f32_nchw_default, the f32 NCHW variant without tuning overrides, called "
-          "directly on the shapes where dispatch picks a tuned one (generators/tuning/).")
+          "schedule\": gn/f32_nchw_default and gn/f32_nhwc_default, the f32 variant of the layout "
+          "without tuning overrides, called directly on the shapes where dispatch picks a tuned one "
+          "(generators/tuning/).")
     w("- Repetitions are randomly interleaved across the suite: this VM's DRAM bandwidth drifts "
       "by about 20% over seconds, and ratios of medians taken minutes apart would carry it.")
 

@@ -30,7 +30,7 @@
 // d = x - a and d^2, a the block's own first value, and M2_b = S2 - S1^2 / n. S2 is
 // M2_b + S1^2 / n, so that subtraction multiplies S2's relative rounding by A = 1 + z^2, z
 // a's distance from the block's mean in the block's standard deviations: about 2 on most
-// data, up to n + 1 when a is an outlier. A block where A > 8 is read again by the two-pass
+// data, up to n when a is an outlier (z^2 <= n - 1). A block where A > 8 is read again by the two-pass
 // method above (the same Funcs, in blk_stats' update over `redo`). With normalize, x is read
 // twice instead of three times.
 #pragma once
@@ -69,8 +69,8 @@ struct RobustMoments {
     Halide::Func blk_sum{"blk_sum"};      // (b, r, n) sum over the block (lanes added)
     Halide::Func blk_m2{"blk_m2"};        // (b, r, n) sum of squares of x - anchor
     Halide::Func blk_dev{"blk_dev"};      // (b, r, n) sum of x - anchor
-    // (b, r, n) {blk_sum, M2 about pivot + blk_sum / n, sum of deviations from that mean (a
-    // rounding error)}: what the group reduction reads.
+    // (b, r, n) {blk_sum, M2 about the block's mean, sum of deviations from pivot + blk_sum / n
+    // (a rounding error)}: what the group reduction reads.
     Halide::Func blk_stats{"blk_stats"};
     // One read (BlockGeometry::one_pass): the block's first value a, {squares, sum} of x - a
     // per lane and per block. blk_stats then has a fourth value, S1^2 / n, and an update over
@@ -218,13 +218,15 @@ inline void RobustMoments::define_blocks(Halide::Func x, Halide::Func pivot, Hal
         define_lane_total(L, blk_shifted_sq, lane_shifted, 0);
         define_lane_total(L, blk_shifted_sum, lane_shifted, 1);
         Expr t1 = blk_shifted_sum(b, r, n), t2 = blk_shifted_sq(b, r, n);
-        // Relative to the pivot the block's sum is n (a - pivot) + S1 (a - pivot exact when
-        // they are close), and its deviations from sum / n are that sum's rounding.
-        Expr shift = strict_float(blk_first(b, r, n) - pivot(r, n));
-        Expr sum_b = strict_float(block_count * shift + t1);
+        // Relative to the pivot the block's sum is n (a - pivot) + S1, with a - pivot = shift
+        // + e exactly (TwoSum: a is far from the pivot when it is an outlier). Its deviations
+        // from sum / n are what the rounded sum and shift miss: n (shift - sum / n) + S1 + n e.
+        TwoSum shift = two_sum(blk_first(b, r, n), -pivot(r, n));
+        Expr sum_b = strict_float(block_count * shift.sum + t1);
         Expr squared_mean = strict_float(t1 * t1 / block_count);
-        blk_stats(b, r, n) = Tuple(sum_b, strict_float(max(t2 - squared_mean, zero)),
-                                   strict_float(block_count * (shift - sum_b / block_count) + t1),
+        Expr deviations = strict_float(block_count * (shift.sum - sum_b / block_count) + t1 +
+                                       block_count * shift.err);
+        blk_stats(b, r, n) = Tuple(sum_b, strict_float(max(t2 - squared_mean, zero)), deviations,
                                    squared_mean);
         // A > 8: S1^2 / n > 7 M2_b (as computed: where A is large, M2_b's error is too). As
         // the bound of redo's loop (one iteration or none), so that the producers scheduled

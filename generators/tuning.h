@@ -129,7 +129,8 @@ inline Tuning default_tuning(Family family, Layout layout, GpuShape shape) {
         // A block's moments in one read on nchw: 1.00-1.24x over two on the bench suite
         // (1 thread, Zen 3, f32), in cache and from DRAM. nhwc two: one read was 1.06-1.41x
         // on tensors in L3 but 0.86-0.94x on most larger than L3 (its eight-row steps read
-        // DRAM in an order the prefetcher follows less well than the sum pass's rows).
+        // DRAM in an order the prefetcher follows less well than the sum pass's rows). ARM
+        // takes the same (untimed on hardware).
         t.stat_passes = layout == Layout::NCHW ? 1 : 2;
         if (family == Family::Arm) {
             // NEON: 4 lanes a register, 32 registers: y 8 values (one 128-bit f16 store)
@@ -184,6 +185,10 @@ inline std::string check_tuning(Family family, const Tuning &t) {
     }
     if (family != Family::Gpu && t.rows_per_chain % t.rows_per_step != 0) {
         return "tuning field rows_per_chain must be a multiple of rows_per_step";
+    }
+    // (A block of fewer rows than a step holds no whole step: its rows would go uncounted.)
+    if (family != Family::Gpu && t.block_rows < t.rows_per_step) {
+        return "tuning field block_rows must be at least rows_per_step";
     }
     if (family == Family::Gpu && t.gpu_threads % 32 != 0) {
         return "tuning field gpu_threads must be a multiple of 32";

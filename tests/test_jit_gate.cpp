@@ -60,13 +60,14 @@ const Candidate kCandidates[] = {
                            {"block_rows", "24"}, {"rows_per_step", "2"}, {"rows_per_chain", "4"},
                            {"rows_per_task", "5"}, {"blocks_per_partial", "2"}}},
     // The blocks' moments in the reads the defaults do not use (stat_passes: nchw one read,
-    // nhwc two), and the nhwc second moment a row per step (no row tail: its Funcs are
-    // undefined).
+    // nhwc two), and the nhwc moments a row per step (no row tail: its Funcs are undefined;
+    // one read, whose fallback on spikes runs the two-pass Funcs a row per step too).
     {"nchw_two_passes", {{"layout", "nchw"}, {"stat_passes", "2"}}},
     {"nhwc_one_pass", {{"layout", "nhwc"}, {"stat_passes", "1"}}},
     {"nhwc_small_blocks_one_pass", {{"layout", "nhwc"}, {"stat_passes", "1"}, {"block_rows", "24"},
                                     {"rows_per_step", "2"}, {"rows_per_chain", "4"}}},
-    {"nhwc_row_per_step", {{"layout", "nhwc"}, {"rows_per_step", "1"}, {"rows_per_chain", "16"}}},
+    {"nhwc_row_per_step_one_pass", {{"layout", "nhwc"}, {"stat_passes", "1"}, {"rows_per_step", "1"},
+                                    {"rows_per_chain", "16"}}},
     // float64 (its own bound): the same small-block code paths in the other compute type.
     {"nchw_small_blocks_f64", {{"layout", "nchw"}, {"y_vectors", "1"}, {"acc_vectors", "1"},
                                {"lane_steps", "4"}, {"blocks_per_partial", "3"}}, DType::F64},
@@ -93,6 +94,13 @@ TEST(JitGateRefuses, OutOfRangeTuning) {
     EXPECT_FALSE(r.passed);
     EXPECT_NE(r.detail.find("rows_per_chain must be a multiple of rows_per_step"), std::string::npos)
         << r.detail;
+    // A block of fewer rows than a step (its rows would go uncounted).
+    const GateResult short_block = jit_forward_gate(
+        {{"layout", "nhwc"}, {"block_rows", "4"}, {"rows_per_step", "8"}, {"rows_per_chain", "8"}},
+        DType::F32, {{{1, 4, 8, 8}, 2}}, 1);
+    EXPECT_FALSE(short_block.passed);
+    EXPECT_NE(short_block.detail.find("block_rows must be at least rows_per_step"), std::string::npos)
+        << short_block.detail;
 }
 
 // Every tuning field has a meaning and a range, and the defaults of every family are in range.

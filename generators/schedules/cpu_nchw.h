@@ -1,12 +1,14 @@
 // CPU schedule, contiguous NC* layout (s dense), for every CPU family; its parameters are
-// the tuning fields y_vectors, acc_vectors, lane_steps, blocks_per_partial (tuning.h).
+// the tuning fields y_vectors, acc_vectors, lane_steps, blocks_per_partial, stat_passes
+// (tuning.h).
 //
 // One parallel task per (sample, group): its statistics are computed right before it is
 // normalized, so the group's D*S elements come from DRAM once and are re-read from cache
 // (measured 3-4.7x faster than two root passes). Each block (lane_steps values per
 // accumulator lane, 16 KiB of one row by default: the group's channels when they are
-// contiguous) is summed into a vector of lane accumulators, then re-read from L1 for its
-// centred second moment.
+// contiguous) is read once into vectors of lane accumulators of its shifted sums and squares
+// (stat_passes = 1, the default), or summed and then re-read from L1 for its centred second
+// moment (2; also a one-read block whose first value is an outlier, robust_moments.h).
 #pragma once
 
 #include "cpu_common.h"

@@ -1,11 +1,12 @@
 // CPU schedule, channels-last N*C layout (c dense), for every CPU family; its parameters are
 // the tuning fields y_vectors, stat_vectors, block_rows, rows_per_step, rows_per_chain,
-// rows_per_task, blocks_per_partial (tuning.h).
+// rows_per_task, blocks_per_partial, stat_passes (tuning.h).
 //
 // Samples in parallel (a sample of few rows has little parallelism of its own: 2x on
 // 2x2560x8x8 with 2 threads). Per sample: blocks of spatial rows are processed in
 // parallel, a vector of channels at a time (every load part of a full row of C channels):
-// each block is summed, then re-read from L2 for its centred second moment; the blocks'
+// each block is summed, then re-read from L2 for its centred second moment (or read once,
+// stat_passes = 1: robust_moments.h); the blocks'
 // moments combine per group; a second parallel pass over rows normalizes. A group's
 // channels are strided in this layout: per-group tasks as in NCHW would load partial
 // vectors (D < 16 channels) from lines shared with the neighbouring groups.
@@ -80,12 +81,13 @@ inline void schedule_cpu_nhwc(ForwardStages &st, const Tuning &tune, int vector)
         f.compute_at(st.y, st.n).vectorize(st.r, vec, TailStrategy::GuardWithIf);
         f.update().vectorize(st.r, vec, TailStrategy::GuardWithIf);
     }
-    // Each channel's anchor once per block (it was a division per step of the second pass).
-    // The block's per-channel scratch (this and the lane Funcs below) on Halide's pseudostack,
-    // not a heap allocation each per block (no speed difference measured on small maps).
     // Each block's Funcs at blk_stats' block loop. With one read (robust_moments.h): its
     // shifted sums there, and the two-pass ones inside blk_stats' redo loop (one channel, for
     // the blocks that need them; the same chains, so the same sums, as two passes).
+    // Each channel's anchor (two passes; it was a division per step of the second pass) or
+    // first value (one read) once per block. The block's per-channel scratch (this and the
+    // lane Funcs below) on Halide's pseudostack, not a heap allocation each per block (no
+    // speed difference measured on small maps).
     LoopLevel at_block(st.blk_stats, st.b), two_pass_at = at_block;
     std::vector<std::tuple<Func, RVar, int, LoopLevel>> block_passes = {
         {st.lane_sum, st.ri.x, 1, two_pass_at}, {st.lane_m2, st.rk.x, tune.rows_per_step, two_pass_at}};
