@@ -30,9 +30,9 @@
 // d = x - a and d^2, a the block's own first value, and M2_b = S2 - S1^2 / n. S2 is
 // M2_b + S1^2 / n, so that subtraction multiplies S2's relative rounding by A = 1 + z^2, z
 // a's distance from the block's mean in the block's standard deviations: about 2 on most
-// data, up to n when a is an outlier (z^2 <= n - 1). A block where A > 8 is read again by the two-pass
-// method above (the same Funcs, in blk_stats' update over `redo`). With normalize, x is read
-// twice instead of three times.
+// data, up to n when a is an outlier (z^2 <= n - 1). A block where A > 8 is read again by the
+// two-pass method above (the same Funcs, in blk_stats' update over `redo`). With normalize, x
+// is read twice instead of three times.
 #pragma once
 
 #include <vector>
@@ -72,11 +72,11 @@ struct RobustMoments {
     // (b, r, n) {blk_sum, M2 about the block's mean, sum of deviations from pivot + blk_sum / n
     // (a rounding error)}: what the group reduction reads.
     Halide::Func blk_stats{"blk_stats"};
-    // One read (BlockGeometry::one_pass): the block's first value a, {squares, sum} of x - a
-    // per lane and per block. blk_stats then has a fourth value, S1^2 / n, and an update over
-    // `redo` (one iteration or none) where the two-pass Funcs above run for the blocks that
-    // need them: the schedules compute them at redo's loop.
-    bool one_pass = false;
+    // One read (BlockGeometry::one_pass; only then defined): the block's first value a,
+    // {squares, sum} of x - a per lane and per block. blk_stats then has a fourth value,
+    // S1^2 / n, and an update over `redo` (one iteration or none) where the two-pass Funcs
+    // above run for the blocks that need them: the schedules compute them at redo's loop.
+    bool one_pass() const { return blk_first.defined(); }
     Halide::Func blk_first{"blk_first"};
     Halide::Func lane_shifted{"lane_shifted"};
     Halide::Func blk_shifted_sq{"blk_shifted_sq"}, blk_shifted_sum{"blk_shifted_sum"};
@@ -262,7 +262,6 @@ inline void RobustMoments::define(Halide::Func x, Halide::Func pivot, Halide::Ex
                                   Halide::Expr rows_per_group, const BlockGeometry &geo) {
     using namespace Halide;
     Var i{"i"};
-    one_pass = geo.one_pass;
     Func v("row_centered");  // x - pivot: strict, fast-math must not reassociate it
     v(i, r, n) = strict_float(x(i, r, n) - pivot(r, n));
     define_blocks(x, pivot, v, row_len, geo);

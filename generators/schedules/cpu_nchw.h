@@ -11,6 +11,9 @@
 // moment (2; also a one-read block whose first value is an outlier, robust_moments.h).
 #pragma once
 
+#include <utility>
+#include <vector>
+
 #include "cpu_common.h"
 
 namespace groupnorm_gen {
@@ -96,27 +99,25 @@ inline void schedule_cpu_nchw(ForwardStages &st, const Tuning &tune, int vector)
     cascade_group_sums(st, LoopLevel(st.y, st.g), tune.blocks_per_partial);
     // The block Funcs at blk_stats' block loop; with one read (robust_moments.h), the
     // two-pass ones inside its redo loop, for the blocks that need them.
-    std::vector<Func> totals = {st.blk_sum, st.blk_m2, st.blk_dev}, lanes = {st.lane_sum, st.lane_m2};
-    LoopLevel two_pass_at(st.blk_stats, st.b);
-    if (st.one_pass) {
-        two_pass_at = LoopLevel(st.blk_stats, st.redo.x);
-        st.blk_first.compute_at(st.blk_stats, st.b);
-        for (Func f : {st.blk_shifted_sq, st.blk_shifted_sum}) {
-            f.compute_at(st.blk_stats, st.b);
-            f.update().atomic().vectorize(st.rl);
-        }
-        st.lane_shifted.compute_at(st.blk_stats, st.b).store_in(MemoryType::Register).vectorize(st.l);
-        st.lane_shifted.update().vectorize(st.l);
+    LoopLevel at_block(st.blk_stats, st.b);
+    LoopLevel two_pass_at = st.one_pass() ? LoopLevel(st.blk_stats, st.redo.x) : at_block;
+    std::vector<std::pair<Func, LoopLevel>> totals = {
+        {st.blk_sum, two_pass_at}, {st.blk_m2, two_pass_at}, {st.blk_dev, two_pass_at}};
+    std::vector<std::pair<Func, LoopLevel>> lanes = {{st.lane_sum, two_pass_at}, {st.lane_m2, two_pass_at}};
+    if (st.one_pass()) {
+        st.blk_first.compute_at(at_block);
+        totals.insert(totals.end(), {{st.blk_shifted_sq, at_block}, {st.blk_shifted_sum, at_block}});
+        lanes.push_back({st.lane_shifted, at_block});
     }
-    for (Func f : totals) {
-        f.compute_at(two_pass_at);
+    for (auto [f, at] : totals) {
+        f.compute_at(at);
         // The lanes' horizontal sum as one vector reduction.
         f.update().atomic().vectorize(st.rl);
     }
-    for (Func f : lanes) {
+    for (auto [f, at] : lanes) {
         // A vector of L = lanes accumulators (several registers: independent add
         // chains), kept in registers: the block loop has no masked stores to them.
-        f.compute_at(two_pass_at).store_in(MemoryType::Register).vectorize(st.l);
+        f.compute_at(at).store_in(MemoryType::Register).vectorize(st.l);
         f.update().vectorize(st.l);
     }
 }

@@ -88,20 +88,16 @@ inline void schedule_cpu_nhwc(ForwardStages &st, const Tuning &tune, int vector)
     // first value (one read) once per block. The block's per-channel scratch (this and the
     // lane Funcs below) on Halide's pseudostack, not a heap allocation each per block (no
     // speed difference measured on small maps).
-    LoopLevel at_block(st.blk_stats, st.b), two_pass_at = at_block;
+    LoopLevel at_block(st.blk_stats, st.b);
+    LoopLevel two_pass_at = st.one_pass() ? LoopLevel(st.blk_stats, st.redo.x) : at_block;
     std::vector<std::tuple<Func, RVar, int, LoopLevel>> block_passes = {
         {st.lane_sum, st.ri.x, 1, two_pass_at}, {st.lane_m2, st.rk.x, tune.rows_per_step, two_pass_at}};
-    Func first_values = st.blk_anchor;
-    if (st.one_pass) {
-        two_pass_at = LoopLevel(st.blk_stats, st.redo.x);
-        block_passes = {{st.lane_shifted, st.rk.x, tune.rows_per_step, at_block},
-                        {st.lane_sum, st.ri.x, 1, two_pass_at},
-                        {st.lane_m2, st.rk.x, tune.rows_per_step, two_pass_at}};
+    if (st.one_pass()) {
+        block_passes.insert(block_passes.begin(), {st.lane_shifted, st.rk.x, tune.rows_per_step, at_block});
         st.blk_stats.update().reorder(st.redo.x, st.r, st.b).parallel(st.b);
         st.blk_anchor.compute_at(two_pass_at);
-        first_values = st.blk_first;
     }
-    first_values.compute_at(at_block).store_in(MemoryType::Stack)
+    (st.one_pass() ? st.blk_first : st.blk_anchor).compute_at(at_block).store_in(MemoryType::Stack)
         .vectorize(st.r, vec, TailStrategy::GuardWithIf);
     // Within a block, each channel sums `rows_per_chain` rows per accumulator, then the
     // chains are added: the float32 cascade (a long chain's rounding grows with its length).
