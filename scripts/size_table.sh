@@ -28,7 +28,8 @@ for dir in "$@"; do
   echo "| variant | bytes |"
   echo "|---|---:|"
   total=0
-  for v in $(sed -n 's/^GN_VARIANT(\([a-z0-9_]*\), [A-Z_]*, CPU,.*/\1/p' "$dir/generators/gn_variants.inc"); do
+  # Rows served by their own function (a tuned class may share another's: counted once).
+  for v in $(sed -n 's/^GN_VARIANT(\([a-z0-9_]*\), \1, [A-Z_]*, CPU,.*/\1/p' "$dir/generators/gn_variants.inc"); do
     # multi-target: one object per level + the wrapper; one target: $v.o
     b=$(bytes $(ls "$dir"/generators/"$v"-*.o "$dir/generators/${v}_wrapper.o" \
                    "$dir/generators/$v.o" 2>/dev/null))
@@ -37,7 +38,7 @@ for dir in "$@"; do
   done
   echo "| all CPU variants | $total |"
   echo "| Halide runtime (\`gn_runtime_cpu\`) | $(bytes "$dir/generators/gn_runtime_cpu.o") |"
-  gpu=$(sed -n 's/^GN_VARIANT(\([a-z0-9_]*\), [A-Z_]*, \(CUDA\|OPENCL\),.*/\1/p' "$dir/generators/gn_variants.inc")
+  gpu=$(sed -n 's/^GN_VARIANT(\([a-z0-9_]*\), \1, [A-Z_]*, \(CUDA\|OPENCL\),.*/\1/p' "$dir/generators/gn_variants.inc")
   if [[ -n $gpu ]]; then  # x86 trees built with GPU variants (CUDA/OpenCL, host side + kernels)
     gb=0
     for v in $gpu; do gb=$((gb + $(bytes "$dir/generators/$v.o"))); done

@@ -3,6 +3,7 @@
 // variant serves; dispatch and the registry's reasons.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <initializer_list>
 
 #include "canonicalise.h"
@@ -173,42 +174,50 @@ TEST_P(CpuVariant, LargeTensorCopiesOfY) {
 
 // A problem of the variant's own kind inside its shape class is served by the variant itself:
 // tuned classes (groupnorm tune's table) are placed before the table's `any` row of their
-// kind, and their bounds do not overlap. Shapes at each edge of the class's group-size bounds
-// (2 channels a group, S values a channel; only shapes and strides are read).
+// kind, and their bounds do not overlap. Shapes (N, 2, S) with G = 1 at each edge of the
+// class's group-size bounds (group = 2 S; an edge above max_values is brought down to it),
+// each with the fewest and the most samples its bounds on x's values allow (values =
+// N group; only shapes and strides are read).
 TEST_P(CpuVariant, DispatchServesItsClass) {
     const gd::Variant &v = *GetParam();
-    std::vector<int64_t> group_sizes = {2 * 5 * 5};
-    if (v.bounds.min_group >= 0 || v.bounds.max_group >= 0) {
-        group_sizes.clear();
-        for (int64_t edge : {v.bounds.min_group, v.bounds.max_group}) {
-            if (edge >= 0) group_sizes.push_back(edge + edge % 2);  // 2 channels: even
-        }
+    const gd::ShapeBounds &b = v.bounds;
+    EXPECT_EQ(std::string(v.shape_class) == "any", !b.bounded());
+    std::vector<int64_t> group_sizes;
+    for (int64_t edge : {b.min_group, b.max_group}) {
+        if (edge < 0) continue;
+        if (b.max_values >= 0) edge = std::min(edge, b.max_values);
+        group_sizes.push_back(edge + edge % 2);  // 2 channels: even
     }
-    EXPECT_EQ(std::string(v.shape_class) == "any", v.bounds.min_group < 0 && v.bounds.max_group < 0);
+    if (group_sizes.empty()) group_sizes.push_back(2 * 5 * 5);
     for (int64_t group : group_sizes) {
-        SCOPED_TRACE("group size " + std::to_string(group));
-        const std::vector<int64_t> shape = {2, 8, group / 2};  // G = 4
-        groupnorm::support::DLTensorView x(reinterpret_cast<void *>(uintptr_t(64)),
-                                           dl_type(test_dtype(v.dtype)), shape,
-                                           v.layout == gd::GN_LAYOUT_NHWC);
-        Param gamma(std::vector<double>(8, 1.0), test_dtype(v.param_dtype));
-        gd::Problem problem;
-        ASSERT_EQ(gd::validate_forward(&x.dl, gamma.dl(), nullptr, 4, 1e-5, &x.dl, nullptr,
-                                       nullptr, &problem),
-                  GN_STATUS_SUCCESS)
-            << gn_last_error_message();
-        std::string why;
-        ASSERT_TRUE(gd::accepts(v, problem, &why)) << why;
-        const gd::Variant *served = gd::find_variant(problem);
-        ASSERT_NE(served, nullptr);
-        if (served != &v && std::string(v.shape_class) == "any") {
-            // A tuned class of the same kind, listed before this row, covers this size.
-            EXPECT_NE(std::string(served->shape_class), "any") << served->name;
-            EXPECT_TRUE(served->op == v.op && served->dtype == v.dtype &&
-                        served->layout == v.layout && served->param_dtype == v.param_dtype)
-                << served->name;
-        } else {
-            EXPECT_EQ(served, &v) << served->name;
+        const int64_t fewest = b.min_values < 0 ? 1 : std::max<int64_t>(1, (b.min_values + group - 1) / group);
+        const int64_t most = b.max_values < 0 ? fewest + 1 : b.max_values / group;
+        ASSERT_LE(fewest, most) << "no shape of group size " << group << " inside the class";
+        for (int64_t n : {fewest, most}) {
+            SCOPED_TRACE("group size " + std::to_string(group) + ", N = " + std::to_string(n));
+            const std::vector<int64_t> shape = {n, 2, group / 2};
+            groupnorm::support::DLTensorView x(reinterpret_cast<void *>(uintptr_t(64)),
+                                               dl_type(test_dtype(v.dtype)), shape,
+                                               v.layout == gd::GN_LAYOUT_NHWC);
+            Param gamma(std::vector<double>(2, 1.0), test_dtype(v.param_dtype));
+            gd::Problem problem;
+            ASSERT_EQ(gd::validate_forward(&x.dl, gamma.dl(), nullptr, 1, 1e-5, &x.dl, nullptr,
+                                           nullptr, &problem),
+                      GN_STATUS_SUCCESS)
+                << gn_last_error_message();
+            std::string why;
+            ASSERT_TRUE(gd::accepts(v, problem, &why)) << why;
+            const gd::Variant *served = gd::find_variant(problem);
+            ASSERT_NE(served, nullptr);
+            if (served != &v && std::string(v.shape_class) == "any") {
+                // A tuned class of the same kind, listed before this row, covers this shape.
+                EXPECT_NE(std::string(served->shape_class), "any") << served->name;
+                EXPECT_TRUE(served->op == v.op && served->dtype == v.dtype &&
+                            served->layout == v.layout && served->param_dtype == v.param_dtype)
+                    << served->name;
+            } else {
+                EXPECT_EQ(served, &v) << served->name;
+            }
         }
     }
 }
@@ -242,6 +251,18 @@ TEST(Registry, RefusalsSayWhy) {
     bounded.bounds.max_group = 49;  // D * S = 2 * 25
     EXPECT_FALSE(gd::accepts(bounded, p, &why));
     EXPECT_NE(why.find("group size 50 > 49"), std::string::npos) << why;
+    bounded.bounds = {};
+    bounded.bounds.min_values = 401;  // 2 * 8 * 25
+    EXPECT_FALSE(gd::accepts(bounded, p, &why));
+    EXPECT_NE(why.find("x's 400 values < 401"), std::string::npos) << why;
+    bounded.bounds.min_values = 400;  // bounds are inclusive
+    EXPECT_TRUE(gd::accepts(bounded, p, &why)) << why;
+    bounded.bounds = {};
+    bounded.bounds.max_values = 399;
+    EXPECT_FALSE(gd::accepts(bounded, p, &why));
+    EXPECT_NE(why.find("x's 400 values > 399"), std::string::npos) << why;
+    bounded.bounds.max_values = 400;
+    EXPECT_TRUE(gd::accepts(bounded, p, &why)) << why;
 }
 
 TEST(Forward, HugeGroup) {

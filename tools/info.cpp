@@ -49,11 +49,11 @@ void print_variants() {
     size_t width = 4;
     for (size_t i = 0; i < count; i++) width = std::max(width, std::strlen(variants[i].name));
     std::printf("compiled variants (%zu, in lookup order):\n", count);
-    std::printf("  %-*s %-8s %-9s %-6s %-9s %-7s %-6s %s\n", (int)width, "name", "op", "dtype",
+    std::printf("  %-*s %-8s %-9s %-6s %-9s %-7s %-15s %s\n", (int)width, "name", "op", "dtype",
                 "layout", "gamma", "family", "class", "tuning");
     for (size_t i = 0; i < count; i++) {
         const Variant &v = variants[i];
-        std::printf("  %-*s %-8s %-9s %-6s %-9s %-7s %-6s %s\n", (int)width, v.name,
+        std::printf("  %-*s %-8s %-9s %-6s %-9s %-7s %-15s %s\n", (int)width, v.name,
                     op_name(v.op), dtype_name(v.dtype), layout_name(v.layout),
                     dtype_name(v.param_dtype), v.family, v.shape_class,
                     *v.tuning ? v.tuning : "defaults");

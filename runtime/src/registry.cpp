@@ -12,12 +12,14 @@ namespace {
 
 using groupnorm_gen::Family;
 
-// One generated row per variant (generators/variants.txt via cmake/GroupNormVariants.cmake).
-#define GN_ROW(fn_name, op, device, dtype, layout, params, family, schedule_family, cls,     \
-               min_ng, max_ng, min_group, max_group, tuning)                                  \
-    {#fn_name, GN_OP_##op, GN_DEVICE_##device, GN_DTYPE_##dtype, GN_LAYOUT_##layout,         \
+// One generated row per variant (generators/variants.txt via cmake/GroupNormVariants.cmake);
+// fn_name is the row's own function, or that of an earlier tuned class with the same tuning.
+#define GN_ROW(name, fn_name, op, device, dtype, layout, params, family, schedule_family, cls, \
+               min_ng, max_ng, min_group, max_group, min_values, max_values, tuning)          \
+    {#name, GN_OP_##op, GN_DEVICE_##device, GN_DTYPE_##dtype, GN_LAYOUT_##layout,            \
      GN_DTYPE_##params, #family, Family::schedule_family, #cls,                               \
-     {min_ng, max_ng, min_group, max_group}, tuning, reinterpret_cast<void (*)()>(&fn_name)},
+     {min_ng, max_ng, min_group, max_group, min_values, max_values}, tuning,                  \
+     reinterpret_cast<void (*)()>(&fn_name)},
 // Each library links the rows of its device families only (runtime/CMakeLists.txt:
 // libgroupnorm_cpu.a references, hence links, no GPU variant).
 #define GN_ROW_CPU GN_ROW
@@ -31,7 +33,8 @@ using groupnorm_gen::Family;
 #else
 #define GN_ROW_OPENCL(...)
 #endif
-#define GN_VARIANT(fn_name, op, device, ...) GN_ROW_##device(fn_name, op, device, __VA_ARGS__)
+#define GN_VARIANT(name, fn_name, op, device, ...) \
+    GN_ROW_##device(name, fn_name, op, device, __VA_ARGS__)
 const Variant kVariants[] = {
 #include "gn_variants.inc"
 };
@@ -111,7 +114,7 @@ bool accepts(const Variant &v, const Problem &p, std::string *why) {
     if (v.layout != p.layout) return is("layout", layout_name(v.layout));
     if (v.param_dtype != p.param_dtype) return is("gamma/beta dtype", dtype_name(v.param_dtype));
     const ShapeBounds &b = v.bounds;
-    const int64_t ng = p.N * p.G, group = p.C / p.G * p.S;
+    const int64_t ng = p.N * p.G, group = p.C / p.G * p.S, values = p.N * p.C * p.S;
     auto outside = [&](const char *fmt, int64_t value, int64_t bound) {
         return reject(why, [&] { return format(fmt, value, bound); });
     };
@@ -126,6 +129,12 @@ bool accepts(const Variant &v, const Problem &p, std::string *why) {
     }
     if (b.max_group >= 0 && group > b.max_group) {
         return outside("group size %lld > %lld (its shape class)", group, b.max_group);
+    }
+    if (b.min_values >= 0 && values < b.min_values) {
+        return outside("x's %lld values < %lld (its shape class)", values, b.min_values);
+    }
+    if (b.max_values >= 0 && values > b.max_values) {
+        return outside("x's %lld values > %lld (its shape class)", values, b.max_values);
     }
     return can_run(v, p, why);
 }

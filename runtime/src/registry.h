@@ -15,7 +15,11 @@ namespace groupnorm::detail {
 // Shape-class bounds from the table; -1 = unbounded.
 struct ShapeBounds {
     int64_t min_ng = -1, max_ng = -1;        // N * G
-    int64_t min_group = -1, max_group = -1;  // D * S, values per group
+    int64_t min_group = -1, max_group = -1;    // D * S, values per group
+    int64_t min_values = -1, max_values = -1;  // N * C * S, values of x
+
+    bool bounded() const { return min_ng >= 0 || max_ng >= 0 || min_group >= 0 || max_group >= 0 ||
+                              min_values >= 0 || max_values >= 0; }
 };
 
 struct Variant {
