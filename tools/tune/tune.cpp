@@ -4,10 +4,11 @@
 // machine from the same generator the build uses, checked against the float64 reference (the
 // JIT gate, tests/jit_gate.h) and only then timed: on each shape, the candidates in a fresh
 // random order each repetition, with a streaming copy of the same bytes (the roofline) timed
-// in the same rounds; medians. Shapes are grouped into classes by group size, and the
-// candidate with the best geometric-mean time over a class's shapes is kept for it, if it
-// beats the defaults by more than 3% and by more than a second copy of the defaults (the
-// control, timed as a candidate) differs from them: otherwise the defaults stay.
+// in the same rounds; medians. Shapes are grouped into classes by group size and by whether
+// x and y fit the cache, and the candidate with the best geometric-mean time over a
+// class's shapes is kept for it, if it beats the defaults by more than 3% and by more than a
+// second copy of the defaults (the control, timed as a candidate) differs from them, and is
+// not slower than them by as much on any of its shapes: otherwise the defaults stay.
 // Halide's CPU autoschedulers (Adams2019, Mullapudi2016, Li2018) are contenders in the same
 // rounds: per shape, each schedules the same algorithm for that shape's estimates, is gated on
 // that shape (their splits are sized to it) and timed beside the candidates; they are reported,
@@ -76,6 +77,7 @@ struct Options {
     std::vector<std::string> autoschedulers;  // default: all of kAutoschedulers
     std::vector<std::string> candidates;      // instead of the space: these specs
     int threads = 1, reps = 7, max_candidates = 0;
+    int64_t cache_bytes = -1;  // what the _in_cache classes' x and y fit (-1: half the last level)
     bool resume = false;
 };
 
@@ -86,31 +88,76 @@ struct TuneShape {
 };
 
 // The shape classes of the table: by the values a group holds (D * S), the unit a CPU
-// schedule streams (a small group stays in L1/L2 between the statistics and normalize).
+// schedule streams (a small group stays in L1/L2 between the statistics and normalize), and
+// by whether x and y together fit half the last-level cache (`_in_cache`; --cache-bytes). A
+// layer's input that does is still there from the layer that wrote it (and across the timed
+// calls); one that does not comes from DRAM, where the order of the reads decides what the
+// prefetchers hide (nhwc one read of a block with four rows a step: 0.78-0.89x the time of
+// the defaults in cache, 0.90-1.05x from DRAM). Half: the rest holds other cores' and
+// tenants' data (on a 32 MiB L3 here a streaming copy of 8 MiB of x ran at 65-100 GB/s, of
+// 11.6 MiB at 38-71, of 32 MiB at 25-37).
 struct ShapeClass {
-    const char *name;
-    int64_t min_group, max_group;  // inclusive; -1 = none
+    std::string name;
+    int64_t min_group, max_group;    // D * S, inclusive; -1 = none
+    int64_t min_values, max_values;  // N * C * S, inclusive; -1 = none
 };
-constexpr ShapeClass kClasses[] = {
-    {"small", -1, 16384}, {"medium", 16385, 262144}, {"large", 262145, -1}};
 
-const ShapeClass &class_of(const TuneShape &s) {
-    int64_t group = 1;
-    for (size_t i = 1; i < s.dims.size(); i++) group *= s.dims[i];
-    group /= s.groups;
-    for (const ShapeClass &c : kClasses) {
-        if ((c.min_group < 0 || group >= c.min_group) && (c.max_group < 0 || group <= c.max_group)) {
-            return c;
+// cached_values: the most values of x whose x and y fit the cache (0: no split by size).
+std::vector<ShapeClass> shape_classes(int64_t cached_values) {
+    const ShapeClass by_group[] = {{"small", -1, 16384, -1, -1},
+                                   {"medium", 16385, 262144, -1, -1},
+                                   {"large", 262145, -1, -1, -1}};
+    std::vector<ShapeClass> classes;
+    for (ShapeClass c : by_group) {
+        if (cached_values > 0) {
+            ShapeClass in_cache = c;
+            in_cache.name += "_in_cache";
+            in_cache.max_values = cached_values;
+            classes.push_back(in_cache);
+            c.min_values = cached_values + 1;
         }
+        classes.push_back(c);
     }
-    return kClasses[0];
+    return classes;
+}
+
+bool in_class(const ShapeClass &c, const TuneShape &s) {
+    int64_t values = 1;
+    for (int64_t d : s.dims) values *= d;
+    const int64_t group = values / s.dims[0] / s.groups;
+    auto within = [](int64_t v, int64_t lo, int64_t hi) { return (lo < 0 || v >= lo) && (hi < 0 || v <= hi); };
+    return within(group, c.min_group, c.max_group) && within(values, c.min_values, c.max_values);
 }
 
 std::string bounds_of(const ShapeClass &c) {
     std::string b;
-    if (c.min_group >= 0) b += "min_group=" + std::to_string(c.min_group);
-    if (c.max_group >= 0) b += std::string(b.empty() ? "" : ",") + "max_group=" + std::to_string(c.max_group);
+    auto add = [&](const char *name, int64_t v) {
+        if (v >= 0) b += std::string(b.empty() ? "" : ",") + name + "=" + std::to_string(v);
+    };
+    add("min_group", c.min_group);
+    add("max_group", c.max_group);
+    add("min_values", c.min_values);
+    add("max_values", c.max_values);
     return b.empty() ? "-" : b;
+}
+
+// The size of the largest data cache of cpu0 (sysfs), 0 when the system does not say.
+int64_t last_level_cache_bytes() {
+    int best_level = 0;
+    int64_t bytes = 0;
+    for (int i = 0; i < 16; i++) {
+        const std::string dir = "/sys/devices/system/cpu/cpu0/cache/index" + std::to_string(i) + "/";
+        std::ifstream level_in(dir + "level"), type_in(dir + "type"), size_in(dir + "size");
+        int level = 0;
+        std::string type, size;
+        if (!(level_in >> level) || !(type_in >> type) || !(size_in >> size)) continue;
+        if (type == "Instruction" || level <= best_level || size.empty()) continue;
+        int64_t v = std::atoll(size.c_str());
+        if (size.back() == 'K') v <<= 10;
+        if (size.back() == 'M') v <<= 20;
+        best_level = level, bytes = v;
+    }
+    return bytes;
 }
 
 std::vector<TuneShape> load_shapes(const std::string &file) {
@@ -134,6 +181,8 @@ std::vector<TuneShape> load_shapes(const std::string &file) {
     }
     return shapes;
 }
+
+size_t dtype_bytes(const std::string &d) { return d == "f32" ? 4 : 2; }
 
 gntest::DType dtype_of(const std::string &d) {
     return d == "f16" ? gntest::DType::F16 : d == "bf16" ? gntest::DType::BF16 : gntest::DType::F32;
@@ -329,7 +378,7 @@ void measure(const Options &o, const std::string &layout, const std::vector<Tune
         call(base);
         const double once = std::chrono::duration<double, std::nano>(clock::now() - t0).count();
         const int calls = std::clamp((int)(2e6 / std::max(once, 1.0)), 1, 10000);
-        size_t bytes = o.dtype == "f32" ? 4 : 2;
+        size_t bytes = dtype_bytes(o.dtype);
         for (int64_t d : shape.dims) bytes *= (size_t)d;
         std::map<std::string, std::vector<double>> samples;
         std::vector<double> copy;
@@ -353,6 +402,34 @@ void measure(const Options &o, const std::string &layout, const std::vector<Tune
     progress(("shapes timed (" + layout + ")").c_str(), shapes.size(), shapes.size(), start);
 }
 
+// The JIT target: of the build's CPU targets (GN_CPU_TARGETS, best first), the first whose
+// CPU features this machine has, as the multi-target libraries' run-time check picks. The
+// host's own target would time other code (on a Zen 5, tune_znver5 and avx512_zen5 against
+// the variants' avx512_skylake level).
+std::string aot_level_of_this_machine() {
+    using T = Halide::Target;
+    // The instruction-set features (the targets' others, large_buffers say, run anywhere).
+    const T::Feature isa[] = {T::SSE41, T::AVX, T::AVX2, T::AVXVNNI, T::FMA, T::FMA4, T::F16C,
+                              T::AVX512, T::AVX512_KNL, T::AVX512_Skylake, T::AVX512_Cannonlake,
+                              T::AVX512_SapphireRapids, T::AVX512_Zen4, T::AVX512_Zen5, T::AVX10_1,
+                              T::SVE, T::SVE2, T::ARMDotProd, T::ARMFp16, T::ARMv81a, T::ARMv82a,
+                              T::ARMv83a, T::ARMv84a, T::ARMv85a, T::ARMv86a, T::ARMv87a,
+                              T::ARMv88a, T::ARMv89a};
+    const T host = Halide::get_host_target();
+    std::stringstream ss(GN_CPU_TARGETS);
+    for (std::string t; std::getline(ss, t, ',');) {
+        const T target(t);
+        if (std::all_of(std::begin(isa), std::end(isa), [&](T::Feature f) {
+                return !target.has_feature(f) || host.has_feature(f);
+            })) {
+            return target.with_feature(T::JIT).to_string();
+        }
+    }
+    std::fprintf(stderr, "groupnorm-tune: this CPU runs none of %s; timing the host's target\n",
+                 GN_CPU_TARGETS);
+    return Halide::get_jit_target_from_environment().to_string();
+}
+
 std::string cpu_model() {
     std::ifstream in("/proc/cpuinfo");
     for (std::string line; std::getline(in, line);) {
@@ -372,10 +449,11 @@ std::string load_average() {
 json choose(const Options &o, const std::vector<TuneShape> &shapes, const std::vector<std::string> &specs,
             const std::string &layout, const Partial &partial) {
     json classes = json::array();
-    for (const ShapeClass &cls : kClasses) {
+    // x and y of the class's tensors fit the cache: x's values at most cache / 2 / dtype size.
+    for (const ShapeClass &cls : shape_classes(o.cache_bytes / 2 / (int64_t)dtype_bytes(o.dtype))) {
         std::vector<const TuneShape *> members;
         for (const TuneShape &s : shapes) {
-            if (&class_of(s) == &cls) members.push_back(&s);
+            if (in_class(cls, s)) members.push_back(&s);
         }
         if (members.empty()) continue;
         auto time = [&](const std::string &spec, const TuneShape &s) -> double {
@@ -500,6 +578,10 @@ int main(int argc, char **argv) {
                    "time these tuning specs (field=value,...; ';' between specs) instead of the "
                    "space, after the defaults and the control")
         ->delimiter(';');
+    app.add_option("--cache-bytes", o.cache_bytes,
+                   "classes split by whether x and y fit this many bytes (default: half the "
+                   "last-level cache; 0: classes by group size only)")
+        ->check(CLI::Range(int64_t(0), int64_t(1) << 40));
     app.add_flag("--resume", o.resume, "continue from <out>.partial instead of starting over");
     app.add_option("--autoschedulers", o.autoschedulers,
                    "Halide autoschedulers timed beside the candidates, per shape (none: no autoscheduler)")
@@ -512,6 +594,9 @@ int main(int argc, char **argv) {
     try {
         // The JIT runtime's thread pool reads this when it starts (on the first call).
         setenv("HL_NUM_THREADS", std::to_string(o.threads).c_str(), 1);
+        // Every JIT compile (the gate's, the autoschedulers' children) reads this.
+        setenv("HL_JIT_TARGET", aot_level_of_this_machine().c_str(), 0);
+        if (o.cache_bytes < 0) o.cache_bytes = last_level_cache_bytes() / 2;
         const std::vector<TuneShape> shapes = load_shapes(o.shapes_file);
         const std::string started_load = load_average();
         Partial partial;
@@ -573,12 +658,14 @@ int main(int argc, char **argv) {
                             (o.candidates.empty() ? "--space " + o.space
                                                   : "--candidates '" + join(o.candidates, ";") + "'") +
                             " --threads " + std::to_string(o.threads) + " --dtype " + o.dtype +
+                            " --cache-bytes " + std::to_string(o.cache_bytes) +
                             (o.shapes_file.empty() ? "" : " --shapes " + o.shapes_file)},
             {"family", kFamilyName},
             {"jit_target", Halide::get_jit_target_from_environment().to_string()},
             {"halide", std::to_string(HALIDE_VERSION_MAJOR) + "." + std::to_string(HALIDE_VERSION_MINOR) +
                            "." + std::to_string(HALIDE_VERSION_PATCH)},
             {"machine", {{"cpu", cpu_model()}, {"hardware_threads", std::thread::hardware_concurrency()},
+                         {"last_level_cache_bytes", last_level_cache_bytes()},
                          {"load_average_at_start", started_load}, {"load_average_at_end", load_average()}}},
             {"threads", o.threads},
             {"reps", o.reps},
@@ -588,7 +675,7 @@ int main(int argc, char **argv) {
         std::ofstream(o.out) << table.dump(1) << "\n";
         print_report(o, classes);
         for (const json &c : classes) {
-            std::printf("%-4s %-6s %-30s %-45s %.3fx of the defaults' time (control %.3fx)\n",
+            std::printf("%-4s %-15s %-55s %-45s %.3fx of the defaults' time (control %.3fx)\n",
                         c["layout"].get<std::string>().c_str(), c["class"].get<std::string>().c_str(),
                         c["bounds"].get<std::string>().c_str(), c["tuning"].get<std::string>().c_str(),
                         c["geomean_vs_default"].get<double>(), c["control_vs_default"].get<double>());

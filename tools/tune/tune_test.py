@@ -2,7 +2,8 @@
 nchw space and Halide's three CPU autoschedulers, then --resume (nothing left to measure), and
 the table's form: every candidate gated and measured or rejected with a reason, every
 autoscheduler measured or rejected with a reason on every shape (never chosen), one class row
-per class present, the classes' bounds as the variant table writes them, the evidence per
+per class present (by group size, and by x and y fitting --cache-bytes), the classes' bounds
+as the variant table writes them, the evidence per
 shape, the per-shape report; then --candidates.
 
     tune_test.py <groupnorm-tune> <work dir>
@@ -23,7 +24,7 @@ def main():
         json.dump([{"name": "a", "shape": [2, 8, 16, 16], "groups": 4},
                    {"shape": [1, 4, 4096], "groups": 1}], f)
     args = [tool, "--shapes", shapes, "--layouts", "nchw", "--max-candidates", "3",
-            "--reps", "3", "--out", out]
+            "--reps", "3", "--cache-bytes", "65536", "--out", out]
     report = subprocess.run(args, check=True, stdout=subprocess.PIPE, text=True).stdout
     first = json.load(open(out))
     subprocess.run(args + ["--resume"], check=True)
@@ -46,17 +47,21 @@ def main():
             timed = [m for m in table["measurements"] if m["tuning"] == auto and m["shape"] == shape]
             why = [r["reason"] for r in table["rejected"] if r["tuning"] == auto and r.get("shape") == shape]
             assert len(timed) + len(why) == 1 and all(why), (auto, shape, timed, why)
-    assert "| nchw | a | small |" in report and "Li2018 us (x tuned)" in report, report
-    # (2, 8, 16, 16) G=4: 512 values a group (small); (1, 4, 4096) G=1: 16384 (small too).
+    assert "| nchw | a | small_in_cache |" in report and "Li2018 us (x tuned)" in report, report
+    # (2, 8, 16, 16) G=4: 512 values a group (small), 4096 values, whose x and y (32 KiB) fit
+    # 64 KiB; (1, 4, 4096) G=1: 16384 values a group (small too), 16384 values (128 KiB).
+    assert "--cache-bytes 65536" in table["made_by"], table["made_by"]
     classes = table["classes"]
-    assert [c["class"] for c in classes] == ["small"], classes
+    assert [c["class"] for c in classes] == ["small_in_cache", "small"], classes
+    bounds = ["max_group=16384,max_values=8192", "max_group=16384,min_values=8193"]
+    for cls, bound, shape in zip(classes, bounds, ["a", "(1, 4, 4096)_g1"]):
+        assert cls["bounds"] == bound and cls["layout"] == "nchw", cls
+        assert cls["tuning"] == "-" or cls["tuning"] in measured  # never an autoscheduler
+        for row in cls["shapes"]:
+            assert set(row["autoscheduled_ns"]) == {a[5:] for a in autos}, row
+        assert cls["geomean_vs_default"] <= 1.0
+        assert [r["shape"] for r in cls["shapes"]] == [shape], cls["shapes"]
     small = classes[0]
-    assert small["bounds"] == "max_group=16384" and small["layout"] == "nchw"
-    assert small["tuning"] == "-" or small["tuning"] in measured  # never an autoscheduler
-    for row in small["shapes"]:
-        assert set(row["autoscheduled_ns"]) == {a[5:] for a in autos}, row
-    assert small["geomean_vs_default"] <= 1.0
-    assert {r["shape"] for r in small["shapes"]} == {"a", "(1, 4, 4096)_g1"}, small["shapes"]
 
     # --candidates: these specs after the defaults and the control, one equal to the
     # defaults left out (nchw lane_steps is 64 by default), and the command in the table.
