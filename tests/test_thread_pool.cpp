@@ -114,6 +114,27 @@ TEST_F(ThreadPoolTest, OneWorkerRunsOnTheCallingThreadWithoutThePool) {
     EXPECT_EQ(pool.calls, 0);
 }
 
+// gn_set_num_threads(1) runs the loops in order on the calling thread; a caller's pool set
+// afterwards still takes them, and removing it goes back to one thread.
+TEST_F(ThreadPoolTest, ACallersPoolTakesPrecedenceOverOneThread) {
+    std::mt19937_64 rng(fresh_seed());
+    size_t count = 0;
+    const gd::Variant &v = gd::all_variants(&count)[0];
+    ASSERT_EQ(gn_set_num_threads(1), GN_STATUS_SUCCESS);
+    run_case(v, rng);
+    CountingPool pool;
+    ASSERT_EQ(gn_set_thread_pool(CountingPool::parallel_for, &pool, pool.workers),
+              GN_STATUS_SUCCESS);
+    run_case(v, rng);
+    EXPECT_GT(pool.calls, 0) << "one thread took the loops from the caller's pool";
+    ASSERT_EQ(gn_set_thread_pool(nullptr, nullptr, 0), GN_STATUS_SUCCESS);
+    const long calls = pool.calls;
+    run_case(v, rng);
+    EXPECT_EQ(pool.calls, calls);
+    ASSERT_EQ(gn_set_num_threads(0), GN_STATUS_SUCCESS);
+    run_case(v, rng);
+}
+
 TEST_F(ThreadPoolTest, APoolsFailureIsReported) {
     CountingPool pool;
     pool.fail_with = -7;

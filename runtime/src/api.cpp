@@ -11,6 +11,7 @@
 #include "dispatch.h"
 #include "errors.h"
 #include "isa.h"
+#include "threads.h"
 #include "groupnorm/groupnorm.h"
 
 using namespace groupnorm::detail;
@@ -77,6 +78,7 @@ void apply_num_threads_locked(int num_threads) {
     // a lower count restarts the pool (measured: "1 thread" after a 2-thread call ran on 2).
     halide_shutdown_thread_pool();
     halide_set_num_threads(num_threads);
+    set_serial_loops(num_threads == 1);
     pending_threads = -1;
 }
 

@@ -1,0 +1,13 @@
+// How the kernels' parallel loops run (threads.cpp): on the caller's pool
+// (gn_set_thread_pool), in order on the calling thread when one thread is asked for, or on
+// Halide's pool.
+#pragma once
+
+namespace groupnorm::detail {
+
+// gn_set_num_threads(1): true runs every parallel loop's iterations in order on the
+// calling thread (Halide's pool of one thread still queued each iteration under a lock:
+// ~10% of a 7x8 map's backward). A caller's pool, when one is set, takes precedence.
+void set_serial_loops(bool serial);
+
+}  // namespace groupnorm::detail
