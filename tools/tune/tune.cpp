@@ -204,8 +204,10 @@ void progress(const char *what, size_t done, size_t total,
     if (done == total) std::fputc('\n', stderr);
 }
 
-// What earlier runs measured (<out>.partial): "layout\tspec\tshape\tns\tcopy_ns" per
-// measurement, "layout\tspec\t!\treason" per rejected candidate.
+// What earlier runs measured (<out>.partial): a first line "#\t<context>" (what the timings
+// depend on: the JIT target, threads, dtype), then "layout\tspec\tshape\tns\tcopy_ns" per
+// measurement, "layout\tspec\t!\treason" per rejected candidate. --resume refuses a file of
+// another context (or of none: an older tuner's), whose timings would mix with this run's.
 struct Partial {
     std::map<std::string, std::pair<double, double>> measured;  // layout|spec|shape
     std::map<std::string, std::string> rejected;                 // layout|spec
@@ -213,10 +215,17 @@ struct Partial {
     static std::string key(const std::string &a, const std::string &b, const std::string &c = "") {
         return a + "|" + b + (c.empty() ? "" : "|" + c);
     }
-    void open(const std::string &path, bool resume) {
+    void open(const std::string &path, bool resume, const std::string &context) {
         if (resume) {
             std::ifstream in(path);
             std::string line;
+            if (in && (!std::getline(in, line) || line != "#\t" + context)) {
+                throw std::runtime_error(
+                    "--resume: " + path + " was measured " +
+                    (line.rfind("#\t", 0) == 0 ? "with " + line.substr(2)
+                                               : std::string("by an older tuner (no context line)")) +
+                    ", this run is " + context + ": run without --resume to start over");
+            }
             while (std::getline(in, line)) {
                 std::vector<std::string> f;
                 std::stringstream ss(line);
@@ -225,9 +234,11 @@ struct Partial {
                 if (f.size() == 5) measured[key(f[0], f[1], f[2])] = {std::stod(f[3]), std::stod(f[4])};
             }
         }
-        log.open(path, resume ? std::ios::app : std::ios::trunc);
+        const bool fresh = !resume || !std::ifstream(path);
+        log.open(path, fresh ? std::ios::trunc : std::ios::app);
         if (!log) throw std::runtime_error("cannot write " + path);
         log << std::setprecision(17);  // a resumed table reads back the same numbers
+        if (fresh) log << "#\t" << context << std::endl;
     }
     void reject(const std::string &layout, const std::string &spec, std::string why) {
         std::replace(why.begin(), why.end(), '\n', ' ');
@@ -600,7 +611,9 @@ int main(int argc, char **argv) {
         const std::vector<TuneShape> shapes = load_shapes(o.shapes_file);
         const std::string started_load = load_average();
         Partial partial;
-        partial.open(o.out + ".partial", o.resume);
+        partial.open(o.out + ".partial", o.resume,
+                     "jit_target=" + Halide::get_jit_target_from_environment().to_string() +
+                         " threads=" + std::to_string(o.threads) + " dtype=" + o.dtype);
         json classes = json::array(), measurements = json::array(), rejected = json::array();
         for (const std::string &layout : o.layouts) {
             const auto lay = layout == "nhwc" ? groupnorm_gen::Layout::NHWC : groupnorm_gen::Layout::NCHW;

@@ -1,5 +1,5 @@
 """Tune.smoke: groupnorm-tune on two small shapes with the first three candidates of the
-nchw space and Halide's three CPU autoschedulers, then --resume (nothing left to measure), and
+nchw space and Halide's three CPU autoschedulers, then --resume (nothing left to measure; refused for a partial of other threads), and
 the table's form: every candidate gated and measured or rejected with a reason, every
 autoscheduler measured or rejected with a reason on every shape (never chosen), one class row
 per class present (by group size, and by x and y fitting --cache-bytes), the classes' bounds
@@ -30,6 +30,12 @@ def main():
     subprocess.run(args + ["--resume"], check=True)
     table = json.load(open(out))
     assert table["measurements"] == first["measurements"], "--resume measured again"
+    # A partial measured with other threads (or another JIT target or dtype) is refused.
+    refused = subprocess.run(args + ["--resume", "--threads", "2"], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True)
+    assert refused.returncode != 0 and "threads=1" in refused.stderr \
+        and "threads=2" in refused.stderr, refused.stderr
+    assert json.load(open(out)) == table, "a refused --resume rewrote the table"
 
     assert table["format"] == 1 and table["family"] == "x86" and table["threads"] == 1
     autos = ["auto:Adams2019", "auto:Mullapudi2016", "auto:Li2018"]
