@@ -1,6 +1,7 @@
 // gn_set_thread_pool: the kernels' parallel loops (halide_do_par_for) run on the caller's
-// pool; gn_set_num_threads(1): in order on the calling thread. The hook is installed in this library's Halide runtime, which is private to it
-// (runtime/CMakeLists.txt), so other Halide code in the process keeps its own pool.
+// pool; gn_set_num_threads(1): in order on the calling thread. The hook is installed in this
+// library's Halide runtime, which is private to it (runtime/CMakeLists.txt), so other Halide
+// code in the process keeps its own pool.
 #include <mutex>
 
 #include "HalideRuntime.h"

@@ -216,10 +216,12 @@ struct Partial {
         return a + "|" + b + (c.empty() ? "" : "|" + c);
     }
     void open(const std::string &path, bool resume, const std::string &context) {
-        if (resume) {
-            std::ifstream in(path);
+        std::ifstream in;
+        if (resume) in.open(path);
+        const bool fresh = !in.is_open();  // no --resume, or nothing to resume from
+        if (!fresh) {
             std::string line;
-            if (in && (!std::getline(in, line) || line != "#\t" + context)) {
+            if (!std::getline(in, line) || line != "#\t" + context) {
                 throw std::runtime_error(
                     "--resume: " + path + " was measured " +
                     (line.rfind("#\t", 0) == 0 ? "with " + line.substr(2)
@@ -233,8 +235,8 @@ struct Partial {
                 if (f.size() == 4 && f[2] == "!") rejected[key(f[0], f[1])] = f[3];
                 if (f.size() == 5) measured[key(f[0], f[1], f[2])] = {std::stod(f[3]), std::stod(f[4])};
             }
+            in.close();
         }
-        const bool fresh = !resume || !std::ifstream(path);
         log.open(path, fresh ? std::ios::trunc : std::ios::app);
         if (!log) throw std::runtime_error("cannot write " + path);
         log << std::setprecision(17);  // a resumed table reads back the same numbers
@@ -611,9 +613,10 @@ int main(int argc, char **argv) {
         const std::vector<TuneShape> shapes = load_shapes(o.shapes_file);
         const std::string started_load = load_average();
         Partial partial;
+        const std::string jit_target = Halide::get_jit_target_from_environment().to_string();
         partial.open(o.out + ".partial", o.resume,
-                     "jit_target=" + Halide::get_jit_target_from_environment().to_string() +
-                         " threads=" + std::to_string(o.threads) + " dtype=" + o.dtype);
+                     "jit_target=" + jit_target + " threads=" + std::to_string(o.threads) +
+                         " dtype=" + o.dtype);
         json classes = json::array(), measurements = json::array(), rejected = json::array();
         for (const std::string &layout : o.layouts) {
             const auto lay = layout == "nhwc" ? groupnorm_gen::Layout::NHWC : groupnorm_gen::Layout::NCHW;
@@ -674,7 +677,7 @@ int main(int argc, char **argv) {
                             " --cache-bytes " + std::to_string(o.cache_bytes) +
                             (o.shapes_file.empty() ? "" : " --shapes " + o.shapes_file)},
             {"family", kFamilyName},
-            {"jit_target", Halide::get_jit_target_from_environment().to_string()},
+            {"jit_target", jit_target},
             {"halide", std::to_string(HALIDE_VERSION_MAJOR) + "." + std::to_string(HALIDE_VERSION_MINOR) +
                            "." + std::to_string(HALIDE_VERSION_PATCH)},
             {"machine", {{"cpu", cpu_model()}, {"hardware_threads", std::thread::hardware_concurrency()},

@@ -1,10 +1,10 @@
 """Tune.smoke: groupnorm-tune on two small shapes with the first three candidates of the
-nchw space and Halide's three CPU autoschedulers, then --resume (nothing left to measure; refused for a partial of other threads), and
-the table's form: every candidate gated and measured or rejected with a reason, every
-autoscheduler measured or rejected with a reason on every shape (never chosen), one class row
-per class present (by group size, and by x and y fitting --cache-bytes), the classes' bounds
-as the variant table writes them, the evidence per
-shape, the per-shape report; then --candidates.
+nchw space and Halide's three CPU autoschedulers, then --resume (nothing left to measure;
+refused for a partial of other threads), and the table's form: every candidate gated and
+measured or rejected with a reason, every autoscheduler measured or rejected with a reason
+on every shape (never chosen), one class row per class present (by group size, and by x and
+y fitting --cache-bytes), the classes' bounds as the variant table writes them, the evidence
+per shape, the per-shape report; then --candidates.
 
     tune_test.py <groupnorm-tune> <work dir>
 """

@@ -130,8 +130,9 @@ const char *gn_last_error_message(void);
 
 /* Threads for CPU kernels, the calling one included, at most 256; 0 restores the default
  * (one per core, or HL_NUM_THREADS); 1 runs every parallel loop in order on the calling
- * thread, with no pool (unless gn_set_thread_pool set one). Safe at any time: while gn_forward calls are running
- * the change waits until none is (the thread pool restarts between calls, never under one). */
+ * thread, with no pool (unless gn_set_thread_pool set one). Safe at any time: while
+ * gn_forward calls are running the change waits until none is (the thread pool restarts
+ * between calls, never under one). */
 gn_status gn_set_num_threads(int num_threads);
 
 /* Running on the caller's thread pool (an inference engine's, PyTorch's at::parallel_for,
