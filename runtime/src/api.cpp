@@ -12,6 +12,7 @@
 #include "errors.h"
 #include "isa.h"
 #include "threads.h"
+#include "worker_pool.h"
 #include "groupnorm/groupnorm.h"
 
 using namespace groupnorm::detail;
@@ -65,20 +66,16 @@ gn_status read_config(const gn_config *config, gn_config *out) {
     return GN_STATUS_SUCCESS;
 }
 
-// Halide's thread pool must not be restarted or resized while a kernel runs on it (its
-// work queue aborts the process). Calls in flight are counted; a thread count set while
-// any runs is applied when the last one returns, before the next starts.
-constexpr int kMaxThreads = 256;  // Halide's pool holds at most this many workers
+// The thread pool must not be resized while a kernel runs on it (Halide's, used before,
+// aborted the process; ours would lose workers mid-loop). Calls in flight are counted; a
+// thread count set while any runs is applied when the last one returns, before the next
+// starts.
 std::mutex pool_mutex;
 int calls_running = 0;       // guarded by pool_mutex
 int pending_threads = -1;    // guarded by pool_mutex; -1: none pending
 
 void apply_num_threads_locked(int num_threads) {
-    // Halide's pool keeps workers it already started busy after the count is lowered, so
-    // a lower count restarts the pool (measured: "1 thread" after a 2-thread call ran on 2).
-    halide_shutdown_thread_pool();
-    halide_set_num_threads(num_threads);
-    set_serial_loops(num_threads == 1);
+    set_thread_count(num_threads == 0 ? default_thread_count() : num_threads);
     pending_threads = -1;
 }
 

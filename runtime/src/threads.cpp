@@ -1,13 +1,15 @@
 // gn_set_thread_pool: the kernels' parallel loops (halide_do_par_for) run on the caller's
-// pool; gn_set_num_threads(1): in order on the calling thread. The hook is installed in this
-// library's Halide runtime, which is private to it (runtime/CMakeLists.txt), so other Halide
-// code in the process keeps its own pool.
+// pool; gn_set_num_threads(1): in order on the calling thread; otherwise on the library's
+// own pool (worker_pool.h), never on Halide's. The hook is installed in this library's
+// Halide runtime, which is private to it (runtime/CMakeLists.txt), so other Halide code in
+// the process keeps its own pool.
 #include <mutex>
 
 #include "HalideRuntime.h"
 #include "errors.h"
 #include "groupnorm/groupnorm.h"
 #include "threads.h"
+#include "worker_pool.h"
 
 using namespace groupnorm::detail;
 
@@ -51,18 +53,28 @@ int caller_do_par_for(void *user_context, halide_task_t body, int min, int size,
     return current.parallel_for(current.pool, size, run_iteration, &loop);
 }
 
-bool serial_loops = false;  // guarded by set_mutex
+int thread_count = default_thread_count();  // guarded by set_mutex
 
-// The hook for the state in force (caller: set_mutex held).
+// The hook for the state in force, and the library pool's workers (caller: set_mutex held,
+// no kernel running).
 void install_do_par_for_locked() {
+    const bool own_pool = !current.parallel_for && thread_count > 1;
+    worker_pool_resize(own_pool ? thread_count - 1 : 0);
     if (current.parallel_for) {
         halide_set_custom_do_par_for(caller_do_par_for);
-    } else if (serial_loops) {
+    } else if (!own_pool) {
         halide_set_custom_do_par_for(serial_do_par_for);
     } else {
-        halide_set_custom_do_par_for(halide_default_do_par_for);
+        halide_set_custom_do_par_for(groupnorm::detail::worker_pool_do_par_for);
     }
 }
+
+// The default state from the start, before any gn_set_* call.
+const bool installed_at_load = [] {
+    std::lock_guard<std::mutex> lock(set_mutex);
+    install_do_par_for_locked();
+    return true;
+}();
 
 }  // namespace
 
@@ -74,14 +86,12 @@ extern "C" gn_status gn_set_thread_pool(gn_parallel_for_fn parallel_for, void *p
     }
     std::lock_guard<std::mutex> lock(set_mutex);
     current = Pool{parallel_for, pool, parallel_for ? num_workers : 1};
-    // Our own workers would only sleep from now on.
-    if (parallel_for) halide_shutdown_thread_pool();
-    install_do_par_for_locked();
+    install_do_par_for_locked();  // our own workers stop while the caller's pool is set
     return GN_STATUS_SUCCESS;
 }
 
-void groupnorm::detail::set_serial_loops(bool serial) {
+void groupnorm::detail::set_thread_count(int threads) {
     std::lock_guard<std::mutex> lock(set_mutex);
-    serial_loops = serial;
+    thread_count = threads;
     install_do_par_for_locked();
 }

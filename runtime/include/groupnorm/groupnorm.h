@@ -130,9 +130,11 @@ const char *gn_last_error_message(void);
 
 /* Threads for CPU kernels, the calling one included, at most 256; 0 restores the default
  * (one per core, or HL_NUM_THREADS); 1 runs every parallel loop in order on the calling
- * thread, with no pool (unless gn_set_thread_pool set one). Safe at any time: while
- * gn_forward calls are running the change waits until none is (the thread pool restarts
- * between calls, never under one). */
+ * thread, with no pool (unless gn_set_thread_pool set one). With n > 1 the library's own
+ * pool runs the loops on the calling thread and n - 1 workers, started at the first call;
+ * a worker spins for up to 100 us after its last loop (yielding the core after 20 us), then
+ * sleeps until the next. Safe at any time: while gn_forward calls are running the change
+ * waits until none is (the pool restarts between calls, never under one). */
 gn_status gn_set_num_threads(int num_threads);
 
 /* Running on the caller's thread pool (an inference engine's, PyTorch's at::parallel_for,
@@ -144,7 +146,7 @@ gn_status gn_set_num_threads(int num_threads);
  * the calling thread. num_workers (>= 1) is how many threads the pool runs tasks
  * on; with 1, tasks run in order on the calling thread and parallel_for is not called.
  * Every CPU variant then runs its parallel loops through it instead of the library's own
- * pool (which is shut down). parallel_for = NULL restores the library's own pool
+ * pool (whose workers are joined). parallel_for = NULL restores the library's own pool
  * (gn_set_num_threads). Like gn_set_num_threads, call it while no gn_forward is running
  * in the process. */
 typedef int (*gn_task_fn)(void *task_context, int index);
