@@ -152,6 +152,47 @@ TEST_F(WorkerPool, AWorkerTakesPart) {
     }
 }
 
+// An iteration that fails only on a worker: its result is the loop's.
+std::thread::id failing_caller;
+int fail_on_a_worker(void *uc, int i, uint8_t *closure) {
+    wait_for_a_worker(uc, i, closure);
+    return std::this_thread::get_id() == failing_caller ? 0 : 9;
+}
+
+TEST_F(WorkerPool, AWorkersErrorIsReturned) {
+    failing_caller = std::this_thread::get_id();
+    Counts c(4);
+    EXPECT_EQ(gd::worker_pool_do_par_for(nullptr, fail_on_a_worker, 0, 4,
+                                         reinterpret_cast<uint8_t *>(&c)),
+              9);
+    EXPECT_EQ(c.runs[0], 1);
+}
+
+// Outer iteration 1 runs a nested loop whose iteration 0 waits for another thread to run
+// one of its iterations. Whichever thread runs outer iteration 0 (the caller, then waiting
+// for its helper, or the worker) must help that nested loop.
+Counts *nested_waiting = nullptr;
+int outer_with_a_waiting_nested_loop(void *, int i, uint8_t *) {
+    if (i != 1) return 0;
+    return gd::worker_pool_do_par_for(nullptr, wait_for_a_worker, 0, 3,
+                                      reinterpret_cast<uint8_t *>(nested_waiting));
+}
+
+TEST_F(WorkerPool, ANestedLoopIsHelped) {
+    for (int round = 0; round < 8; round++) {
+        SCOPED_TRACE(round);
+        Counts inner(3);
+        nested_waiting = &inner;
+        ASSERT_EQ(gd::worker_pool_do_par_for(nullptr, outer_with_a_waiting_nested_loop, 0, 2,
+                                             nullptr),
+                  0);
+        expect_each_once(inner);
+        int off = 0;
+        for (int i = 1; i < 3; i++) off += inner.ran_on[i] != inner.ran_on[0];
+        EXPECT_GT(off, 0) << "nobody helped the nested loop";
+    }
+}
+
 TEST_F(WorkerPool, WithoutWorkersTheCallerRunsEverything) {
     gd::worker_pool_resize(0);
     Counts inner(3 * 9), c(3);
@@ -163,16 +204,26 @@ TEST_F(WorkerPool, WithoutWorkersTheCallerRunsEverything) {
     for (auto &id : inner.ran_on) EXPECT_EQ(id, std::this_thread::get_id());
 }
 
-// A child forked while the workers run gets a pool of its own: its loops run, a worker of
-// its own takes part, and it exits without waiting for the parent's workers (it would
-// hang in the pool's destructor). ThreadSanitizer does not support threads started after
-// a fork of a threaded process, so its build skips this.
+// A child forked while another thread runs loops (nested, taking slots) gets a pool of its
+// own: its loops run, a worker of its own takes part, a thread count can be set, and it
+// exits (no wait for the parent's workers or slots). ThreadSanitizer does not support
+// threads started after a fork of a threaded process, so its build skips this.
 TEST_F(WorkerPool, AForkedChildHasAPoolOfItsOwn) {
 #if defined(GN_TSAN)
     GTEST_SKIP() << "ThreadSanitizer: no threads after a multi-threaded fork";
 #else
     Counts warm(64);
     ASSERT_EQ(run(warm, 0, 64), 0);  // the parent's workers are started
+    std::atomic<bool> done{false};
+    std::thread busy([&] {
+        while (!done) {
+            Counts inner(2 * 50), c(2);
+            c.inner = 50;
+            c.inner_counts = &inner;
+            run(c, 0, 2);
+        }
+    });
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
     const pid_t child = fork();
     ASSERT_GE(child, 0);
     if (child == 0) {
@@ -187,8 +238,10 @@ TEST_F(WorkerPool, AForkedChildHasAPoolOfItsOwn) {
         Counts d(100);
         bad |= run(d, 0, 100) != 0;
         for (auto &n : d.runs) bad |= n != 1;
-        std::exit(bad ? 3 : 0);  // static destructors run: the pool joins the child's workers
+        std::exit(bad ? 3 : 0);
     }
+    done = true;
+    busy.join();
     int status = 0;
     ASSERT_EQ(waitpid(child, &status, 0), child);
     EXPECT_TRUE(WIFEXITED(status)) << "the child did not exit (signal "

@@ -3,7 +3,10 @@
 #include <cstdint>
 #include <cstring>
 #include <mutex>
+#include <new>
 #include <vector>
+
+#include <pthread.h>
 
 #include "HalideRuntime.h"
 #include "canonicalise.h"
@@ -73,6 +76,13 @@ gn_status read_config(const gn_config *config, gn_config *out) {
 std::mutex pool_mutex;
 int calls_running = 0;       // guarded by pool_mutex
 int pending_threads = -1;    // guarded by pool_mutex; -1: none pending
+
+// A forked child runs none of the parent's calls, and the lock may have been held by one.
+void reset_calls_in_child() {
+    new (&pool_mutex) std::mutex();
+    calls_running = 0;
+}
+const int reset_registered = pthread_atfork(nullptr, nullptr, reset_calls_in_child);
 
 void apply_num_threads_locked(int num_threads) {
     set_thread_count(num_threads == 0 ? default_thread_count() : num_threads);

@@ -4,6 +4,9 @@
 // Halide runtime, which is private to it (runtime/CMakeLists.txt), so other Halide code in
 // the process keeps its own pool.
 #include <mutex>
+#include <new>
+
+#include <pthread.h>
 
 #include "HalideRuntime.h"
 #include "errors.h"
@@ -68,6 +71,10 @@ void install_do_par_for_locked() {
         halide_set_custom_do_par_for(groupnorm::detail::worker_pool_do_par_for);
     }
 }
+
+// A forked child: the lock may have been held by a thread it does not have.
+void reset_lock_in_child() { new (&set_mutex) std::mutex(); }
+const int reset_registered = pthread_atfork(nullptr, nullptr, reset_lock_in_child);
 
 // The default state from the start, before any gn_set_* call.
 const bool installed_at_load = [] {

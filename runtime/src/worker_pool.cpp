@@ -18,7 +18,7 @@
 #include <pthread.h>
 #include <mutex>
 #include <new>
-#include <system_error>
+#include <exception>
 #include <thread>
 #include <vector>
 
@@ -41,9 +41,10 @@ void cpu_relax() {
 #endif
 }
 
-// One published loop. The owner writes the plain fields before opening the slot (release)
-// and reads them back only after every helper has left (acquire), so helpers, which read
-// them only after joining (acquire), never race with a reuse of the slot.
+// One published loop. The owner writes the plain fields while the slot is closed and opens
+// it (release); a helper reads them only after joining (acquire on ctl); the owner hands the
+// slot back (release on `taken`) only after every helper has left, and the next owner takes
+// it (acquire), so no helper reads the fields while they are rewritten.
 struct alignas(64) Slot {
     std::atomic<bool> taken{false};  // owned by a loop
     std::atomic<uint32_t> ctl{0};    // kOpen while helpers may join, | helpers inside
@@ -71,26 +72,31 @@ struct Pool {
     std::vector<std::thread> workers;
 
     Pool();
-    ~Pool() { stop_workers(); }
     void start_workers();
-    void stop_workers();
+    void stop_workers(int then_wanted);
 };
 
+// Never destroyed: a loop may still run after static destructors (a detached thread's), and
+// the workers, asleep or spinning, end with the process.
 Pool &pool() {
-    static Pool p;
+    static Pool &p = *new Pool;
     return p;
 }
 
 // A forked child has none of the parent's workers, and a lock or slot may have been held by
-// one of them at the fork: start afresh. The parent's std::thread objects are abandoned,
-// not joined or detached (glibc has already reclaimed those threads in the child).
+// one of them at the fork: start afresh (re-creating the locks, as a child must when their
+// holders are gone). The parent's std::thread objects are kept, never joined or detached
+// (glibc has already reclaimed those threads in the child), and stay reachable.
 void after_fork_in_child() {
     Pool &p = pool();
-    new (&p.workers) std::vector<std::thread>();
+    static auto &abandoned = *new std::vector<std::thread>();
+    for (std::thread &t : p.workers) abandoned.push_back(std::move(t));
+    p.workers.clear();
     new (&p.mutex) std::mutex();
     new (&p.start_mutex) std::mutex();
     new (&p.wake) std::condition_variable();
     p.sleepers.store(0);
+    p.stop.store(false);
     p.started.store(false);
     for (Slot &s : p.slots) {
         s.taken.store(false);
@@ -102,10 +108,13 @@ Pool::Pool() : wanted(groupnorm::detail::default_thread_count() - 1) {
     pthread_atfork(nullptr, nullptr, after_fork_in_child);
 }
 
-thread_local int loop_depth = 0;  // do_par_for frames on this thread
+thread_local int loop_depth = 0;  // loops this thread is inside (owned, helped, in order)
 
-void run_iterations(Slot &s) {
+// Claims and runs s's iterations until none is left, one failed, or `until` (the caller's
+// own loop, which it waits for while helping) has no helper left.
+void run_iterations(Slot &s, const Slot *until = nullptr) {
     while (s.result.load(std::memory_order_relaxed) == 0) {
+        if (until && until->ctl.load(std::memory_order_acquire) == 0) return;
         int i = s.next.fetch_add(1, std::memory_order_relaxed);
         if (i >= s.size) return;
         if (int r = s.body(s.user_context, s.min + i, s.closure)) {
@@ -115,16 +124,16 @@ void run_iterations(Slot &s) {
     }
 }
 
-// Joins s if it is open with iterations left, runs what it can claim, leaves. True if it
-// joined.
-bool try_help(Slot &s) {
+// Joins s if it is open with iterations left and none failed, runs what it can claim,
+// leaves. True if it joined.
+bool try_help(Slot &s, const Slot *until) {
     uint32_t c = s.ctl.load(std::memory_order_acquire);
-    while ((c & kOpen) && s.next.load(std::memory_order_relaxed) <
-                              s.size_hint.load(std::memory_order_relaxed)) {
+    while ((c & kOpen) && s.result.load(std::memory_order_relaxed) == 0 &&
+           s.next.load(std::memory_order_relaxed) < s.size_hint.load(std::memory_order_relaxed)) {
         if (s.ctl.compare_exchange_weak(c, c + 1, std::memory_order_acq_rel,
                                         std::memory_order_acquire)) {
             loop_depth++;
-            run_iterations(s);
+            run_iterations(s, until);
             loop_depth--;
             s.ctl.fetch_sub(1, std::memory_order_release);
             return true;
@@ -133,9 +142,12 @@ bool try_help(Slot &s) {
     return false;
 }
 
-bool help_any(Pool &p) {
+bool help_any(Pool &p, const Slot *until = nullptr) {
     bool helped = false;
-    for (Slot &s : p.slots) helped |= try_help(s);
+    for (Slot &s : p.slots) {
+        if (until && until->ctl.load(std::memory_order_acquire) == 0) break;
+        helped |= try_help(s, until);
+    }
     return helped;
 }
 
@@ -177,14 +189,14 @@ void Pool::start_workers() {
     for (int i = 0; i < wanted; i++) {
         try {
             workers.emplace_back(worker_main, std::ref(*this));
-        } catch (const std::system_error &) {
+        } catch (const std::exception &) {
             break;  // fewer workers: loops still finish on their callers
         }
     }
     started.store(true, std::memory_order_release);
 }
 
-void Pool::stop_workers() {
+void Pool::stop_workers(int then_wanted) {
     std::lock_guard<std::mutex> start_lock(start_mutex);
     {
         std::lock_guard<std::mutex> lock(mutex);
@@ -193,6 +205,7 @@ void Pool::stop_workers() {
     wake.notify_all();
     for (std::thread &t : workers) t.join();
     workers.clear();
+    wanted = then_wanted;
     stop.store(false, std::memory_order_release);
     started.store(false, std::memory_order_release);
 }
@@ -209,10 +222,11 @@ Slot *take_slot(Pool &p) {
 
 int run_in_order(void *user_context, halide_task_t body, int min, int size,
                  uint8_t *closure) {
-    for (int i = 0; i < size; i++) {
-        if (int r = body(user_context, min + i, closure)) return r;
-    }
-    return 0;
+    int result = 0;
+    loop_depth++;
+    for (int i = 0; i < size && result == 0; i++) result = body(user_context, min + i, closure);
+    loop_depth--;
+    return result;
 }
 
 }  // namespace
@@ -242,10 +256,11 @@ int groupnorm::detail::worker_pool_do_par_for(void *user_context, halide_task_t 
     loop_depth++;
     run_iterations(*s);
     s->ctl.fetch_and(~kOpen, std::memory_order_acq_rel);  // no helper joins from here on
-    // Wait for the helpers inside. An outermost loop helps other open loops meanwhile
-    // (a helper's nested loop, say); nested ones only wait, which bounds the stack.
+    // Wait for the helpers inside. An outermost loop helps other open loops meanwhile (a
+    // helper's nested loop, say), stopping as soon as its own helpers have left; nested
+    // ones only wait, which bounds the stack.
     for (int spins = 0; s->ctl.load(std::memory_order_acquire) != 0; spins++) {
-        if (loop_depth == 1 && help_any(p)) continue;
+        if (loop_depth == 1 && help_any(p, s)) continue;
         if (spins < 4096) {
             cpu_relax();
         } else {
@@ -258,12 +273,7 @@ int groupnorm::detail::worker_pool_do_par_for(void *user_context, halide_task_t 
     return result;
 }
 
-void groupnorm::detail::worker_pool_resize(int workers) {
-    Pool &p = pool();
-    p.stop_workers();
-    std::lock_guard<std::mutex> lock(p.start_mutex);
-    p.wanted = workers;
-}
+void groupnorm::detail::worker_pool_resize(int workers) { pool().stop_workers(workers); }
 
 int groupnorm::detail::default_thread_count() {
     int n = 0;
