@@ -24,6 +24,8 @@ UNIT_MS = {"ns": 1e-6, "us": 1e-3, "ms": 1.0, "s": 1e3}
 T_NCHW_GEOMEAN, T_NCHW_MIN, T_NHWC_GEOMEAN, T_ROOFLINE, T_HALF = 3.5, 2.0, 2.5, 0.90, 0.90
 # Backward: vs torch's native_group_norm_backward, and its share of the 3-stream roofline.
 T_BWD_NCHW_GEOMEAN, T_BWD_NCHW_MIN, T_BWD_NHWC_GEOMEAN, T_BWD_NHWC_MIN, T_BWD_ROOF = 1.5, 1.1, 3.0, 1.2, 0.70
+# Two threads over one on shapes of 1 MB or more; larger than L3, 90% of the copy's own.
+T_SCALE, T_SCALE_BOUND = 1.7, 0.90
 
 
 def load(paths):
@@ -354,6 +356,41 @@ def main():
                 w(f"| {s} | " + " | ".join(cells) + " |")
             w("")
 
+    # Two threads over one, per shape: the pool's scaling (issue target 1.7x on shapes of
+    # 1 MB and more); on shapes larger than L3 DRAM bounds it, and the copy roofline's own
+    # two-thread scaling in the same run is that bound.
+    if 1 in threads and 2 in threads:
+        w("## Two threads over one\n")
+        w("Time at 1 thread / time at 2 threads (f32). copy and 3-stream: the rooflines' own "
+          "2T/1T, the bounds of forward and backward on shapes larger than L3 (DRAM).\n")
+        w("| shape | MB x+y | NCHW | NHWC | copy | backward NCHW | backward NHWC | 3-stream |")
+        w("|---|---:|---:|---:|---:|---:|---:|---:|")
+        scale = lambda fam, var, s: ratio(get(fam, var, s, 1).get("ms"), get(fam, var, s, 2).get("ms"))
+        for s in shapes:
+            first = get("gn", "f32_nchw", s, 1)
+            mb = first.get("gbs", 0) * first.get("ms", 0)
+            copy, three = scale("roofline", "f32", s), scale("roofline", "f32_three_stream", s)
+            cells = []
+            for metric, fam, var, bound in (("scale_nchw", "gn", "f32_nchw", copy),
+                                            ("scale_nhwc", "gn", "f32_nhwc", copy),
+                                            ("copy", None, None, None),
+                                            ("scale_bwd_nchw", "bwd", "f32_nchw", three),
+                                            ("scale_bwd_nhwc", "bwd", "f32_nhwc", three)):
+                if fam is None:
+                    cells.append(fmt(copy, ".2f", "x"))
+                    continue
+                v = scale(fam, var, s)
+                cells.append(fmt(v, ".2f", "x"))
+                if not v or mb < 1.0:
+                    continue
+                if mb * 1e6 > l3:
+                    if bound:
+                        summary[metric + "_dram", 2].append((v / bound, s))
+                else:
+                    summary[metric, 2].append((v, s))
+            w(f"| {s} | {fmt(mb, '.1f')} | " + " | ".join(cells) + f" | {fmt(three, '.2f', 'x')} |")
+        w("")
+
     # Summary against the targets.
     w("## Summary\n")
     w(f"\"> L3\": shapes whose f32 x + y exceed the {l3 >> 20} MiB L3. "
@@ -434,6 +471,13 @@ def main():
          pct=True, check_threads=set())
     line("bf16 GB/s as % of f32, geomean", "bf16", T_HALF, "geomean", pct=True)
     line("bf16 GB/s as % of f32, min", "bf16", T_HALF, "min", pct=True)
+    for metric, what in (("scale_nchw", "f32 NCHW"), ("scale_nhwc", "f32 NHWC"),
+                         ("scale_bwd_nchw", "backward f32 NCHW"),
+                         ("scale_bwd_nhwc", "backward f32 NHWC")):
+        line(f"2 threads / 1 thread, {what}, shapes of 1 MB or more within L3, min", metric,
+             T_SCALE, "min", check_threads={2})
+        line(f"2 threads / 1 thread as % of the roofline's 2T/1T, {what}, shapes > L3, min",
+             metric + "_dram", T_SCALE_BOUND, "min", pct=True, check_threads={2})
 
     fwd, direct = rows.get(("dispatch", "gn_forward", "", 0), {}), rows.get(("dispatch", "direct", "", 0), {})
     if "ms" in fwd and "ms" in direct:
@@ -451,9 +495,9 @@ def main():
     w("- torch: `at::group_norm` under `c10::InferenceMode`, a new output per call. gn_bench keeps "
       "freed memory in glibc's heap, so the page faults of a fresh output over 32 MB are not "
       "timed as torch's; `GN_BENCH_MALLOC_DEFAULT=1` times them (what a plain PyTorch user pays).")
-    w("- threads:N: `gn_set_num_threads(N)` after a restart of the Halide thread pool (a grown "
-      "pool does not shrink by itself); torch: `at::set_num_threads(N)`; roofline: OpenMP, at "
-      "most one thread per 256 KiB copied.")
+    w("- threads:N: `gn_set_num_threads(N)` (N = 1: loops in order on the calling thread; 2: the "
+      "library's own pool, the caller and one worker); torch: `at::set_num_threads(N)`; "
+      "roofline: OpenMP, at most one thread per 256 KiB copied.")
     if chart:
         w("- Chart: GB/s per shape, smallest first, as the table counts them; \"default "
           "schedule\": gn/f32_nchw_default and gn/f32_nhwc_default, the f32 variant of the layout "
