@@ -12,6 +12,7 @@
 #include "groupnorm/groupnorm.h"
 #include "reference.h"
 #include "registry.h"
+#include "threads.h"
 
 using namespace gntest;
 
@@ -56,8 +57,8 @@ struct ThreadPoolTest : ::testing::Test {
 
 // gn_forward (with a residual term for residual variants) or gn_backward (v's op) on a
 // problem that `v` (an any-shape CPU variant) serves, checked.
-void run_case(const gd::Variant &v, std::mt19937_64 &rng) {
-    const Shape shape{{2, 32, 9, 9}, 8};
+void run_case(const gd::Variant &v, std::mt19937_64 &rng,
+              const Shape &shape = {{2, 32, 17, 17}, 8}) {
     const Layout layout = test_layouts(v.layout)[0];
     if (v.op == gd::GN_OP_BACKWARD) {
         BackwardCase c(shape, test_dtype(v.dtype), test_dtype(v.param_dtype), layout, true, 1.5,
@@ -135,11 +136,28 @@ TEST_F(ThreadPoolTest, ACallersPoolTakesPrecedenceOverOneThread) {
     run_case(v, rng);
 }
 
+// A call with less than kInOrderBytes of x runs its loops in order on the calling thread,
+// without the caller's pool (or the library's); the shape above (at least 37 KB) uses it.
+TEST_F(ThreadPoolTest, ASmallCallRunsInOrder) {
+    std::mt19937_64 rng(fresh_seed());
+    size_t count = 0;
+    const gd::Variant &v = gd::all_variants(&count)[0];
+    CountingPool pool;
+    ASSERT_EQ(gn_set_thread_pool(CountingPool::parallel_for, &pool, pool.workers),
+              GN_STATUS_SUCCESS);
+    const Shape small{{2, 32, 9, 9}, 8};  // 5184 values
+    ASSERT_LT(5184 * 4, gd::kInOrderBytes);
+    run_case(v, rng, small);
+    EXPECT_EQ(pool.calls, 0) << "a small call handed its loops out";
+    run_case(v, rng);
+    EXPECT_GT(pool.calls, 0);
+}
+
 TEST_F(ThreadPoolTest, APoolsFailureIsReported) {
     CountingPool pool;
     pool.fail_with = -7;
     ASSERT_EQ(gn_set_thread_pool(CountingPool::parallel_for, &pool, 2), GN_STATUS_SUCCESS);
-    Tensor x({2, 32, 9, 9}, DType::F32), y({2, 32, 9, 9}, DType::F32);
+    Tensor x({2, 32, 17, 17}, DType::F32), y({2, 32, 17, 17}, DType::F32);
     std::mt19937_64 rng(fresh_seed());
     x.fill_normal(rng, 0, 1);
     EXPECT_EQ(gn_forward(x.dl(), nullptr, nullptr, 8, 1e-5, y.dl(), nullptr, nullptr, nullptr),

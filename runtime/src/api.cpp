@@ -89,9 +89,10 @@ void apply_num_threads_locked(int num_threads) {
     pending_threads = -1;
 }
 
-// Marks a kernel call in flight for its scope.
+// Marks a kernel call in flight for its scope, and runs a small one's loops in order.
 struct PoolUse {
-    PoolUse() {
+    explicit PoolUse(const Problem &p)
+        : in_order(p.N * p.C * p.S * dtype_bytes(p.dtype) < kInOrderBytes) {
         std::lock_guard<std::mutex> lock(pool_mutex);
         calls_running++;
     }
@@ -101,6 +102,7 @@ struct PoolUse {
     }
     PoolUse(const PoolUse &) = delete;
     PoolUse &operator=(const PoolUse &) = delete;
+    InOrderCall in_order;
 };
 
 }  // namespace
@@ -131,7 +133,7 @@ extern "C" gn_status gn_forward(const DLTensor *x, const DLTensor *gamma, const 
     const Variant *variant = find_variant(problem, &lookup);
     if (!variant) return lookup;
     if (gn_status st = install_cpu_isa_cap()) return st;
-    PoolUse pool_use;
+    PoolUse pool_use(problem);
     return run_forward(*variant, problem, eps, &cfg);
 }
 
@@ -182,7 +184,7 @@ extern "C" gn_status gn_backward(const DLTensor *dy, const DLTensor *x, const DL
     const Variant *variant = find_variant(problem, &lookup);
     if (!variant) return lookup;
     if (gn_status st = install_cpu_isa_cap()) return st;
-    PoolUse pool_use;
+    PoolUse pool_use(problem);
     return run_backward(*variant, problem, &cfg);
 }
 

@@ -47,13 +47,21 @@ int serial_do_par_for(void *user_context, halide_task_t body, int min, int size,
     return 0;
 }
 
+thread_local bool call_in_order = false;  // InOrderCall: this call is too small to share
+
 int caller_do_par_for(void *user_context, halide_task_t body, int min, int size,
                       uint8_t *closure) {
-    if (current.num_workers == 1) {  // nothing to gain from a hand-off
+    if (current.num_workers == 1 || call_in_order) {  // nothing to gain from a hand-off
         return serial_do_par_for(user_context, body, min, size, closure);
     }
     Loop loop{user_context, body, min, closure};
     return current.parallel_for(current.pool, size, run_iteration, &loop);
+}
+
+int own_pool_do_par_for(void *user_context, halide_task_t body, int min, int size,
+                        uint8_t *closure) {
+    if (call_in_order) return serial_do_par_for(user_context, body, min, size, closure);
+    return groupnorm::detail::worker_pool_do_par_for(user_context, body, min, size, closure);
 }
 
 int thread_count = default_thread_count();  // guarded by set_mutex
@@ -68,7 +76,7 @@ void install_do_par_for_locked() {
     } else if (!own_pool) {
         halide_set_custom_do_par_for(serial_do_par_for);
     } else {
-        halide_set_custom_do_par_for(groupnorm::detail::worker_pool_do_par_for);
+        halide_set_custom_do_par_for(own_pool_do_par_for);
     }
 }
 
@@ -96,6 +104,12 @@ extern "C" gn_status gn_set_thread_pool(gn_parallel_for_fn parallel_for, void *p
     install_do_par_for_locked();  // our own workers stop while the caller's pool is set
     return GN_STATUS_SUCCESS;
 }
+
+groupnorm::detail::InOrderCall::InOrderCall(bool small) : previous_(call_in_order) {
+    call_in_order = previous_ || small;
+}
+
+groupnorm::detail::InOrderCall::~InOrderCall() { call_in_order = previous_; }
 
 void groupnorm::detail::set_thread_count(int threads) {
     std::lock_guard<std::mutex> lock(set_mutex);

@@ -133,8 +133,10 @@ const char *gn_last_error_message(void);
  * thread, with no pool (unless gn_set_thread_pool set one). With n > 1 the library's own
  * pool runs the loops on the calling thread and n - 1 workers, started at the first call;
  * a worker spins for up to 100 us after its last loop (yielding the core after 20 us), then
- * sleeps until the next. Safe at any time: while gn_forward calls are running the change
- * waits until none is (the pool restarts between calls, never under one). */
+ * sleeps until the next. A call whose x is smaller than 32 KiB runs its loops in order on
+ * the calling thread, whatever the count or pool. Safe at any time: while gn_forward calls
+ * are running the change waits until none is (the pool restarts between calls, never under
+ * one). */
 gn_status gn_set_num_threads(int num_threads);
 
 /* Running on the caller's thread pool (an inference engine's, PyTorch's at::parallel_for,
