@@ -26,6 +26,7 @@
 #include "silu_pass.h"
 #include "dispatch.h"
 #include "isa.h"
+#include "prefetch_policy.h"
 #include "groupnorm/groupnorm.h"
 #include "support/buffer.h"
 #include "support/half.h"
@@ -508,8 +509,10 @@ void BM_dispatch(benchmark::State &state, const SuiteShape &s, bool direct) {
                     hr = make(rstd.data(), 2, sd);
 
     const auto kernel = reinterpret_cast<ForwardFn>(fv->fn);
+    const int32_t prefetch = prefetch_ahead();  // what dispatch passes
     auto run = [&] {
-        return direct ? (kernel(&hx, &hxr, &hg, &hb, int32_t(G), float(kEps), 0, &hy, &hm, &hr) ? 1 : 0)
+        return direct ? (kernel(&hx, &hxr, &hg, &hb, int32_t(G), float(kEps), 0, prefetch, &hy, &hm,
+                                &hr) ? 1 : 0)
                       : int(gn_forward(&xv.dl, &gv.dl, &bv.dl, G, kEps, &yv.dl, nullptr, nullptr,
                                        nullptr));
     };

@@ -46,6 +46,9 @@ public:
     Input<Buffer<void, 1>> beta{"beta"};
     Input<int32_t> groups{"groups"};
     Input<int32_t> activation{"activation"};  // the forward's (0: none)
+    // 1: the nchw sums may prefetch dx's lines (tuning.h, dx_prefetch_*); 0: never. As the
+    // forward's: chosen per CPU by the runtime (runtime/src/cpu_profile.cpp).
+    Input<int32_t> prefetch{"prefetch"};
 
     Output<Buffer<void, 3>> dx{"dx"};
     Output<Buffer<void, 1>> dgamma{"dgamma"};
@@ -154,7 +157,8 @@ public:
             if (layout == Layout::NCHW) {
                 Expr M = st.D * S;
                 prefetch_off = M < tune.dx_prefetch_min || M > tune.dx_prefetch_max ||
-                               cast<int64_t>(S) * C * N < cast<int64_t>(tune.dx_prefetch_total);
+                               cast<int64_t>(S) * C * N < cast<int64_t>(tune.dx_prefetch_total) ||
+                               prefetch == 0;
             }
             auto chunk_terms = [&](Expr first, Expr j, bool full_block) {
                 std::vector<std::vector<Expr>> rows(3);

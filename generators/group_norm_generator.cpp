@@ -55,6 +55,10 @@ public:
     // 4 GELU tanh), chosen at run time: y is specialized once per value. float64 variants
     // compile none (fused_activations()) and require 0.
     Input<int32_t> activation{"activation"};
+    // 1: the schedule may prefetch ahead (the nchw forward's next group); 0: never. Chosen
+    // per CPU by the runtime (runtime/src/cpu_profile.cpp): the prefetch is non-temporal,
+    // Halide's only kind, which helped AMD and lost 1.2-2.9x on an Intel Xeon.
+    Input<int32_t> prefetch{"prefetch"};
 
     Output<Buffer<void, 3>> y{"y"};
     Output<Buffer<void, 2>> mean{"mean"};  // (g, n)
@@ -63,7 +67,8 @@ public:
     // The residual prologue (header comment). skip and skip_nc have x's type (skip_type),
     // skip_bias gamma's (skip_bias_type): a GeneratorParam each, since added inputs cannot
     // take their types from the predeclared ones. Appended after the predeclared inputs
-    // and outputs: ..., activation, skip, skip_nc, skip_bias, has_skip, y, mean, rstd, sum.
+    // and outputs: ..., activation, prefetch, skip, skip_nc, skip_bias, has_skip, y, mean,
+    // rstd, sum.
     GeneratorParam<bool> residual{"residual", false};
     GeneratorParam<Type> skip_type{"skip_type", Float(32)};
     GeneratorParam<Type> skip_bias_type{"skip_bias_type", Float(32)};
@@ -90,7 +95,7 @@ public:
         if (family() != Family::Gpu && layout == Layout::NCHW && !residual &&
             !using_autoscheduler() && tune.next_prefetch_total < (1 << 30)) {
             Expr values = cast<int64_t>(x.dim(0).extent()) * x.dim(1).extent() * x.dim(2).extent();
-            st.prefetch_off = values < cast<int64_t>(tune.next_prefetch_total);
+            st.prefetch_off = values < cast<int64_t>(tune.next_prefetch_total) || prefetch == 0;
         }
         st.silu_copy = family() != Family::Gpu && fused_activations() && !using_autoscheduler() &&
                        tune.fused_copies == 2;
@@ -379,6 +384,7 @@ private:
         groups.set_estimate(G);
         eps.set_estimate(Halide::cast(eps.type(), Halide::Expr(1e-5)));
         activation.set_estimate(kActNone);
+        prefetch.set_estimate(1);
         y.set_estimates({{0, S}, {0, C}, {0, N}});
         mean.set_estimates({{0, G}, {0, N}});
         rstd.set_estimates({{0, G}, {0, N}});

@@ -219,10 +219,10 @@ GateResult jit_gate_callable(Halide::Callable &forward, const std::string &layou
                 const int code =
                     dtype == DType::F64
                         ? forward(&a.x.buf, &a.x_rows.buf, &a.gamma.buf, &a.beta.buf,
-                                  (int32_t)p.G, 1e-5, activation, &a.y.buf, &a.mean.buf,
+                                  (int32_t)p.G, 1e-5, activation, 1, &a.y.buf, &a.mean.buf,
                                   &a.rstd.buf)
                         : forward(&a.x.buf, &a.x_rows.buf, &a.gamma.buf, &a.beta.buf,
-                                  (int32_t)p.G, 1e-5f, activation, &a.y.buf, &a.mean.buf,
+                                  (int32_t)p.G, 1e-5f, activation, 1, &a.y.buf, &a.mean.buf,
                                   &a.rstd.buf);
                 Reference ref = c.reference(shape.G, 1e-5);
                 apply_activation(ref, activation);

@@ -4,6 +4,7 @@
 
 #include <vector>
 
+#include "prefetch_policy.h"
 #include "registry.h"
 #include "test_tensor.h"
 
@@ -19,6 +20,15 @@ inline DType test_dtype(groupnorm::detail::gn_dtype t) {
     }
     return DType::F32;
 }
+
+// For a test of the schedules' prefetching code: the kernels may prefetch ahead in its scope,
+// whatever this CPU's policy (runtime/src/prefetch_policy.h, off on Intel CPUs).
+struct PrefetchForcedOn {
+    PrefetchForcedOn() { groupnorm::detail::set_prefetch_ahead_for_testing(1); }
+    ~PrefetchForcedOn() { groupnorm::detail::set_prefetch_ahead_for_testing(-1); }
+    PrefetchForcedOn(const PrefetchForcedOn &) = delete;
+    PrefetchForcedOn &operator=(const PrefetchForcedOn &) = delete;
+};
 
 // The test layouts whose canonical view has the variant's layout.
 inline std::vector<Layout> test_layouts(groupnorm::detail::gn_layout l) {

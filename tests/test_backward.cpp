@@ -96,9 +96,10 @@ TEST_P(BackwardVariant, LongCorrelatedSums) {
 
 // A tensor of 2^21 values in groups of 2^16 (G = 32 of 64 channels, 128x256): the nchw
 // variants' sums prefetch dx there (generators/tuning.h dx_prefetch_*, both bounds met
-// exactly), a path no smaller test takes. Every nchw CPU variant of each x dtype: the rows
-// with float32 gamma for half x differ only in gamma's type, which that loop does not read
-// (the test data's generation is most of this test's time: seconds under ASan and qemu).
+// exactly; the prefetch allowed whatever this CPU's policy), a path no smaller test takes.
+// Every nchw CPU variant of each x dtype: the rows with float32 gamma for half x differ only
+// in gamma's type, which that loop does not read (the test data's generation is most of
+// this test's time: seconds under ASan and qemu).
 TEST_P(BackwardVariant, LargeTensorWithDxPrefetch) {
     const gd::Variant &v = *GetParam();
     if (v.layout != gd::GN_LAYOUT_NCHW) GTEST_SKIP() << "the prefetch is the nchw schedule's";
@@ -109,6 +110,7 @@ TEST_P(BackwardVariant, LargeTensorWithDxPrefetch) {
     const DType dt = test_dtype(v.dtype), pt = test_dtype(v.param_dtype);
     ASSERT_EQ(gd::install_cpu_isa_cap(), GN_STATUS_SUCCESS);
     BackwardCase c({{1, 64, 128, 256}, 32}, dt, pt, Layout::Contiguous, true, 2.0, 1.5, rng);
+    PrefetchForcedOn prefetch;
     ASSERT_TRUE(c.run_variant(v));
     EXPECT_TRUE(matches_backward_reference(c.reference(), &c.dx, &c.dgamma, &c.dbeta, c.G));
     EXPECT_TRUE(c.dx.gaps_untouched()) << "wrote outside dx's view";

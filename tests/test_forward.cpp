@@ -145,7 +145,8 @@ TEST_P(CpuVariant, SpikesAtBlockStarts) {
 // Tensors of at least next_prefetch_total values (tuning.h) run plain y's copy that prefetches
 // the next group's x (nchw), on rows that are not whole wide vectors (S = 144: masked tails,
 // no narrow copy there) in groups of 576 values (the small class), and on groups of 1.2M
-// values (the large class). Two cases a variant: under qemu and ASan each costs seconds.
+// values (the large class), with the prefetch allowed whatever this CPU's policy. Two cases a
+// variant: under qemu and ASan each costs seconds.
 TEST_P(CpuVariant, LargeTensorCopiesOfY) {
     const gd::Variant &v = *GetParam();
     if (v.layout != gd::GN_LAYOUT_NCHW) GTEST_SKIP() << "channels-last y has no prefetching copy";
@@ -158,6 +159,7 @@ TEST_P(CpuVariant, LargeTensorCopiesOfY) {
                                                         groupnorm_gen::GpuShape::Split)
                               .next_prefetch_total;
     int ran = 0;
+    PrefetchForcedOn prefetch;
     for (const Shape &shape : {Shape{{8, 2048, 12, 12}, 512}, Shape{{1, 16, 384, 384}, 2}}) {
         int64_t values = 1;
         for (int64_t d : shape.dims) values *= d;

@@ -13,6 +13,7 @@
 #include "registry.h"
 #include "groupnorm/groupnorm.h"
 #include "isa.h"
+#include "prefetch_policy.h"
 #include "support/cpu.h"
 #include "support/layout.h"
 
@@ -122,6 +123,9 @@ int info_command(const InfoOptions &opts) {
     if (gn_status st = install_cpu_isa_cap()) throw library_error(st);
     std::printf("GN_CPU_ISA: %s (cap in force: %s)\n", env ? env : "unset",
                 cpu_isa_name(cpu_isa_cap()));
+    if (gn_status st = install_prefetch_policy()) throw library_error(st);
+    std::printf("GN_CPU_PREFETCH: prefetch ahead %s (%s)\n", prefetch_ahead() ? "on" : "off",
+                prefetch_reason());
     print_variants();
     if (!opts.shape.empty()) query_shape(opts);
     return 0;

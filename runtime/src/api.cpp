@@ -14,6 +14,7 @@
 #include "dispatch.h"
 #include "errors.h"
 #include "isa.h"
+#include "prefetch_policy.h"
 #include "threads.h"
 #include "worker_pool.h"
 #include "groupnorm/groupnorm.h"
@@ -133,6 +134,7 @@ extern "C" gn_status gn_forward(const DLTensor *x, const DLTensor *gamma, const 
     const Variant *variant = find_variant(problem, &lookup);
     if (!variant) return lookup;
     if (gn_status st = install_cpu_isa_cap()) return st;
+    if (gn_status st = install_prefetch_policy()) return st;
     PoolUse pool_use(problem);
     return run_forward(*variant, problem, eps, &cfg);
 }
@@ -184,6 +186,7 @@ extern "C" gn_status gn_backward(const DLTensor *dy, const DLTensor *x, const DL
     const Variant *variant = find_variant(problem, &lookup);
     if (!variant) return lookup;
     if (gn_status st = install_cpu_isa_cap()) return st;
+    if (gn_status st = install_prefetch_policy()) return st;
     PoolUse pool_use(problem);
     return run_backward(*variant, problem, &cfg);
 }

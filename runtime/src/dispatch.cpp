@@ -5,6 +5,7 @@
 
 #include "cuda_interop.h"
 #include "errors.h"
+#include "prefetch_policy.h"
 
 namespace groupnorm::detail {
 namespace {
@@ -108,6 +109,7 @@ gn_status run_forward(const Variant &v, const Problem &p, double eps, const gn_c
     // Halide's errors become this thread's message (from_halide_error), on every path.
     install_halide_error_handler();
     ForwardArgs a(p);
+    const int32_t prefetch = prefetch_ahead();
     int code = 0;
     if (v.is_gpu()) {
         const gn_config defaults = GN_CONFIG_INIT;
@@ -120,24 +122,24 @@ gn_status run_forward(const Variant &v, const Problem &p, double eps, const gn_c
                            {&a.rstd.buf, p.rstd != nullptr, false}},
                           [&](const void *uc) {
                               return fn(uc, &a.x.buf, &a.x_rows.buf, &a.gamma.buf, &a.beta.buf,
-                                        (int32_t)p.G, (float)eps, p.activation, &a.y.buf,
-                                        &a.mean.buf, &a.rstd.buf);
+                                        (int32_t)p.G, (float)eps, p.activation, prefetch,
+                                        &a.y.buf, &a.mean.buf, &a.rstd.buf);
                           });
     }
     if (v.op == GN_OP_FORWARD_RESIDUAL) {
         ResidualArgs r(p);
         const auto fn = reinterpret_cast<ForwardResidualFn>(v.fn);
         code = fn(&a.x.buf, &a.x_rows.buf, &a.gamma.buf, &a.beta.buf, (int32_t)p.G, (float)eps,
-                  p.activation, &r.skip.buf, &r.skip_nc.buf, &r.skip_bias.buf,
+                  p.activation, prefetch, &r.skip.buf, &r.skip_nc.buf, &r.skip_bias.buf,
                   p.skip.data != nullptr, &a.y.buf, &a.mean.buf, &a.rstd.buf, &r.sum.buf);
     } else if (v.dtype == GN_DTYPE_F64) {
         const auto fn = reinterpret_cast<ForwardF64Fn>(v.fn);
         code = fn(&a.x.buf, &a.x_rows.buf, &a.gamma.buf, &a.beta.buf, (int32_t)p.G, eps,
-                  p.activation, &a.y.buf, &a.mean.buf, &a.rstd.buf);
+                  p.activation, prefetch, &a.y.buf, &a.mean.buf, &a.rstd.buf);
     } else {
         const auto fn = reinterpret_cast<ForwardFn>(v.fn);
         code = fn(&a.x.buf, &a.x_rows.buf, &a.gamma.buf, &a.beta.buf, (int32_t)p.G, (float)eps,
-                  p.activation, &a.y.buf, &a.mean.buf, &a.rstd.buf);
+                  p.activation, prefetch, &a.y.buf, &a.mean.buf, &a.rstd.buf);
     }
     return code == 0 ? GN_STATUS_SUCCESS : from_halide_error(code, v.name);
 }
@@ -176,6 +178,7 @@ BackwardArgs::BackwardArgs(const Problem &p)
 gn_status run_backward(const Variant &v, const Problem &p, const gn_config *config) {
     install_halide_error_handler();
     BackwardArgs a(p);
+    const int32_t prefetch = prefetch_ahead();
     if (v.is_gpu()) {
         const gn_config defaults = GN_CONFIG_INIT;
         const auto fn = reinterpret_cast<BackwardGpuFn>(v.fn);
@@ -190,13 +193,13 @@ gn_status run_backward(const Variant &v, const Problem &p, const gn_config *conf
                           [&](const void *uc) {
                               return fn(uc, &a.dy.buf, &a.x.buf, &a.mean.buf, &a.rstd.buf,
                                         &a.gamma.buf, &a.beta.buf, (int32_t)p.G, p.activation,
-                                        &a.dx.buf, &a.dgamma.buf, &a.dbeta.buf);
+                                        prefetch, &a.dx.buf, &a.dgamma.buf, &a.dbeta.buf);
                           });
     }
     const auto fn = reinterpret_cast<BackwardFn>(v.fn);
     const int code = fn(&a.dy.buf, &a.x.buf, &a.mean.buf, &a.rstd.buf, &a.gamma.buf,
-                        &a.beta.buf, (int32_t)p.G, p.activation, &a.dx.buf, &a.dgamma.buf,
-                        &a.dbeta.buf);
+                        &a.beta.buf, (int32_t)p.G, p.activation, prefetch, &a.dx.buf,
+                        &a.dgamma.buf, &a.dbeta.buf);
     return code == 0 ? GN_STATUS_SUCCESS : from_halide_error(code, v.name);
 }
 

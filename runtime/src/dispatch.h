@@ -10,42 +10,46 @@ namespace groupnorm::detail {
 
 // Signature of every AOT forward variant (inputs, then outputs).
 // x_rows: the statistics' view of x (run_forward). eps has the compute type: float, or
-// double for the float64 variants (ForwardF64Fn).
+// double for the float64 variants (ForwardF64Fn). prefetch: 1 lets the CPU schedules
+// prefetch ahead, 0 not (prefetch_policy.h; GPU variants ignore it).
 using ForwardFn = int (*)(halide_buffer_t *x, halide_buffer_t *x_rows, halide_buffer_t *gamma,
                           halide_buffer_t *beta, int32_t groups, float eps, int32_t activation,
-                          halide_buffer_t *y, halide_buffer_t *mean, halide_buffer_t *rstd);
+                          int32_t prefetch, halide_buffer_t *y, halide_buffer_t *mean,
+                          halide_buffer_t *rstd);
 using ForwardF64Fn = int (*)(halide_buffer_t *x, halide_buffer_t *x_rows, halide_buffer_t *gamma,
                              halide_buffer_t *beta, int32_t groups, double eps,
-                             int32_t activation, halide_buffer_t *y, halide_buffer_t *mean,
-                             halide_buffer_t *rstd);
+                             int32_t activation, int32_t prefetch, halide_buffer_t *y,
+                             halide_buffer_t *mean, halide_buffer_t *rstd);
 // The residual forward (CPU, float32 compute): the forward's arguments, then the prologue's
 // inputs (skip; skip_nc per (c, n); skip_bias; has_skip = 0: skip is x, not added), then
 // the outputs and sum (spatial extent 0: not written).
 using ForwardResidualFn = int (*)(halide_buffer_t *x, halide_buffer_t *x_rows,
                                   halide_buffer_t *gamma, halide_buffer_t *beta, int32_t groups,
-                                  float eps, int32_t activation, halide_buffer_t *skip,
-                                  halide_buffer_t *skip_nc, halide_buffer_t *skip_bias,
-                                  int32_t has_skip, halide_buffer_t *y, halide_buffer_t *mean,
+                                  float eps, int32_t activation, int32_t prefetch,
+                                  halide_buffer_t *skip, halide_buffer_t *skip_nc,
+                                  halide_buffer_t *skip_bias, int32_t has_skip,
+                                  halide_buffer_t *y, halide_buffer_t *mean,
                                   halide_buffer_t *rstd, halide_buffer_t *sum);
 // GPU variants (target feature user_context) take the user_context first.
 using ForwardGpuFn = int (*)(const void *user_context, halide_buffer_t *x,
                              halide_buffer_t *x_rows, halide_buffer_t *gamma,
                              halide_buffer_t *beta, int32_t groups, float eps,
-                             int32_t activation, halide_buffer_t *y, halide_buffer_t *mean,
-                             halide_buffer_t *rstd);
+                             int32_t activation, int32_t prefetch, halide_buffer_t *y,
+                             halide_buffer_t *mean, halide_buffer_t *rstd);
 
 // Every AOT backward variant: inputs dy, x, mean, rstd, gamma, groups; outputs dx (spatial
 // extent 0: not computed), dgamma, dbeta.
-// beta and activation: the forward's (a fused activation is differentiated through).
+// beta and activation: the forward's (a fused activation is differentiated through);
+// prefetch as the forward's.
 using BackwardFn = int (*)(halide_buffer_t *dy, halide_buffer_t *x, halide_buffer_t *mean,
                            halide_buffer_t *rstd, halide_buffer_t *gamma, halide_buffer_t *beta,
-                           int32_t groups, int32_t activation, halide_buffer_t *dx,
-                           halide_buffer_t *dgamma, halide_buffer_t *dbeta);
+                           int32_t groups, int32_t activation, int32_t prefetch,
+                           halide_buffer_t *dx, halide_buffer_t *dgamma, halide_buffer_t *dbeta);
 using BackwardGpuFn = int (*)(const void *user_context, halide_buffer_t *dy, halide_buffer_t *x,
                               halide_buffer_t *mean, halide_buffer_t *rstd,
                               halide_buffer_t *gamma, halide_buffer_t *beta, int32_t groups,
-                              int32_t activation, halide_buffer_t *dx, halide_buffer_t *dgamma,
-                              halide_buffer_t *dbeta);
+                              int32_t activation, int32_t prefetch, halide_buffer_t *dx,
+                              halide_buffer_t *dgamma, halide_buffer_t *dbeta);
 
 // A halide_buffer_t over memory of the given extents and element strides (mins 0).
 struct HalideBuffer {

@@ -38,6 +38,7 @@
 #include "dispatch.h"
 #include "forward_case.h"
 #include "jit_gate.h"
+#include "prefetch_policy.h"
 #include "search_space.h"
 #include "support/roofline.h"
 
@@ -378,7 +379,7 @@ void measure(const Options &o, const std::string &layout, const std::vector<Tune
         gd::ForwardArgs a(p);
         auto call = [&](Halide::Callable &f) {
             if (f(&a.x.buf, &a.x_rows.buf, &a.gamma.buf, &a.beta.buf, (int32_t)p.G, 1e-5f, 0,
-                  &a.y.buf, &a.mean.buf, &a.rstd.buf) != 0) {
+                  gd::prefetch_ahead(), &a.y.buf, &a.mean.buf, &a.rstd.buf) != 0) {
                 throw std::runtime_error("a gated candidate failed on " + shape.name);
             }
         };
@@ -610,13 +611,17 @@ int main(int argc, char **argv) {
         // Every JIT compile (the gate's, the autoschedulers' children) reads this.
         setenv("HL_JIT_TARGET", aot_level_of_this_machine().c_str(), 0);
         if (o.cache_bytes < 0) o.cache_bytes = last_level_cache_bytes() / 2;
+        // Candidates run with the prefetch setting the runtime will use on this machine.
+        if (gd::install_prefetch_policy() != GN_STATUS_SUCCESS) {
+            throw std::runtime_error(gn_last_error_message());
+        }
         const std::vector<TuneShape> shapes = load_shapes(o.shapes_file);
         const std::string started_load = load_average();
         Partial partial;
         const std::string jit_target = Halide::get_jit_target_from_environment().to_string();
         partial.open(o.out + ".partial", o.resume,
                      "jit_target=" + jit_target + " threads=" + std::to_string(o.threads) +
-                         " dtype=" + o.dtype);
+                         " dtype=" + o.dtype + " prefetch=" + std::to_string(gd::prefetch_ahead()));
         json classes = json::array(), measurements = json::array(), rejected = json::array();
         for (const std::string &layout : o.layouts) {
             const auto lay = layout == "nhwc" ? groupnorm_gen::Layout::NHWC : groupnorm_gen::Layout::NCHW;
@@ -682,6 +687,7 @@ int main(int argc, char **argv) {
                            "." + std::to_string(HALIDE_VERSION_PATCH)},
             {"machine", {{"cpu", cpu_model()}, {"hardware_threads", std::thread::hardware_concurrency()},
                          {"last_level_cache_bytes", last_level_cache_bytes()},
+                         {"prefetch", gd::prefetch_reason()},
                          {"load_average_at_start", started_load}, {"load_average_at_end", load_average()}}},
             {"threads", o.threads},
             {"reps", o.reps},

@@ -60,7 +60,9 @@ typedef enum gn_activation {
  * activation).
  * (The CPU ISA level is chosen once per process by the CPU, capped by the environment
  * variable GN_CPU_ISA = sse41 | avx2 | avx512 | auto on x86-64, armv8 | arm_fp16 | auto
- * on ARM64, read at the first call.) */
+ * on ARM64, read at the first call; the CPU kernels' prefetching ahead by GN_CPU_PREFETCH =
+ * on | off | auto, auto: off on Intel CPUs, on elsewhere. A bad value of either fails every
+ * call with GN_STATUS_INVALID_ARGUMENT.) */
 typedef struct gn_config {
     uint32_t struct_size;
     uint32_t flags; /* reserved, must be 0 */
