@@ -47,7 +47,7 @@ public:
     Input<int32_t> groups{"groups"};
     Input<int32_t> activation{"activation"};  // the forward's (0: none)
     // 1: the nchw sums may prefetch dx's lines (tuning.h, dx_prefetch_*); 0: never. As the
-    // forward's: chosen per CPU by the runtime (runtime/src/cpu_profile.cpp).
+    // forward's: chosen per CPU by the runtime (runtime/src/prefetch_policy.h).
     Input<int32_t> prefetch{"prefetch"};
 
     Output<Buffer<void, 3>> dx{"dx"};

@@ -56,8 +56,8 @@ public:
     // compile none (fused_activations()) and require 0.
     Input<int32_t> activation{"activation"};
     // 1: the schedule may prefetch ahead (the nchw forward's next group); 0: never. Chosen
-    // per CPU by the runtime (runtime/src/cpu_profile.cpp): the prefetch is non-temporal,
-    // Halide's only kind, which helped AMD and lost 1.2-2.9x on an Intel Xeon.
+    // per CPU by the runtime (runtime/src/prefetch_policy.h): the prefetch is non-temporal,
+    // Halide's only kind, which helped on AMD and cost 1.2-1.3x on an Intel Xeon.
     Input<int32_t> prefetch{"prefetch"};
 
     Output<Buffer<void, 3>> y{"y"};

@@ -1,9 +1,9 @@
 // Whether the CPU kernels may prefetch ahead: the `prefetch` input of every generated
 // function (the nchw forward's next group while this one is written, the nchw backward's dx
 // lines in its sums). The prefetch is non-temporal, Halide's only kind: it ran the forward
-// 1.05-1.25x faster on AMD Zen, and 1.2-2.9x slower on an Intel Xeon (Emerald Rapids), whose
-// non-temporal prefetches fill the first-level cache only, so lines fetched a group ahead
-// are gone before they are read.
+// 1.05-1.25x faster on AMD Zen, and on an Intel Xeon (Emerald Rapids) the forward 1.2-1.3x
+// and the backward 1.2-1.5x slower (Intel's non-temporal prefetches fill the first-level
+// cache only: lines fetched a group ahead are gone before they are read).
 //   GN_CPU_PREFETCH = auto (default: off on Intel CPUs, on elsewhere) | on | off.
 #pragma once
 
