@@ -632,6 +632,9 @@ int main(int argc, char **argv) {
     for (const SuiteShape &s : suite()) names += (names.empty() ? "" : ",") + s.name;
     benchmark::AddCustomContext("suite", names);
     if (const char *isa = std::getenv("GN_CPU_ISA")) benchmark::AddCustomContext("GN_CPU_ISA", isa);
+    const bool prefetch = groupnorm::detail::prefetch_ahead();
+    benchmark::AddCustomContext("prefetch", std::string(prefetch ? "on" : "off") + " (" +
+                                                groupnorm::detail::prefetch_reason() + ")");
 #ifdef GN_BENCH_HAVE_TORCH
     add_torch_context();
 #if defined(__GLIBC__)

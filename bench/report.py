@@ -236,7 +236,8 @@ def main():
     w("# gn_bench results\n")
     w(f"- Machine: {ctx.get('cpu_model', '?')}, {ctx.get('num_cpus', '?')} CPUs, "
       f"L3 {l3 >> 20} MiB, {ctx.get('mhz_per_cpu', '?')} MHz; load average at start "
-      f"{', '.join(f'{x:.2f}' for x in ctx.get('load_avg', []))}")
+      f"{', '.join(f'{x:.2f}' for x in ctx.get('load_avg', []))}"
+      + (f"; the kernels' prefetch ahead {ctx['prefetch']}" if "prefetch" in ctx else ""))
     w(f"- PyTorch: {ctx.get('torch_version', 'not benchmarked')}"
       + (f" (ATen CPU capability {ctx['torch_cpu_capability']}; {ctx.get('torch_malloc', '')})"
          if "torch_cpu_capability" in ctx else ""))
