@@ -4,7 +4,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
-#include <string>
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>

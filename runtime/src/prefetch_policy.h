@@ -19,8 +19,8 @@ gn_status install_prefetch_policy();
 // 1 or 0: the `prefetch` argument of the generated functions.
 int32_t prefetch_ahead();
 
-// What decided prefetch_ahead(), for `groupnorm info`: "GN_CPU_PREFETCH=on", "auto: Intel
-// CPU", ...
+// What decided prefetch_ahead(), for `groupnorm info`: "GN_CPU_PREFETCH=on", "auto: off on
+// Intel CPUs", ...
 const char *prefetch_reason();
 
 // Tests: force 1 or 0; -1 returns to the environment's choice.

@@ -377,9 +377,10 @@ void measure(const Options &o, const std::string &layout, const std::vector<Tune
             throw std::runtime_error(shape.name + ": " + gn_last_error_message());
         }
         gd::ForwardArgs a(p);
+        const int32_t prefetch = gd::prefetch_ahead();  // what dispatch passes here
         auto call = [&](Halide::Callable &f) {
             if (f(&a.x.buf, &a.x_rows.buf, &a.gamma.buf, &a.beta.buf, (int32_t)p.G, 1e-5f, 0,
-                  gd::prefetch_ahead(), &a.y.buf, &a.mean.buf, &a.rstd.buf) != 0) {
+                  prefetch, &a.y.buf, &a.mean.buf, &a.rstd.buf) != 0) {
                 throw std::runtime_error("a gated candidate failed on " + shape.name);
             }
         };
